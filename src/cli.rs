@@ -1,0 +1,179 @@
+//! The command line as clap sees it. Nothing outside this module and
+//! `settings` knows clap: `settings` turns these raw values into checked,
+//! typed settings, and everything downstream takes those.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mediashift",
+    version,
+    about = "Move a web shop's media from local disk to S3 or any S3-compatible store, safely and fast.",
+    long_about = None,
+    propagate_version = true
+)]
+pub struct Cli {
+    /// More log output on stderr (-v: debug, -vv: trace). RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    /// Only errors on stderr.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Plan a migration without writing anything: what would be uploaded,
+    /// what is already there, duplicates, problem names, requests and cost.
+    Plan(RunArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KeyLayoutArg {
+    /// <prefix>/<relative path>
+    Preserve,
+    /// <prefix>/ab/cd/<sha256>.<ext>
+    Content,
+}
+
+/// Options shared by `plan` and `migrate`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The directory holding the media (e.g. /var/www/shop/pub/media).
+    #[arg(value_name = "SOURCE_DIR")]
+    pub source: PathBuf,
+
+    /// Where objects go: s3://BUCKET or s3://BUCKET/PREFIX.
+    #[arg(value_name = "s3://BUCKET[/PREFIX]")]
+    pub destination: String,
+
+    // Connection.
+    /// S3 endpoint, e.g. http://127.0.0.1:8333 for a local server. Default:
+    /// AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, the profile, then AWS itself.
+    /// A custom endpoint uses path-style addressing.
+    #[arg(long, value_name = "URL", help_heading = "Connection")]
+    pub endpoint_url: Option<String>,
+
+    /// AWS region (default: AWS_REGION, the profile, then us-east-1).
+    #[arg(long, help_heading = "Connection")]
+    pub region: Option<String>,
+
+    /// Named profile from ~/.aws/config and ~/.aws/credentials.
+    #[arg(long, help_heading = "Connection")]
+    pub profile: Option<String>,
+
+    // Selection.
+    /// Take every file, not only images and videos.
+    #[arg(long, help_heading = "Selection")]
+    pub all_files: bool,
+
+    /// Take only files matching GLOB (repeatable). A pattern without '/'
+    /// matches file names at any depth; with '/', the path from SOURCE_DIR.
+    #[arg(long, value_name = "GLOB", help_heading = "Selection")]
+    pub include: Vec<String>,
+
+    /// Leave out files matching GLOB (repeatable; wins over --include).
+    #[arg(long, value_name = "GLOB", help_heading = "Selection")]
+    pub exclude: Vec<String>,
+
+    /// Follow symbolic links (loops are detected and reported).
+    #[arg(long, help_heading = "Selection")]
+    pub follow_symlinks: bool,
+
+    /// mediashift's state directory (journal); never uploaded.
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = ".mediashift",
+        help_heading = "Selection"
+    )]
+    pub state: PathBuf,
+
+    // Keys and URLs.
+    /// How objects are named.
+    #[arg(long, value_enum, default_value_t = KeyLayoutArg::Preserve, help_heading = "Keys and URLs")]
+    pub key_layout: KeyLayoutArg,
+
+    /// How the application serves SOURCE_DIR today (a path like /media/ or a URL).
+    #[arg(
+        long,
+        value_name = "URL",
+        default_value = "/",
+        help_heading = "Keys and URLs"
+    )]
+    pub source_base_url: String,
+
+    /// Where objects will be served (a CDN, say). Default: the endpoint's URL for the bucket.
+    #[arg(long, value_name = "URL", help_heading = "Keys and URLs")]
+    pub public_base_url: Option<String>,
+
+    /// Replace objects that hold different content under the same key.
+    #[arg(long, help_heading = "Keys and URLs")]
+    pub overwrite: bool,
+
+    // Transfer.
+    /// Files this large or larger go up in parts.
+    #[arg(
+        long,
+        value_name = "SIZE",
+        default_value = "16MiB",
+        help_heading = "Transfer"
+    )]
+    pub multipart_threshold: String,
+
+    /// Target part size (at least 5 MiB; grown so no object needs more than 10,000 parts).
+    #[arg(
+        long,
+        value_name = "SIZE",
+        default_value = "8MiB",
+        help_heading = "Transfer"
+    )]
+    pub part_size: String,
+
+    /// Requests in flight at once.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 32,
+        help_heading = "Transfer"
+    )]
+    pub concurrency: usize,
+
+    /// Threads that read and hash files (default: one per core).
+    #[arg(long, value_name = "N", help_heading = "Transfer")]
+    pub hash_threads: Option<usize>,
+
+    // Cost.
+    /// USD per 1,000 PUT/POST requests for the estimate (S3 Standard list price).
+    #[arg(
+        long,
+        value_name = "USD",
+        default_value_t = 0.005,
+        help_heading = "Cost estimate"
+    )]
+    pub price_put_per_1000: f64,
+
+    /// USD per GB-month stored for the estimate (S3 Standard, first 50 TB).
+    #[arg(
+        long,
+        value_name = "USD",
+        default_value_t = 0.023,
+        help_heading = "Cost estimate"
+    )]
+    pub price_gb_month: f64,
+
+    // Output.
+    /// Print one JSON document on stdout instead of the text report.
+    #[arg(long, help_heading = "Output")]
+    pub json: bool,
+
+    /// No progress bars (they are also off when stderr is not a terminal).
+    #[arg(long, help_heading = "Output")]
+    pub no_progress: bool,
+}

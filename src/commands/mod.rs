@@ -1,0 +1,4 @@
+//! The subcommands: each ties settings, stages and the store together and
+//! returns what the report needs. Rendering happens in `report`.
+
+pub mod plan;

@@ -1,0 +1,204 @@
+//! `mediashift plan`: the I/O around the pure planner.
+//!
+//! Order matters for cost: the bucket is checked first (a wrong endpoint or
+//! key fails in seconds, before a long walk); the walk and dedup read only
+//! what they must; the bucket listing is streamed and only keys the plan
+//! would write are kept; only objects with a matching size are HEADed, and
+//! only their files are hashed.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::dedup::{self, Digests, Grouping};
+use crate::plan::{self, Plan, Remote};
+use crate::report::Reporter;
+use crate::scan::{self, ScanResult};
+use crate::settings::RunSettings;
+use crate::store::Store;
+use crate::verify;
+use crate::{Error, Result};
+
+/// Everything `plan` learned, for the report (and for `migrate`).
+pub struct Planned {
+    pub scan: ScanResult,
+    pub grouping: Grouping,
+    pub plan: Plan,
+    pub store: Store,
+    pub public_base: String,
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Internal(format!("a worker thread failed: {e}")))
+}
+
+pub async fn run(settings: &RunSettings, reporter: &Reporter) -> Result<Planned> {
+    let store = Store::connect(&settings.connection, &settings.destination.bucket).await?;
+    store.check_bucket().await?;
+    tracing::debug!(
+        endpoint = store.endpoint(),
+        bucket = store.bucket(),
+        "bucket is reachable"
+    );
+
+    let walking = reporter.counter("walking");
+    let opts = settings.scan.clone();
+    let w = walking.clone();
+    let scan = blocking(move || scan::scan(&opts, &w)).await?;
+    walking.finish();
+
+    let hashing = reporter.bytes("hashing", 0);
+    let root = settings.scan.root.clone();
+    let files = Arc::new(scan.files);
+    let hash_all = settings.rules.key_layout == plan::KeyLayout::Content;
+    let threads = settings.hash_threads;
+    let (f, h) = (files.clone(), hashing.clone());
+    let mut grouping = blocking(move || dedup::group(&root, &f, hash_all, threads, &h)).await?;
+
+    let keys = plan::assign_keys(&files, &grouping, &settings.rules);
+    let remote = remote_state(settings, &store, &files, &mut grouping, &keys, reporter).await?;
+    hashing.finish();
+
+    let scan = ScanResult {
+        files: Arc::try_unwrap(files).unwrap_or_else(|a| (*a).clone()),
+        skipped: scan.skipped,
+    };
+    let plan = plan::build(
+        &scan.files,
+        &grouping,
+        keys,
+        &remote,
+        &settings.rules,
+        &scan.skipped,
+    );
+    let public_base = settings
+        .urls
+        .public_base
+        .clone()
+        .unwrap_or_else(|| store.bucket_url());
+    Ok(Planned {
+        scan,
+        grouping,
+        plan,
+        store,
+        public_base,
+    })
+}
+
+/// What the bucket holds under the keys the plan would write.
+async fn remote_state(
+    settings: &RunSettings,
+    store: &Store,
+    files: &Arc<Vec<scan::SourceFile>>,
+    grouping: &mut Grouping,
+    keys: &plan::Keys,
+    reporter: &Reporter,
+) -> Result<HashMap<String, Remote>> {
+    let by_key: HashMap<&str, u32> = keys
+        .objects
+        .iter()
+        .map(|o| (o.key.as_str(), o.canonical))
+        .collect();
+    let mut remote = HashMap::new();
+    let mut same_size: Vec<(String, u32)> = Vec::new();
+    let listing = reporter.counter("listing bucket");
+    store
+        .list(&settings.destination.prefix, |key, size| {
+            listing.inc(1);
+            if let Some(&i) = by_key.get(key) {
+                let local = files[i as usize].size;
+                if size == local {
+                    same_size.push((key.to_string(), i));
+                } else {
+                    remote.insert(
+                        key.to_string(),
+                        Remote::Different {
+                            detail: format!("the object holds {size} bytes, the file {local}"),
+                        },
+                    );
+                }
+            }
+        })
+        .await?;
+    listing.finish();
+    if same_size.is_empty() {
+        return Ok(remote);
+    }
+
+    // Hash the files whose digests are not known yet.
+    let missing: Vec<u32> = same_size
+        .iter()
+        .map(|(_, i)| *i)
+        .filter(|i| !grouping.digests.contains_key(i))
+        .collect();
+    let root = settings.scan.root.clone();
+    let f = files.clone();
+    let threads = settings.hash_threads;
+    let hashed = blocking(move || {
+        let results = dedup::parallel_map(&missing, threads, |&i| {
+            let file = &f[i as usize];
+            dedup::hash_file(
+                &file.path(&root),
+                file.size,
+                &crate::report::Phase::hidden(),
+            )
+        });
+        missing.into_iter().zip(results).collect::<Vec<_>>()
+    })
+    .await?;
+    for (i, r) in hashed {
+        match r {
+            Ok(d) => {
+                grouping.digests.insert(i, d);
+            }
+            Err(e) => {
+                // The file and every duplicate that relied on it fail.
+                for (j, c) in grouping.canonical.iter_mut().enumerate() {
+                    if *c == Some(i) {
+                        *c = None;
+                        let err = std::io::Error::new(e.kind(), e.to_string());
+                        grouping.failed.push((j as u32, err));
+                    }
+                }
+            }
+        }
+    }
+
+    // HEAD them, `concurrency` at a time.
+    let checking = reporter.items("checking", same_size.len() as u64);
+    let limit = Arc::new(Semaphore::new(settings.concurrency));
+    let mut tasks: JoinSet<(
+        String,
+        std::result::Result<Option<crate::store::RemoteObject>, crate::store::StoreError>,
+    )> = JoinSet::new();
+    let mut wanted: HashMap<String, (u64, Digests)> = HashMap::new();
+    for (key, i) in same_size {
+        let Some(d) = grouping.digests.get(&i).copied() else {
+            continue;
+        };
+        wanted.insert(key.clone(), (files[i as usize].size, d));
+        let store = store.clone();
+        let limit = limit.clone();
+        tasks.spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            let r = store.head(&key).await;
+            (key, r)
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        let (key, r) = joined.map_err(|e| Error::Internal(format!("a HEAD task failed: {e}")))?;
+        checking.inc(1);
+        let (size, digests) = wanted[&key];
+        let verdict = match r? {
+            Some(obj) => verify::compare(&obj, size, &digests),
+            None => continue, // deleted since the listing: it will be uploaded
+        };
+        remote.insert(key, verdict);
+    }
+    checking.finish();
+    Ok(remote)
+}

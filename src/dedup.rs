@@ -1,0 +1,468 @@
+//! Finding identical content, reading as little as possible.
+//!
+//! A staged pipeline in the manner of fclones: files are grouped by size; a
+//! file whose size is unique cannot have a twin and is not read at all here
+//! (migrate hashes it while uploading). Within a same-size group, hard links
+//! to one inode are the same content without reading; the remaining inodes
+//! get a cheap partial hash (head and tail), and only those that still
+//! collide get a full SHA-256. Zero-byte files are all the same content.
+//!
+//! Hashing runs on plain OS threads, one per core, never on the async
+//! runtime. A file that cannot be read is reported, not dropped.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use sha2::{Digest as _, Sha256};
+
+use crate::report::Phase;
+use crate::scan::SourceFile;
+use crate::types::{Crc64Nvme, Sha256Digest};
+
+/// Bytes read from each end of a file for the partial hash.
+pub const PARTIAL_BYTES: u64 = 16 * 1024;
+const READ_BUF: usize = 256 * 1024;
+
+/// The full digests of a file: SHA-256 (identity, `sha256` metadata) and
+/// CRC64/NVME (S3's default full-object checksum), from one read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Digests {
+    pub sha256: Sha256Digest,
+    pub crc64: Crc64Nvme,
+}
+
+impl Digests {
+    pub fn of_bytes(data: &[u8]) -> Self {
+        let mut h = Hasher::new();
+        h.update(data);
+        h.finish()
+    }
+}
+
+/// Incremental computation of [`Digests`].
+pub struct Hasher {
+    sha: Sha256,
+    crc: crc_fast::Digest,
+}
+
+impl Default for Hasher {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Hasher {
+    pub fn new() -> Self {
+        Self {
+            sha: Sha256::new(),
+            crc: crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc64Nvme),
+        }
+    }
+
+    pub fn update(&mut self, data: &[u8]) {
+        self.sha.update(data);
+        self.crc.update(data);
+    }
+
+    pub fn finish(self) -> Digests {
+        Digests {
+            sha256: Sha256Digest(self.sha.finalize().into()),
+            crc64: Crc64Nvme(self.crc.finalize()),
+        }
+    }
+}
+
+/// Reads a whole file and returns its digests. Fails if the file is not
+/// `expected_size` bytes long (it changed since the walk).
+pub fn hash_file(path: &Path, expected_size: u64, progress: &Phase) -> io::Result<Digests> {
+    let mut file = File::open(path)?;
+    let mut buf = vec![0u8; READ_BUF];
+    let mut h = Hasher::new();
+    let mut total = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+        total += n as u64;
+        progress.inc(n as u64);
+    }
+    if total != expected_size {
+        return Err(changed(expected_size, total));
+    }
+    Ok(h.finish())
+}
+
+fn changed(expected: u64, now: u64) -> io::Error {
+    io::Error::other(format!(
+        "file changed while being read: {expected} bytes at the walk, {now} now"
+    ))
+}
+
+/// A hash of the first and last [`PARTIAL_BYTES`] of a file.
+fn partial_hash(path: &Path, size: u64) -> io::Result<[u8; 32]> {
+    let mut file = File::open(path)?;
+    let mut sha = Sha256::new();
+    let head = size.min(PARTIAL_BYTES) as usize;
+    let mut buf = vec![0u8; head];
+    file.read_exact(&mut buf)?;
+    sha.update(&buf);
+    if size > PARTIAL_BYTES {
+        let tail = (size - PARTIAL_BYTES).min(PARTIAL_BYTES);
+        file.seek(SeekFrom::Start(size - tail))?;
+        buf.resize(tail as usize, 0);
+        file.read_exact(&mut buf)?;
+        sha.update(&buf);
+    }
+    Ok(sha.finalize().into())
+}
+
+/// Runs `job` over `items` on `threads` OS threads, keeping the order.
+pub fn parallel_map<T: Sync, R: Send>(
+    items: &[T],
+    threads: usize,
+    job: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<R>>> = Mutex::new((0..items.len()).map(|_| None).collect());
+    std::thread::scope(|s| {
+        for _ in 0..threads.clamp(1, items.len().max(1)) {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(item) = items.get(i) else { break };
+                    let r = job(item);
+                    results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(r);
+                }
+            });
+        }
+    });
+    results
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .into_iter()
+        .map(|r| r.expect("every index is processed exactly once"))
+        .collect()
+}
+
+/// The outcome of deduplication over a list of files (indexes into it).
+#[derive(Debug, Default)]
+pub struct Grouping {
+    /// For each file, the index of the file whose content it shares and
+    /// that represents it (the lexicographically first path), or `None` if
+    /// the file could not be read.
+    pub canonical: Vec<Option<u32>>,
+    /// Digests known so far, by canonical index.
+    pub digests: HashMap<u32, Digests>,
+    /// Files that could not be read, with the error.
+    pub failed: Vec<(u32, io::Error)>,
+    /// How many bytes were read to decide (for the report and benchmark).
+    pub bytes_read: u64,
+}
+
+impl Grouping {
+    pub fn is_canonical(&self, i: usize) -> bool {
+        self.canonical[i] == Some(i as u32)
+    }
+}
+
+/// Groups `files` (sorted by path) by content. With `hash_all`, every
+/// canonical file also gets its full digests (content-addressed keys need
+/// them); otherwise only same-size candidates are read.
+pub fn group(
+    root: &Path,
+    files: &[SourceFile],
+    hash_all: bool,
+    threads: usize,
+    progress: &Phase,
+) -> Grouping {
+    let n = files.len();
+    let mut g = Grouping::default();
+    // `link[i]`: the representative of i's inode (itself for most files).
+    let mut link: Vec<u32> = (0..n as u32).collect();
+    // Representative → canonical representative, for proven duplicates.
+    let mut merged: HashMap<u32, u32> = HashMap::new();
+    let mut failed_reps: HashMap<u32, io::Error> = HashMap::new();
+
+    // Stage 1: sizes. Files are sorted by path, so each bucket's first
+    // member is the lexicographically first.
+    let mut by_size: HashMap<u64, Vec<u32>> = HashMap::new();
+    for (i, f) in files.iter().enumerate() {
+        by_size.entry(f.size).or_default().push(i as u32);
+    }
+
+    // Stage 2: hard links. Representatives are one file per inode.
+    let mut candidates: Vec<Vec<u32>> = Vec::new();
+    for (size, members) in by_size {
+        if members.len() < 2 {
+            continue;
+        }
+        if size == 0 {
+            for &m in &members {
+                link[m as usize] = members[0];
+            }
+            g.digests.insert(members[0], Digests::of_bytes(&[]));
+            continue;
+        }
+        let mut by_inode: HashMap<(u64, u64), u32> = HashMap::new();
+        let mut reps = Vec::new();
+        for &m in &members {
+            let f = &files[m as usize];
+            match by_inode.get(&(f.dev, f.ino)) {
+                Some(&rep) => link[m as usize] = rep,
+                None => {
+                    by_inode.insert((f.dev, f.ino), m);
+                    reps.push(m);
+                }
+            }
+        }
+        if reps.len() > 1 {
+            candidates.push(reps);
+        }
+    }
+
+    // Stage 3: partial hashes, for files large enough that it saves reading.
+    let partial_jobs: Vec<u32> = candidates
+        .iter()
+        .flatten()
+        .copied()
+        .filter(|&i| files[i as usize].size > 2 * PARTIAL_BYTES)
+        .collect();
+    let partials = parallel_map(&partial_jobs, threads, |&i| {
+        let f = &files[i as usize];
+        partial_hash(&f.path(root), f.size)
+    });
+    let mut partial_of: HashMap<u32, [u8; 32]> = HashMap::new();
+    for (&i, r) in partial_jobs.iter().zip(partials) {
+        g.bytes_read += (2 * PARTIAL_BYTES).min(files[i as usize].size);
+        match r {
+            Ok(h) => {
+                partial_of.insert(i, h);
+            }
+            Err(e) => {
+                failed_reps.insert(i, e);
+            }
+        }
+    }
+    let mut full_jobs: Vec<u32> = Vec::new();
+    for reps in &candidates {
+        let mut by_partial: HashMap<Option<[u8; 32]>, Vec<u32>> = HashMap::new();
+        for &r in reps {
+            if failed_reps.contains_key(&r) {
+                continue;
+            }
+            by_partial
+                .entry(partial_of.get(&r).copied())
+                .or_default()
+                .push(r);
+        }
+        for group in by_partial.into_values() {
+            if group.len() > 1 {
+                full_jobs.extend(group);
+            }
+        }
+    }
+
+    // Stage 4: full hashes of what still collides (and, with `hash_all`,
+    // of every other canonical file).
+    if hash_all {
+        let queued: std::collections::HashSet<u32> = full_jobs.iter().copied().collect();
+        full_jobs.extend((0..n as u32).filter(|&i| {
+            link[i as usize] == i
+                && !queued.contains(&i)
+                && !failed_reps.contains_key(&i)
+                && !g.digests.contains_key(&i)
+        }));
+    }
+    full_jobs.sort_unstable();
+    progress.inc_length(full_jobs.iter().map(|&i| files[i as usize].size).sum());
+    let fulls = parallel_map(&full_jobs, threads, |&i| {
+        let f = &files[i as usize];
+        hash_file(&f.path(root), f.size, progress)
+    });
+    let mut by_digest: HashMap<Sha256Digest, u32> = HashMap::new();
+    for (&i, r) in full_jobs.iter().zip(fulls) {
+        g.bytes_read += files[i as usize].size;
+        match r {
+            Ok(d) => {
+                // Jobs are in path order, so the first one seen is canonical.
+                let canon = *by_digest.entry(d.sha256).or_insert(i);
+                if canon == i {
+                    g.digests.insert(i, d);
+                } else {
+                    merged.insert(i, canon);
+                }
+            }
+            Err(e) => {
+                failed_reps.insert(i, e);
+            }
+        }
+    }
+
+    // Resolve every file to its canonical file, or to its failure.
+    g.canonical = Vec::with_capacity(n);
+    for (i, &rep) in link.iter().enumerate() {
+        if let Some(err) = failed_reps.get(&rep) {
+            g.canonical.push(None);
+            let msg = if rep == i as u32 {
+                err.to_string()
+            } else {
+                format!(
+                    "hard link of {}, which could not be read: {err}",
+                    files[rep as usize].rel
+                )
+            };
+            g.failed.push((i as u32, io::Error::new(err.kind(), msg)));
+        } else {
+            g.canonical.push(Some(*merged.get(&rep).unwrap_or(&rep)));
+        }
+    }
+    g
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::Phase;
+    use crate::scan::{ScanOptions, scan};
+    use crate::select::Selector;
+    use std::fs;
+
+    fn setup(files: &[(&str, &[u8])]) -> (tempfile::TempDir, Vec<SourceFile>) {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, content) in files {
+            let p = dir.path().join(name);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(p, content).unwrap();
+        }
+        let list = rescan(dir.path());
+        (dir, list)
+    }
+
+    fn rescan(root: &Path) -> Vec<SourceFile> {
+        let opts = ScanOptions {
+            root: root.to_path_buf(),
+            selector: Selector::new(true, &[], &[]).unwrap(),
+            follow_symlinks: false,
+            prune: vec![],
+        };
+        scan(&opts, &Phase::hidden()).files
+    }
+
+    fn canon_names<'a>(files: &'a [SourceFile], g: &Grouping) -> Vec<(&'a str, &'a str)> {
+        files
+            .iter()
+            .zip(&g.canonical)
+            .map(|(f, c)| (&*f.rel, c.map_or("FAILED", |c| &*files[c as usize].rel)))
+            .collect()
+    }
+
+    #[test]
+    fn unique_sizes_are_not_read() {
+        let (dir, files) = setup(&[("a.jpg", b"1"), ("b.jpg", b"22"), ("c.jpg", b"333")]);
+        let g = group(dir.path(), &files, false, 2, &Phase::hidden());
+        assert_eq!(g.bytes_read, 0);
+        assert!(g.digests.is_empty());
+        assert!((0..3).all(|i| g.is_canonical(i)));
+    }
+
+    #[test]
+    fn same_size_different_content_is_not_a_duplicate() {
+        let (dir, files) = setup(&[("a.jpg", b"abc"), ("b.jpg", b"abd"), ("z/c.jpg", b"abc")]);
+        let g = group(dir.path(), &files, false, 2, &Phase::hidden());
+        assert_eq!(
+            canon_names(&files, &g),
+            [("a.jpg", "a.jpg"), ("b.jpg", "b.jpg"), ("z/c.jpg", "a.jpg")]
+        );
+        assert_eq!(g.digests[&0].sha256, Digests::of_bytes(b"abc").sha256);
+    }
+
+    #[test]
+    fn large_files_differing_in_the_middle_need_the_full_hash() {
+        let size = 3 * PARTIAL_BYTES as usize + 10;
+        let a = vec![7u8; size];
+        let mut b = a.clone();
+        b[size / 2] = 8;
+        let (dir, files) = setup(&[("a.mp4", &a), ("b.mp4", &b), ("c.mp4", &a)]);
+        let g = group(dir.path(), &files, false, 2, &Phase::hidden());
+        assert_eq!(
+            canon_names(&files, &g),
+            [("a.mp4", "a.mp4"), ("b.mp4", "b.mp4"), ("c.mp4", "a.mp4")]
+        );
+        // Partial hashes, then the full read of all three.
+        assert_eq!(g.bytes_read, 3 * 2 * PARTIAL_BYTES + 3 * size as u64);
+    }
+
+    #[test]
+    fn partial_hash_alone_separates_different_heads() {
+        let size = 3 * PARTIAL_BYTES as usize;
+        let a = vec![1u8; size];
+        let b = vec![2u8; size];
+        let (dir, files) = setup(&[("a.mp4", &a), ("b.mp4", &b)]);
+        let g = group(dir.path(), &files, false, 2, &Phase::hidden());
+        assert_eq!(g.bytes_read, 2 * 2 * PARTIAL_BYTES);
+        assert!(g.is_canonical(0) && g.is_canonical(1));
+    }
+
+    #[test]
+    fn hard_links_are_duplicates_without_reading() {
+        let (dir, _) = setup(&[("a.jpg", b"same"), ("other.jpg", b"diff")]);
+        fs::hard_link(dir.path().join("a.jpg"), dir.path().join("b.jpg")).unwrap();
+        let files = rescan(dir.path());
+        let g = group(dir.path(), &files, false, 2, &Phase::hidden());
+        let names = canon_names(&files, &g);
+        assert_eq!(names[1], ("b.jpg", "a.jpg"));
+        // a.jpg and other.jpg have the same size and distinct inodes: those
+        // two are read; b.jpg is not.
+        assert_eq!(g.bytes_read, 8);
+    }
+
+    #[test]
+    fn zero_byte_files_are_one_content() {
+        let (dir, files) = setup(&[("x/e1.jpg", b""), ("e2.jpg", b""), ("f.jpg", b"x")]);
+        let g = group(dir.path(), &files, false, 2, &Phase::hidden());
+        assert_eq!(canon_names(&files, &g)[2], ("x/e1.jpg", "e2.jpg"));
+        assert_eq!(g.bytes_read, 0);
+    }
+
+    #[test]
+    fn hash_all_digests_every_canonical_file() {
+        let (dir, files) = setup(&[("a.jpg", b"1"), ("b.jpg", b"22"), ("c.jpg", b"22")]);
+        let g = group(dir.path(), &files, true, 2, &Phase::hidden());
+        assert_eq!(g.digests.len(), 2);
+        assert_eq!(g.digests[&0], Digests::of_bytes(b"1"));
+        assert_eq!(g.canonical[2], Some(1));
+    }
+
+    #[test]
+    fn a_file_that_vanishes_is_reported() {
+        let (dir, files) = setup(&[("a.jpg", b"ab"), ("b.jpg", b"ab")]);
+        fs::remove_file(dir.path().join("b.jpg")).unwrap();
+        let g = group(dir.path(), &files, false, 2, &Phase::hidden());
+        assert_eq!(g.canonical, [Some(0), None]);
+        assert_eq!(g.failed.len(), 1);
+        assert_eq!(g.failed[0].1.kind(), io::ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn crc64nvme_matches_the_s3_reference_value() {
+        // The CRC-64/NVME check value from the CRC catalogue.
+        let d = Digests::of_bytes(b"123456789");
+        assert_eq!(d.crc64.0, 0xae8b_1486_0a79_9888);
+    }
+
+    #[test]
+    fn parallel_map_keeps_order() {
+        let v: Vec<u32> = (0..1000).collect();
+        assert_eq!(
+            parallel_map(&v, 4, |x| x * 2),
+            v.iter().map(|x| x * 2).collect::<Vec<_>>()
+        );
+        assert!(parallel_map(&[] as &[u32], 4, |x| *x).is_empty());
+    }
+}

@@ -1,0 +1,69 @@
+//! The `mediashift` binary: parse, resolve settings, run, map the outcome
+//! to an exit code (0 all good, 1 some files could not be handled, 2 usage,
+//! configuration or connection error).
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Parser as _;
+use mediashift::cli::{Cli, Command};
+use mediashift::report::{self, PlanDoc, Reporter};
+use mediashift::settings::RunSettings;
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("mediashift: error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_logging(cli: &Cli) {
+    use tracing_subscriber::EnvFilter;
+    let level = match (cli.quiet, cli.verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "debug",
+        (false, _) => "trace",
+    };
+    // Our own crate at the chosen level; the SDK only at warn, so nothing it
+    // logs at debug (request details) shows unless RUST_LOG asks for it.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("error,mediashift={level}")));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(report::LogWriter)
+        .with_target(false)
+        .without_time()
+        .init();
+}
+
+fn run() -> anyhow::Result<ExitCode> {
+    let cli = Cli::parse();
+    init_logging(&cli);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    match &cli.command {
+        Command::Plan(args) => {
+            let settings = RunSettings::from_args(args)?;
+            let reporter = Reporter::new(settings.output.progress);
+            let planned =
+                runtime.block_on(mediashift::commands::plan::run(&settings, &reporter))?;
+            let doc = PlanDoc::new(&planned, &settings);
+            if settings.output.json {
+                println!("{}", serde_json::to_string_pretty(&doc)?);
+            } else {
+                print!("{}", report::plan_text(&doc));
+            }
+            Ok(if doc.failed.is_empty() && doc.conflicts.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! Turning raw command-line values into checked, typed settings.
+//!
+//! Every check on user input happens here, once, with a one-line message
+//! that names the flag or path and says what to do. Nothing downstream
+//! sees clap or re-validates.
+
+use std::path::{Path, PathBuf};
+
+use crate::cli::{KeyLayoutArg, RunArgs};
+use crate::plan::{KeyLayout, MAX_PART_SIZE, MAX_PUT_SIZE, MIN_PART_SIZE, PlanRules, Prices};
+use crate::scan::ScanOptions;
+use crate::select::Selector;
+use crate::store::ConnectionSettings;
+use crate::types::{ByteSize, Destination};
+
+/// A problem with the command line or configuration (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SettingsError(pub String);
+
+fn bad(msg: impl Into<String>) -> SettingsError {
+    SettingsError(msg.into())
+}
+
+/// Output preferences.
+#[derive(Debug, Clone, Copy)]
+pub struct OutputSettings {
+    pub json: bool,
+    pub progress: bool,
+}
+
+/// URL bases for the rewrite maps.
+#[derive(Debug, Clone)]
+pub struct UrlSettings {
+    pub source_base: String,
+    /// `None`: the endpoint's URL for the bucket, known once connected.
+    pub public_base: Option<String>,
+}
+
+/// Everything `plan` (and later `migrate`) needs.
+#[derive(Debug, Clone)]
+pub struct RunSettings {
+    pub scan: ScanOptions,
+    pub destination: Destination,
+    pub connection: ConnectionSettings,
+    pub rules: PlanRules,
+    pub urls: UrlSettings,
+    pub state_dir: PathBuf,
+    pub concurrency: usize,
+    pub hash_threads: usize,
+    pub output: OutputSettings,
+}
+
+fn size_flag(flag: &str, value: &str) -> Result<u64, SettingsError> {
+    value
+        .parse::<ByteSize>()
+        .map(ByteSize::get)
+        .map_err(|e| bad(format!("{flag}: {e}")))
+}
+
+fn url_flag(flag: &str, value: &str, allow_path: bool) -> Result<String, SettingsError> {
+    let ok = value.starts_with("http://")
+        || value.starts_with("https://")
+        || (allow_path && value.starts_with('/'));
+    if !ok || value.chars().any(char::is_whitespace) {
+        let what = if allow_path {
+            "an absolute path like /media/ or an http(s):// URL"
+        } else {
+            "an http(s):// URL"
+        };
+        return Err(bad(format!(
+            "{flag} '{value}' must be {what}, without spaces"
+        )));
+    }
+    Ok(value.to_string())
+}
+
+fn env_nonempty(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+impl RunSettings {
+    pub fn from_args(args: &RunArgs) -> Result<Self, SettingsError> {
+        let source = resolve_source(&args.source)?;
+        let destination: Destination = args.destination.parse().map_err(|e| bad(format!("{e}")))?;
+
+        let endpoint_url = match &args.endpoint_url {
+            Some(u) => Some(url_flag("--endpoint-url", u, false)?),
+            None => {
+                env_nonempty("AWS_ENDPOINT_URL_S3").or_else(|| env_nonempty("AWS_ENDPOINT_URL"))
+            }
+        };
+        let connection = ConnectionSettings {
+            endpoint_url,
+            region: args.region.clone(),
+            profile: args.profile.clone(),
+        };
+
+        let multipart_threshold = size_flag("--multipart-threshold", &args.multipart_threshold)?;
+        if multipart_threshold > MAX_PUT_SIZE {
+            return Err(bad(format!(
+                "--multipart-threshold {} is above 5 GiB, the largest single PutObject S3 accepts",
+                args.multipart_threshold
+            )));
+        }
+        let part_size = size_flag("--part-size", &args.part_size)?;
+        if !(MIN_PART_SIZE..=MAX_PART_SIZE).contains(&part_size) {
+            return Err(bad(format!(
+                "--part-size {} is outside S3's limits: use 5MiB to 5GiB",
+                args.part_size
+            )));
+        }
+        if args.concurrency == 0 || args.concurrency > 1024 {
+            return Err(bad("--concurrency must be between 1 and 1024"));
+        }
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let hash_threads = args.hash_threads.unwrap_or(cores);
+        if hash_threads == 0 || hash_threads > 256 {
+            return Err(bad("--hash-threads must be between 1 and 256"));
+        }
+        for (flag, v) in [
+            ("--price-put-per-1000", args.price_put_per_1000),
+            ("--price-gb-month", args.price_gb_month),
+        ] {
+            if !v.is_finite() || v < 0.0 {
+                return Err(bad(format!("{flag} must be a non-negative number of USD")));
+            }
+        }
+
+        let selector = Selector::new(args.all_files, &args.include, &args.exclude)
+            .map_err(|e| bad(e.to_string()))?;
+        let state_dir = absolute(&args.state)?;
+        let prune = state_dir
+            .canonicalize()
+            .map_or_else(|_| vec![state_dir.clone()], |p| vec![p]);
+
+        Ok(Self {
+            scan: ScanOptions {
+                root: source,
+                selector,
+                follow_symlinks: args.follow_symlinks,
+                prune,
+            },
+            destination: destination.clone(),
+            connection,
+            rules: PlanRules {
+                prefix: destination.prefix,
+                key_layout: match args.key_layout {
+                    KeyLayoutArg::Preserve => KeyLayout::Preserve,
+                    KeyLayoutArg::Content => KeyLayout::Content,
+                },
+                multipart_threshold,
+                part_size,
+                prices: Prices {
+                    put_per_1000: args.price_put_per_1000,
+                    storage_gb_month: args.price_gb_month,
+                },
+                overwrite: args.overwrite,
+            },
+            urls: UrlSettings {
+                source_base: url_flag("--source-base-url", &args.source_base_url, true)?,
+                public_base: args
+                    .public_base_url
+                    .as_deref()
+                    .map(|u| url_flag("--public-base-url", u, false))
+                    .transpose()?,
+            },
+            state_dir,
+            concurrency: args.concurrency,
+            hash_threads,
+            output: OutputSettings {
+                json: args.json,
+                progress: !args.no_progress,
+            },
+        })
+    }
+}
+
+fn absolute(p: &Path) -> Result<PathBuf, SettingsError> {
+    std::path::absolute(p).map_err(|e| bad(format!("--state '{}': {e}", p.display())))
+}
+
+fn resolve_source(p: &Path) -> Result<PathBuf, SettingsError> {
+    let shown = p.display();
+    match std::fs::metadata(p) {
+        Ok(m) if m.is_dir() => p
+            .canonicalize()
+            .map_err(|e| bad(format!("SOURCE_DIR '{shown}' cannot be resolved: {e}"))),
+        Ok(_) => Err(bad(format!(
+            "SOURCE_DIR '{shown}' is a file, not a directory: give the media directory"
+        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(bad(format!(
+            "SOURCE_DIR '{shown}' does not exist: check the path"
+        ))),
+        Err(e) => Err(bad(format!("SOURCE_DIR '{shown}' cannot be read: {e}"))),
+    }
+}
