@@ -226,9 +226,17 @@ pub fn scan(opts: &ScanOptions, progress: &Phase) -> ScanResult {
         progress.inc(1);
         let rel_path = entry.path().strip_prefix(root).unwrap_or(entry.path());
         let rel = rel_path.to_str();
+        let name_for_rules = rel.map_or_else(|| escape_path(rel_path), str::to_string);
+        // A link to a directory is a symlink whatever its name.
+        if entry.path_is_symlink() && !opts.follow_symlinks && entry.path().is_dir() {
+            let detail = "link to a directory; use --follow-symlinks to walk it".to_string();
+            result
+                .skipped
+                .add(SkipReason::Symlink, name_for_rules, detail);
+            continue;
+        }
         // Decide on the name first: a non-media file with a bad name is not a
         // problem, just not media.
-        let name_for_rules = rel.map_or_else(|| escape_path(rel_path), str::to_string);
         match opts.selector.verdict(&name_for_rules) {
             Verdict::Take => {}
             Verdict::NotMedia => {

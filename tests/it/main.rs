@@ -1,0 +1,8 @@
+//! Integration tests: the real `mediashift` binary against a real S3
+//! server (see `support` for which one). One test binary, so the server is
+//! started once.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod plan;
+mod support;

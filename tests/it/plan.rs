@@ -1,0 +1,440 @@
+//! `mediashift plan` against the real server.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::support::{
+    Target, Tree, bytes, json as doc, mediashift, mediashift_env, stderr, target,
+};
+
+const MIB: usize = 1024 * 1024;
+
+fn plan(tree: &Tree, t: &Target, extra: &[&str]) -> (std::process::Output, Value) {
+    let mut args = vec![
+        "plan".to_string(),
+        tree.path().display().to_string(),
+        t.url(),
+        "--json".to_string(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let out = mediashift(&args);
+    let v = doc(&out);
+    (out, v)
+}
+
+fn hex(data: &[u8]) -> String {
+    Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A shop-like tree: 10 media files, 5 distinct contents.
+fn shop_tree() -> Tree {
+    let t = Tree::new();
+    let shoe = bytes(1, 50_000);
+    let promo = bytes(4, 20 * MIB);
+    t.file("catalog/product/a/b/shoe.jpg", &shoe)
+        .file("catalog/product/c/d/shoe-copy.jpg", &shoe)
+        .file("catalog/product/e/shoe-again.JPG", &shoe)
+        .file("catalog/product/a/b/bag.png", &bytes(2, 50_000))
+        .file("catalog/product/x/hat.webp", &bytes(3, 1234))
+        .file("video/promo.mp4", &promo)
+        .file("video/promo-copy.mp4", &promo)
+        .file("docs/readme.txt", b"not media")
+        .file("cache/tmp.jpg", b"excluded")
+        .file("empty.gif", b"")
+        .file("sub/empty2.gif", b"");
+    std::fs::hard_link(
+        t.join("catalog/product/x/hat.webp"),
+        t.join("catalog/product/x/hat-link.webp"),
+    )
+    .unwrap();
+    t
+}
+
+#[test]
+fn plan_counts_a_tree_with_duplicates_and_writes_nothing() {
+    let tree = shop_tree();
+    let t = target("plan-counts");
+    t.put(&format!("{}unrelated/keep.jpg", t.prefix), b"keep me", None);
+    let before = t.objects();
+
+    let (out, v) = plan(&tree, &t, &["--exclude", "cache/"]);
+    assert!(
+        out.status.success(),
+        "exit {:?}\n{}",
+        out.status,
+        stderr(&out)
+    );
+
+    let bytes_unique = 50_000 + 50_000 + 1234 + 20 * MIB as u64;
+    let bytes_total = 4 * 50_000 + 2 * 1234 + 2 * 20 * MIB as u64;
+    assert_eq!(v["files_total"], 10);
+    assert_eq!(v["bytes_total"], bytes_total);
+    assert_eq!(v["files_unique"], 5);
+    assert_eq!(v["bytes_unique"], bytes_unique);
+    assert_eq!(v["duplicate_files"], 5);
+    assert_eq!(v["duplicate_bytes"], bytes_total - bytes_unique);
+    assert_eq!(v["objects_to_upload"], 5);
+    assert_eq!(v["bytes_to_upload"], bytes_unique);
+    assert_eq!(v["objects_already_present"], 0);
+    assert_eq!(v["multipart_objects"], 1);
+    // 20 MiB in 8 MiB parts: 3 parts.
+    assert_eq!(
+        v["requests"],
+        json!({"put_object": 4, "create_multipart": 1, "upload_part": 3, "complete_multipart": 1})
+    );
+    assert_eq!(v["skipped"]["not_media"]["count"], 1);
+    assert_eq!(
+        v["skipped"]["not_media"]["examples"][0]["path"],
+        "docs/readme.txt"
+    );
+    assert_eq!(v["skipped"]["excluded"]["count"], 1);
+    assert_eq!(v["failed"], json!([]));
+    let expected_cost = 9.0 / 1000.0 * 0.005 + bytes_unique as f64 / (1u64 << 30) as f64 * 0.023;
+    let cost = v["estimated_cost_usd"].as_f64().unwrap();
+    assert!(
+        (cost - expected_cost).abs() < 0.0001,
+        "cost {cost}, expected {expected_cost}"
+    );
+    // What dedup read: head+tail (16 KiB each) of the four 50,000-byte files,
+    // then the three shoes in full (bag.png differs in its head); the same
+    // for the two promos. The hard-linked hat and the empty files: nothing.
+    let partial = 2 * 16 * 1024;
+    assert_eq!(
+        v["bytes_hashed"],
+        4 * partial + 3 * 50_000 + 2 * partial + 2 * 20 * MIB as u64
+    );
+
+    assert_eq!(t.objects(), before, "plan must not write to the bucket");
+}
+
+#[test]
+fn plan_text_report_is_readable() {
+    let tree = shop_tree();
+    let t = target("plan-text");
+    let out = mediashift(["plan".as_ref(), tree.path().as_os_str(), t.url().as_ref()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    for needle in [
+        "media files",
+        "duplicates (not uploaded)",
+        "to upload",
+        "estimated cost",
+        "Nothing was written",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+    assert!(
+        text.contains("docs/readme.txt"),
+        "skipped examples are shown:\n{text}"
+    );
+}
+
+#[test]
+fn weird_names_are_planned_and_the_non_utf8_one_is_reported() {
+    let tree = Tree::new();
+    let long = format!("{}.jpg", "n".repeat(196));
+    let names: Vec<&[u8]> = vec![
+        b"a b.jpg",
+        b"plus+sign.jpg",
+        b"100%.jpg",
+        b"hash#tag.jpg",
+        b"what?.jpg",
+        "caf\u{e9}.jpg".as_bytes(),
+        "cafe\u{301}.jpg".as_bytes(),
+        "\u{1F3AC} clip.mp4".as_bytes(),
+        long.as_bytes(),
+        b"UPPER.JPEG",
+    ];
+    for (i, name) in names.iter().enumerate() {
+        tree.file(name, &bytes(100 + i as u64, 1000 + i));
+    }
+    tree.file("zero.png", b"");
+    tree.file(b"bad\xff.jpg", b"latin-1 name");
+
+    let t = target("weird-names");
+    let (out, v) = plan(&tree, &t, &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a file that cannot be migrated makes exit 1\n{}",
+        stderr(&out)
+    );
+    assert_eq!(v["files_total"], 11);
+    assert_eq!(v["files_unique"], 11);
+    assert_eq!(v["objects_to_upload"], 11);
+    assert_eq!(v["skipped"]["not_utf8"]["count"], 1);
+    assert_eq!(v["problems"]["not_utf8"], json!(["bad\\xFF.jpg"]));
+    assert_eq!(v["failed"].as_array().unwrap().len(), 1);
+    assert_eq!(v["failed"][0]["path"], "bad\\xFF.jpg");
+    assert!(v["failed"][0]["error"].as_str().unwrap().contains("UTF-8"));
+    assert_eq!(
+        v["problems"]["normalization_collisions"],
+        json!([["cafe\u{301}.jpg", "caf\u{e9}.jpg"]]),
+        "grouped, in byte order"
+    );
+    assert_eq!(t.objects().len(), 0);
+}
+
+#[test]
+fn names_differing_only_by_case_are_listed() {
+    let tree = Tree::new();
+    tree.file("img/Logo.png", b"1")
+        .file("img/logo.PNG", b"22")
+        .file("img/other.png", b"333");
+    let t = target("case-collisions");
+    let (out, v) = plan(&tree, &t, &[]);
+    assert!(
+        out.status.success(),
+        "collisions are warnings, not failures\n{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        v["problems"]["case_collisions"],
+        json!([["img/Logo.png", "img/logo.PNG"]])
+    );
+}
+
+#[test]
+fn keys_over_1024_bytes_are_failures() {
+    let tree = Tree::new();
+    let name = format!("{}.jpg", "k".repeat(196));
+    tree.file(&name, b"x").file("ok.jpg", b"y");
+    let mut t = target("long-keys");
+    t.prefix = format!("{}{}/", t.prefix, "p".repeat(900));
+    let (out, v) = plan(&tree, &t, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(v["files_total"], 1);
+    assert_eq!(v["problems"]["long_keys"][0]["path"], name);
+    let err = v["failed"][0]["error"].as_str().unwrap();
+    assert!(err.contains("1024"), "{err}");
+}
+
+#[test]
+fn objects_already_in_the_bucket_are_recognised_and_conflicts_reported() {
+    let tree = Tree::new();
+    let (a, b, c, d) = (
+        bytes(11, 3000),
+        bytes(12, 3000),
+        bytes(13, 3000),
+        bytes(14, 3000),
+    );
+    tree.file("a.jpg", &a)
+        .file("b.jpg", &b)
+        .file("c.jpg", &c)
+        .file("d.jpg", &d)
+        .file("e.jpg", b"new");
+    let t = target("already-present");
+    let key = |n: &str| format!("{}{n}", t.prefix);
+    t.put(&key("a.jpg"), &a, Some(&hex(&a))); // same, proven by sha256 metadata
+    t.put(&key("b.jpg"), &b, None); // same, proven by the CRC64NVME checksum
+    t.put(&key("c.jpg"), &bytes(99, 3000), None); // same size, other content
+    t.put(&key("d.jpg"), b"short", None); // other size
+    let before = t.objects();
+
+    let (out, v) = plan(&tree, &t, &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "conflicts need --overwrite\n{}",
+        stderr(&out)
+    );
+    assert_eq!(v["objects_already_present"], 2);
+    assert_eq!(v["bytes_already_present"], 6000);
+    assert_eq!(v["objects_conflicting"], 2);
+    assert_eq!(v["objects_to_upload"], 1);
+    let conflicts: Vec<&str> = v["conflicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(conflicts, ["c.jpg", "d.jpg"]);
+
+    let (out, v) = plan(&tree, &t, &["--overwrite"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(v["objects_to_upload"], 3);
+    assert_eq!(v["objects_already_present"], 2);
+    assert_eq!(t.objects(), before, "plan must not write to the bucket");
+}
+
+#[test]
+fn content_layout_keys_are_the_sha256() {
+    let tree = Tree::new();
+    let img = bytes(21, 5000);
+    tree.file("x/one.JPG", &img)
+        .file("y/two.jpg", &img)
+        .file("z/three.png", &bytes(22, 10));
+    let t = target("content-layout");
+    let h = hex(&img);
+    // The object this content would get, already there.
+    t.put(
+        &format!("{}{}/{}/{h}.jpg", t.prefix, &h[..2], &h[2..4]),
+        &img,
+        Some(&h),
+    );
+    let (out, v) = plan(&tree, &t, &["--key-layout", "content"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(v["key_layout"], "content");
+    assert_eq!(v["files_unique"], 2);
+    assert_eq!(v["objects_already_present"], 1);
+    assert_eq!(v["objects_to_upload"], 1);
+}
+
+#[test]
+fn symlinks_are_skipped_unless_followed_and_loops_are_reported() {
+    let tree = Tree::new();
+    tree.file("real/a.jpg", b"a");
+    std::os::unix::fs::symlink(tree.join("real/a.jpg"), tree.join("link.jpg")).unwrap();
+    std::os::unix::fs::symlink(tree.join("real"), tree.join("real/loop")).unwrap();
+    let t = target("symlinks");
+
+    let (out, v) = plan(&tree, &t, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(v["files_total"], 1);
+    assert_eq!(v["skipped"]["symlink"]["count"], 2);
+
+    let (out, v) = plan(&tree, &t, &["--follow-symlinks"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(v["files_total"], 2);
+    assert_eq!(
+        v["files_unique"], 1,
+        "a followed link to a file already taken is a duplicate"
+    );
+    let loops = &v["skipped"]["symlink"];
+    assert_eq!(loops["count"], 1);
+    assert!(
+        loops["examples"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("loop")
+    );
+}
+
+fn assert_one_line_error(out: &std::process::Output, needles: &[&str]) {
+    assert_eq!(out.status.code(), Some(2), "stderr: {}", stderr(out));
+    let err = stderr(out);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "one line expected, got:\n{err}");
+    for n in needles {
+        assert!(err.contains(n), "{n:?} not in {err:?}");
+    }
+    assert!(out.stdout.is_empty(), "nothing on stdout on error");
+}
+
+#[test]
+fn a_missing_bucket_is_a_clear_error() {
+    let tree = shop_tree();
+    let out = mediashift([
+        "plan".as_ref(),
+        tree.path().as_os_str(),
+        "s3://no-such-bucket-mediashift".as_ref(),
+    ]);
+    assert_one_line_error(&out, &["no-such-bucket-mediashift", "does not exist"]);
+}
+
+#[test]
+fn wrong_credentials_are_a_clear_error() {
+    let tree = shop_tree();
+    let t = target("wrong-creds");
+    let out = mediashift_env(
+        ["plan".as_ref(), tree.path().as_os_str(), t.url().as_ref()],
+        &[("AWS_SECRET_ACCESS_KEY", "not-the-secret")],
+    );
+    assert_one_line_error(&out, &["refused", "AWS_SECRET_ACCESS_KEY"]);
+    let secret = &crate::support::server().secret_key;
+    assert!(
+        !stderr(&out).contains(secret.as_str()),
+        "credentials never appear in output"
+    );
+}
+
+#[test]
+fn an_unreachable_endpoint_fails_within_seconds() {
+    let tree = Tree::new();
+    tree.file("a.jpg", b"a");
+    // A port nobody listens on: connection refused.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let start = Instant::now();
+    let out = mediashift([
+        "plan".as_ref(),
+        tree.path().as_os_str(),
+        "s3://media".as_ref(),
+        "--endpoint-url".as_ref(),
+        format!("http://{closed}").as_ref(),
+    ]);
+    assert_one_line_error(&out, &["cannot reach", &closed.to_string()]);
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        start.elapsed()
+    );
+
+    // A listener that accepts connections but never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap();
+    let start = Instant::now();
+    let out = mediashift([
+        "plan".as_ref(),
+        tree.path().as_os_str(),
+        "s3://media".as_ref(),
+        "--endpoint-url".as_ref(),
+        format!("http://{addr}").as_ref(),
+    ]);
+    assert_one_line_error(&out, &["cannot reach", &addr.to_string()]);
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        start.elapsed()
+    );
+    drop(silent);
+}
+
+#[test]
+fn bad_arguments_name_the_flag_or_path() {
+    let tree = shop_tree();
+    let t = target("bad-args");
+    let src = tree.path().display().to_string();
+    let url = t.url();
+    let cases: Vec<(Vec<&str>, Vec<&str>)> = vec![
+        (
+            vec!["plan", "/no/such/dir", &url],
+            vec!["SOURCE_DIR", "/no/such/dir", "does not exist"],
+        ),
+        (
+            vec!["plan", &src, "media/x"],
+            vec!["media/x", "s3://BUCKET"],
+        ),
+        (
+            vec!["plan", &src, &url, "--part-size", "1MiB"],
+            vec!["--part-size", "5MiB"],
+        ),
+        (
+            vec!["plan", &src, &url, "--part-size", "lots"],
+            vec!["--part-size", "lots"],
+        ),
+        (
+            vec!["plan", &src, &url, "--multipart-threshold", "6GiB"],
+            vec!["--multipart-threshold"],
+        ),
+        (
+            vec!["plan", &src, &url, "--exclude", "a["],
+            vec!["--exclude", "a["],
+        ),
+        (
+            vec!["plan", &src, &url, "--public-base-url", "cdn.example.com"],
+            vec!["--public-base-url", "http"],
+        ),
+    ];
+    for (args, needles) in cases {
+        let out = mediashift(&args);
+        assert_one_line_error(&out, &needles);
+    }
+}

