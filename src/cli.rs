@@ -32,6 +32,81 @@ pub enum Command {
     /// Plan a migration without writing anything: what would be uploaded,
     /// what is already there, duplicates, problem names, requests and cost.
     Plan(RunArgs),
+
+    /// Upload the media: each distinct content once, checksummed and
+    /// verified, then write the URL rewrite maps.
+    Migrate(MigrateArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ChecksumArg {
+    /// CRC64NVME, full-object on multipart uploads (the AWS CLI's default).
+    Crc64nvme,
+    /// SHA-256, composite on multipart uploads.
+    Sha256,
+    /// CRC32C, full-object on multipart uploads.
+    Crc32c,
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+
+    /// Print the plan (exactly what `mediashift plan` prints) and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Where the URL maps go (map.csv, map.json, nginx.map, apache.map).
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "mediashift-maps",
+        help_heading = "Keys and URLs"
+    )]
+    pub map_dir: std::path::PathBuf,
+
+    /// Checksum sent with every request and checked by the server.
+    #[arg(long, value_enum, default_value_t = ChecksumArg::Crc64nvme, help_heading = "Transfer")]
+    pub checksum: ChecksumArg,
+
+    /// Memory for file data in flight (small files and parts).
+    #[arg(
+        long,
+        value_name = "SIZE",
+        default_value = "128MiB",
+        help_heading = "Transfer"
+    )]
+    pub max_memory: String,
+
+    /// Large files uploading at once (their parts share --concurrency).
+    #[arg(long, value_name = "N", default_value_t = 4, help_heading = "Transfer")]
+    pub large_files: usize,
+
+    /// Cache-Control header stored with each object (e.g. "public, max-age=31536000, immutable").
+    #[arg(long, value_name = "VALUE", help_heading = "Object settings")]
+    pub cache_control: Option<String>,
+
+    /// Storage class, e.g. STANDARD, STANDARD_IA, INTELLIGENT_TIERING.
+    #[arg(long, value_name = "CLASS", help_heading = "Object settings")]
+    pub storage_class: Option<String>,
+
+    /// Canned ACL, e.g. private, public-read, bucket-owner-full-control.
+    #[arg(long, value_name = "ACL", help_heading = "Object settings")]
+    pub acl: Option<String>,
+
+    /// Server-side encryption: AES256 or aws:kms.
+    #[arg(long, value_name = "MODE", value_parser = ["AES256", "aws:kms"], help_heading = "Object settings")]
+    pub sse: Option<String>,
+
+    /// KMS key for --sse aws:kms.
+    #[arg(
+        long,
+        value_name = "KEY_ID",
+        requires = "sse",
+        help_heading = "Object settings"
+    )]
+    pub sse_kms_key_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

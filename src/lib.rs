@@ -10,16 +10,20 @@
 //! `commands` (each subcommand's I/O). `cli` and `settings` are the only code
 //! that knows clap.
 
+pub mod checksum;
 pub mod cli;
 pub mod commands;
 pub mod dedup;
+pub mod faults;
 pub mod plan;
 pub mod report;
+pub mod rewrite;
 pub mod scan;
 pub mod select;
 pub mod settings;
 pub mod store;
 pub mod types;
+pub mod upload;
 pub mod urls;
 pub mod verify;
 

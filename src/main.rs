@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::Parser as _;
 use mediashift::cli::{Cli, Command};
-use mediashift::report::{self, PlanDoc, Reporter};
-use mediashift::settings::RunSettings;
+use mediashift::report::{self, MigrateDoc, PlanDoc, Reporter};
+use mediashift::settings::{MigrateSettings, RunSettings};
 
 fn main() -> ExitCode {
     match run() {
@@ -50,20 +50,44 @@ fn run() -> anyhow::Result<ExitCode> {
     match &cli.command {
         Command::Plan(args) => {
             let settings = RunSettings::from_args(args)?;
-            let reporter = Reporter::new(settings.output.progress);
-            let planned =
-                runtime.block_on(mediashift::commands::plan::run(&settings, &reporter))?;
-            let doc = PlanDoc::new(&planned, &settings);
-            if settings.output.json {
+            plan(&runtime, &settings)
+        }
+        Command::Migrate(args) => {
+            let settings = MigrateSettings::from_args(args)?;
+            if settings.dry_run {
+                return plan(&runtime, &settings.run);
+            }
+            let reporter = Reporter::new(settings.run.output.progress);
+            let migrated =
+                runtime.block_on(mediashift::commands::migrate::run(&settings, &reporter))?;
+            let doc = MigrateDoc::new(&migrated, &settings);
+            if settings.run.output.json {
                 println!("{}", serde_json::to_string_pretty(&doc)?);
             } else {
-                print!("{}", report::plan_text(&doc));
+                print!("{}", report::migrate_text(&doc));
             }
-            Ok(if doc.failed.is_empty() && doc.conflicts.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
+            Ok(exit_code(doc.is_clean()))
         }
+    }
+}
+
+/// `plan`, and `migrate --dry-run`, which prints exactly the same.
+fn plan(runtime: &tokio::runtime::Runtime, settings: &RunSettings) -> anyhow::Result<ExitCode> {
+    let reporter = Reporter::new(settings.output.progress);
+    let planned = runtime.block_on(mediashift::commands::plan::run(settings, &reporter))?;
+    let doc = PlanDoc::new(&planned, settings);
+    if settings.output.json {
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        print!("{}", report::plan_text(&doc));
+    }
+    Ok(exit_code(doc.failed.is_empty() && doc.conflicts.is_empty()))
+}
+
+fn exit_code(clean: bool) -> ExitCode {
+    if clean {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     }
 }

@@ -188,6 +188,8 @@ pub enum Remote {
     Same,
     /// Something else is there.
     Different { detail: String },
+    /// An earlier upload of this same file, which has changed since.
+    Stale,
 }
 
 /// What happens to one object.
@@ -261,6 +263,9 @@ pub struct Summary {
     pub objects_already_present: u64,
     pub bytes_already_present: u64,
     pub objects_conflicting: u64,
+    /// Objects mediashift uploaded earlier from a file that has changed
+    /// since; they are uploaded again (included in objects_to_upload).
+    pub objects_changed_since_upload: u64,
     pub multipart_objects: u64,
     pub requests: Requests,
     pub estimated_cost_usd: f64,
@@ -349,6 +354,10 @@ pub fn build(
         let f = &files[slot.canonical as usize];
         let action = match remote.get(slot.key.as_str()) {
             Some(Remote::Same) => Action::AlreadyPresent,
+            Some(Remote::Stale) => {
+                s.objects_changed_since_upload += 1;
+                Action::Upload
+            }
             Some(Remote::Different { .. }) if rules.overwrite => Action::Upload,
             Some(Remote::Different { detail }) => {
                 plan.conflicts.push(Conflict {

@@ -85,6 +85,73 @@ impl Reporter {
     }
 }
 
+/// Progress of the upload phase: overall bytes (rate, ETA), files done,
+/// and one bar per large file in flight.
+#[derive(Clone)]
+pub struct TransferProgress {
+    reporter: Reporter,
+    bytes: Phase,
+    files: Phase,
+}
+
+impl TransferProgress {
+    pub fn new(reporter: &Reporter, total_bytes: u64, total_files: u64) -> Self {
+        Self {
+            reporter: reporter.clone(),
+            bytes: reporter.bytes("uploading", total_bytes),
+            files: reporter.items("objects", total_files),
+        }
+    }
+
+    pub fn hidden() -> Self {
+        Self {
+            reporter: Reporter::disabled(),
+            bytes: Phase::hidden(),
+            files: Phase::hidden(),
+        }
+    }
+
+    /// Bytes of a part acknowledged by the server.
+    pub fn bytes(&self, n: u64) {
+        self.bytes.inc(n);
+    }
+
+    /// An object finished; `bytes` not yet counted through [`Self::bytes`].
+    pub fn file_done(&self, bytes: u64) {
+        self.bytes.inc(bytes);
+        self.files.inc(1);
+    }
+
+    pub fn file_failed(&self) {
+        self.files.inc(1);
+    }
+
+    /// A bar for one large file's parts.
+    pub fn large_file(&self, name: &str, size: u64) -> Phase {
+        self.reporter.bytes(&short(name), size)
+    }
+
+    /// A bar for hashing one large file before its upload.
+    pub fn hashing(&self, name: &str, size: u64) -> Phase {
+        self.reporter.bytes(&format!("hash {}", short(name)), size)
+    }
+
+    pub fn finish(&self) {
+        self.bytes.finish();
+        self.files.finish();
+    }
+}
+
+/// The last 24 characters of a path, for bar labels.
+fn short(name: &str) -> String {
+    let chars: Vec<char> = name.chars().collect();
+    if chars.len() <= 24 {
+        name.to_string()
+    } else {
+        format!("…{}", chars[chars.len() - 23..].iter().collect::<String>())
+    }
+}
+
 /// One bar or counter. Cloning shares it (safe across threads).
 #[derive(Clone, Default)]
 pub struct Phase {
@@ -363,5 +430,167 @@ pub fn plan_text(doc: &PlanDoc<'_>) -> String {
         o,
         "\nNothing was written. Run `mediashift migrate` with the same arguments to carry this out."
     );
+    o
+}
+
+/// The `migrate --json` document: the plan's fields plus what happened.
+#[derive(Serialize)]
+pub struct MigrateDoc<'a> {
+    #[serde(flatten)]
+    pub plan: PlanDoc<'a>,
+    pub objects_uploaded: u64,
+    pub bytes_uploaded: u64,
+    pub objects_skipped_existing: u64,
+    /// Objects by how they were proven to hold the file's bytes.
+    pub verified: std::collections::BTreeMap<crate::upload::Verification, u64>,
+    pub map_dir: String,
+    pub map_files: Vec<String>,
+    pub map_entries: usize,
+    pub elapsed_s: f64,
+    pub throughput_bytes_per_s: f64,
+}
+
+impl<'a> MigrateDoc<'a> {
+    pub fn new(
+        m: &'a crate::commands::migrate::Migrated,
+        s: &'a crate::settings::MigrateSettings,
+    ) -> Self {
+        let mut plan = PlanDoc::new(&m.planned, &s.run);
+        plan.command = "migrate";
+        plan.failed.extend(m.failed.iter().map(|f| Failure {
+            path: f.path.to_string(),
+            error: f.error.clone(),
+        }));
+        let mut verified = std::collections::BTreeMap::new();
+        for u in &m.uploaded {
+            *verified.entry(u.verification).or_insert(0) += 1;
+        }
+        let bytes_uploaded: u64 = m.uploaded.iter().map(|u| u.bytes).sum();
+        let secs = m.elapsed.as_secs_f64();
+        Self {
+            objects_uploaded: m.uploaded.len() as u64,
+            bytes_uploaded,
+            objects_skipped_existing: m.planned.plan.summary.objects_already_present,
+            verified,
+            map_dir: s.map_dir.display().to_string(),
+            map_files: m.maps.iter().map(|p| p.display().to_string()).collect(),
+            map_entries: m.map_entries,
+            elapsed_s: (secs * 1000.0).round() / 1000.0,
+            throughput_bytes_per_s: if secs > 0.0 {
+                (bytes_uploaded as f64 / secs).round()
+            } else {
+                0.0
+            },
+            plan,
+        }
+    }
+
+    pub fn is_clean(&self) -> bool {
+        self.plan.failed.is_empty() && self.plan.conflicts.is_empty()
+    }
+}
+
+/// The human-readable end of a migration.
+pub fn migrate_text(doc: &MigrateDoc<'_>) -> String {
+    use std::fmt::Write as _;
+    let p = &doc.plan;
+    let s = p.summary;
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "Migrated {} -> {}  ({})",
+        p.source, p.destination, p.endpoint
+    );
+    let _ = writeln!(o);
+    let _ = writeln!(
+        o,
+        "  {:<26}{}",
+        "media files",
+        amount(s.files_total, s.bytes_total)
+    );
+    let _ = writeln!(
+        o,
+        "  {:<26}{}",
+        "uploaded",
+        amount(doc.objects_uploaded, doc.bytes_uploaded)
+    );
+    let _ = writeln!(
+        o,
+        "  {:<26}{}",
+        "duplicates (not uploaded)",
+        amount(s.duplicate_files, s.duplicate_bytes)
+    );
+    let _ = writeln!(
+        o,
+        "  {:<26}{}",
+        "already in the bucket",
+        amount(doc.objects_skipped_existing, s.bytes_already_present)
+    );
+    let _ = writeln!(
+        o,
+        "  {:<26}{:>10}",
+        "failed",
+        thousands(p.failed.len() as u64)
+    );
+    let levels: Vec<String> = doc
+        .verified
+        .iter()
+        .map(|(level, n)| {
+            let name = match level {
+                crate::upload::Verification::ChecksumInResponse => "checksum in the write's answer",
+                crate::upload::Verification::ChecksumInHead => "checksum by HeadObject",
+                crate::upload::Verification::Etag => "ETag = MD5",
+            };
+            format!("{} by {name}", thousands(*n))
+        })
+        .collect();
+    let _ = writeln!(
+        o,
+        "  {:<26}{}",
+        "verified",
+        if levels.is_empty() {
+            "-".to_string()
+        } else {
+            levels.join(", ")
+        }
+    );
+    let _ = writeln!(
+        o,
+        "  {:<26}{:.1} s, {}/s",
+        "time",
+        doc.elapsed_s,
+        crate::types::ByteSize(doc.throughput_bytes_per_s as u64)
+    );
+    if !p.conflicts.is_empty() {
+        let _ = writeln!(
+            o,
+            "\nConflicts, not uploaded (different content under the key; --overwrite replaces it):"
+        );
+        for c in p.conflicts {
+            let _ = writeln!(o, "  {} -> {}: {}", c.path, c.key, c.detail);
+        }
+    }
+    if !p.failed.is_empty() {
+        let _ = writeln!(o, "\nFailed ({}):", thousands(p.failed.len() as u64));
+        for f in &p.failed {
+            let _ = writeln!(o, "  {}: {}", f.path, f.error);
+        }
+    }
+    let _ = writeln!(
+        o,
+        "\nURL maps ({} entries) in {}:",
+        thousands(doc.map_entries as u64),
+        doc.map_dir
+    );
+    for f in &doc.map_files {
+        let _ = writeln!(o, "  {f}");
+    }
+    if !doc.is_clean() {
+        let _ = writeln!(
+            o,
+            "\nSome files were not migrated (listed above). Fix them and run the same command again:"
+        );
+        let _ = writeln!(o, "what is already uploaded is recognised and skipped.");
+    }
     o
 }

@@ -6,12 +6,15 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::cli::{KeyLayoutArg, RunArgs};
+use crate::checksum::Algorithm;
+use crate::cli::{ChecksumArg, KeyLayoutArg, MigrateArgs, RunArgs};
 use crate::plan::{KeyLayout, MAX_PART_SIZE, MAX_PUT_SIZE, MIN_PART_SIZE, PlanRules, Prices};
 use crate::scan::ScanOptions;
 use crate::select::Selector;
 use crate::store::ConnectionSettings;
+use crate::store::ObjectOptions;
 use crate::types::{ByteSize, Destination};
+use crate::upload::UploadSettings;
 
 /// A problem with the command line or configuration (exit code 2).
 #[derive(Debug, thiserror::Error)]
@@ -193,5 +196,112 @@ fn resolve_source(p: &Path) -> Result<PathBuf, SettingsError> {
             "SOURCE_DIR '{shown}' does not exist: check the path"
         ))),
         Err(e) => Err(bad(format!("SOURCE_DIR '{shown}' cannot be read: {e}"))),
+    }
+}
+
+/// Everything `migrate` needs.
+#[derive(Debug, Clone)]
+pub struct MigrateSettings {
+    pub run: RunSettings,
+    pub dry_run: bool,
+    pub map_dir: PathBuf,
+    pub upload: UploadSettings,
+}
+
+const STORAGE_CLASSES: &[&str] = &[
+    "STANDARD",
+    "REDUCED_REDUNDANCY",
+    "STANDARD_IA",
+    "ONEZONE_IA",
+    "INTELLIGENT_TIERING",
+    "GLACIER",
+    "DEEP_ARCHIVE",
+    "GLACIER_IR",
+    "EXPRESS_ONEZONE",
+];
+
+const ACLS: &[&str] = &[
+    "private",
+    "public-read",
+    "public-read-write",
+    "authenticated-read",
+    "aws-exec-read",
+    "bucket-owner-read",
+    "bucket-owner-full-control",
+];
+
+impl MigrateSettings {
+    pub fn from_args(args: &MigrateArgs) -> Result<Self, SettingsError> {
+        let run = RunSettings::from_args(&args.run)?;
+        let max_memory = size_flag("--max-memory", &args.max_memory)?;
+        if max_memory < 16 * ByteSize::MIB {
+            return Err(bad(format!(
+                "--max-memory {} is too small: give at least 16MiB",
+                args.max_memory
+            )));
+        }
+        if args.large_files == 0 || args.large_files > 256 {
+            return Err(bad("--large-files must be between 1 and 256"));
+        }
+        if let Some(c) = &args.storage_class
+            && !STORAGE_CLASSES.contains(&c.as_str())
+        {
+            return Err(bad(format!(
+                "--storage-class '{c}' is not one of {}",
+                STORAGE_CLASSES.join(", ")
+            )));
+        }
+        if let Some(a) = &args.acl
+            && !ACLS.contains(&a.as_str())
+        {
+            return Err(bad(format!(
+                "--acl '{a}' is not one of {}",
+                ACLS.join(", ")
+            )));
+        }
+        if args.sse_kms_key_id.is_some() && args.sse.as_deref() != Some("aws:kms") {
+            return Err(bad("--sse-kms-key-id needs --sse aws:kms"));
+        }
+        if let Some(cc) = &args.cache_control
+            && (cc.trim().is_empty() || cc.chars().any(char::is_control))
+        {
+            return Err(bad(
+                "--cache-control must be a non-empty header value without control characters",
+            ));
+        }
+        let map_dir = std::path::absolute(&args.map_dir)
+            .map_err(|e| bad(format!("--map-dir '{}': {e}", args.map_dir.display())))?;
+        if map_dir.starts_with(&run.scan.root) {
+            return Err(bad(format!(
+                "--map-dir '{}' is inside SOURCE_DIR: put the maps elsewhere so they are not taken for media",
+                map_dir.display()
+            )));
+        }
+        let upload = UploadSettings {
+            algorithm: match args.checksum {
+                ChecksumArg::Crc64nvme => Algorithm::Crc64nvme,
+                ChecksumArg::Sha256 => Algorithm::Sha256,
+                ChecksumArg::Crc32c => Algorithm::Crc32c,
+            },
+            concurrency: run.concurrency,
+            max_memory,
+            multipart_threshold: run.rules.multipart_threshold,
+            part_size: run.rules.part_size,
+            large_files: args.large_files,
+            hash_threads: run.hash_threads,
+            options: ObjectOptions {
+                cache_control: args.cache_control.clone(),
+                storage_class: args.storage_class.clone(),
+                acl: args.acl.clone(),
+                sse: args.sse.clone(),
+                sse_kms_key_id: args.sse_kms_key_id.clone(),
+            },
+        };
+        Ok(Self {
+            run,
+            dry_run: args.dry_run,
+            map_dir,
+            upload,
+        })
     }
 }

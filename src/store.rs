@@ -18,7 +18,15 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::config::{ProvideCredentials, Region};
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_s3::types::ChecksumMode;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{
+    ChecksumAlgorithm, ChecksumMode, ChecksumType, CompletedMultipartUpload, CompletedPart,
+    ObjectCannedAcl, ServerSideEncryption, StorageClass,
+};
+use bytes::Bytes;
+
+use crate::checksum::Algorithm;
+use crate::types::UploadId;
 
 /// How to reach the store; resolved from flags and environment by `settings`.
 #[derive(Debug, Clone, Default)]
@@ -385,5 +393,276 @@ impl Store {
                 }
             }
         }
+    }
+}
+
+/// Settings applied to every object written.
+#[derive(Debug, Clone, Default)]
+pub struct ObjectOptions {
+    pub cache_control: Option<String>,
+    pub storage_class: Option<String>,
+    pub acl: Option<String>,
+    /// `AES256` or `aws:kms`.
+    pub sse: Option<String>,
+    pub sse_kms_key_id: Option<String>,
+}
+
+/// One object to create.
+#[derive(Debug, Clone)]
+pub struct NewObject<'a> {
+    pub key: &'a str,
+    pub content_type: &'a str,
+    pub metadata: &'a [(&'static str, String)],
+    pub options: &'a ObjectOptions,
+}
+
+/// What the server answered to a write.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Written {
+    pub etag: Option<String>,
+    /// The checksum of the requested algorithm, if the server returned it.
+    pub checksum: Option<String>,
+}
+
+/// A part of a multipart upload that the server acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DonePart {
+    pub number: u32,
+    pub etag: String,
+    pub checksum: String,
+}
+
+fn sdk_algorithm(a: Algorithm) -> ChecksumAlgorithm {
+    match a {
+        Algorithm::Crc64nvme => ChecksumAlgorithm::Crc64Nvme,
+        Algorithm::Sha256 => ChecksumAlgorithm::Sha256,
+        Algorithm::Crc32c => ChecksumAlgorithm::Crc32C,
+    }
+}
+
+/// Sets the `x-amz-checksum-*` value of the chosen algorithm on any builder.
+macro_rules! with_checksum {
+    ($req:expr, $alg:expr, $value:expr) => {
+        match $alg {
+            Algorithm::Crc64nvme => $req.checksum_crc64_nvme($value),
+            Algorithm::Sha256 => $req.checksum_sha256($value),
+            Algorithm::Crc32c => $req.checksum_crc32_c($value),
+        }
+    };
+}
+
+/// Reads the returned checksum of the chosen algorithm from any output.
+macro_rules! returned_checksum {
+    ($out:expr, $alg:expr) => {
+        match $alg {
+            Algorithm::Crc64nvme => $out.checksum_crc64_nvme(),
+            Algorithm::Sha256 => $out.checksum_sha256(),
+            Algorithm::Crc32c => $out.checksum_crc32_c(),
+        }
+        .map(str::to_string)
+    };
+}
+
+/// Sets content type, metadata and object options on PutObject or
+/// CreateMultipartUpload builders (same setter names on both).
+macro_rules! with_object {
+    ($req:expr, $obj:expr) => {{
+        let mut r = $req.key($obj.key).content_type($obj.content_type);
+        for (k, v) in $obj.metadata {
+            r = r.metadata(*k, v);
+        }
+        let o = $obj.options;
+        if let Some(v) = &o.cache_control {
+            r = r.cache_control(v);
+        }
+        if let Some(v) = &o.storage_class {
+            r = r.storage_class(StorageClass::from(v.as_str()));
+        }
+        if let Some(v) = &o.acl {
+            r = r.acl(ObjectCannedAcl::from(v.as_str()));
+        }
+        if let Some(v) = &o.sse {
+            r = r.server_side_encryption(ServerSideEncryption::from(v.as_str()));
+        }
+        if let Some(v) = &o.sse_kms_key_id {
+            r = r.ssekms_key_id(v);
+        }
+        r
+    }};
+}
+
+impl Store {
+    /// PutObject with the body's checksum, which the server validates.
+    /// `must_not_exist` sends `If-None-Match: *` (Garage ignores it).
+    pub async fn put_object(
+        &self,
+        obj: &NewObject<'_>,
+        body: Bytes,
+        algorithm: Algorithm,
+        checksum: &str,
+        must_not_exist: bool,
+    ) -> Result<Written, StoreError> {
+        let len = body.len() as i64;
+        let mut req = with_object!(self.client.put_object().bucket(&self.bucket), obj)
+            .content_length(len)
+            .body(ByteStream::from(body));
+        if must_not_exist {
+            req = req.if_none_match("*");
+        }
+        let out = with_checksum!(req, algorithm, checksum)
+            .send()
+            .await
+            .map_err(|e| self.err(&format!("PutObject {}", obj.key), &e))?;
+        Ok(Written {
+            etag: out.e_tag().map(str::to_string),
+            checksum: returned_checksum!(out, algorithm),
+        })
+    }
+
+    /// Starts a multipart upload whose parts carry `algorithm` checksums
+    /// (full-object type for CRCs, composite for SHA-256).
+    pub async fn create_multipart(
+        &self,
+        obj: &NewObject<'_>,
+        algorithm: Algorithm,
+    ) -> Result<UploadId, StoreError> {
+        let kind = if algorithm.full_object() {
+            ChecksumType::FullObject
+        } else {
+            ChecksumType::Composite
+        };
+        let out = with_object!(
+            self.client.create_multipart_upload().bucket(&self.bucket),
+            obj
+        )
+        .checksum_algorithm(sdk_algorithm(algorithm))
+        .checksum_type(kind)
+        .send()
+        .await
+        .map_err(|e| self.err(&format!("CreateMultipartUpload {}", obj.key), &e))?;
+        out.upload_id()
+            .map(|id| UploadId(id.to_string()))
+            .ok_or_else(|| {
+                StoreError::new(
+                    ErrorKind::Fatal,
+                    format!(
+                        "CreateMultipartUpload {}: no upload id in the answer",
+                        obj.key
+                    ),
+                )
+            })
+    }
+
+    pub async fn upload_part(
+        &self,
+        key: &str,
+        upload: &UploadId,
+        number: u32,
+        body: Bytes,
+        algorithm: Algorithm,
+        checksum: &str,
+    ) -> Result<Written, StoreError> {
+        let len = body.len() as i64;
+        let req = self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(&upload.0)
+            .part_number(number as i32)
+            .content_length(len)
+            .body(ByteStream::from(body));
+        let out = with_checksum!(req, algorithm, checksum)
+            .send()
+            .await
+            .map_err(|e| self.err(&format!("UploadPart {key} #{number}"), &e))?;
+        Ok(Written {
+            etag: out.e_tag().map(str::to_string),
+            checksum: returned_checksum!(out, algorithm),
+        })
+    }
+
+    /// Completes a multipart upload. For full-object algorithms the whole
+    /// object's checksum is sent, and the server checks it.
+    pub async fn complete_multipart(
+        &self,
+        key: &str,
+        upload: &UploadId,
+        parts: &[DonePart],
+        algorithm: Algorithm,
+        full_object_checksum: Option<&str>,
+        must_not_exist: bool,
+    ) -> Result<Written, StoreError> {
+        let completed: Vec<CompletedPart> = parts
+            .iter()
+            .map(|p| {
+                let b = CompletedPart::builder()
+                    .part_number(p.number as i32)
+                    .e_tag(&p.etag);
+                with_checksum!(b, algorithm, &p.checksum).build()
+            })
+            .collect();
+        let mut req = self
+            .client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(&upload.0)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(completed))
+                    .build(),
+            );
+        if let Some(full) = full_object_checksum {
+            req = with_checksum!(req, algorithm, full).checksum_type(ChecksumType::FullObject);
+        }
+        if must_not_exist {
+            req = req.if_none_match("*");
+        }
+        let out = req
+            .send()
+            .await
+            .map_err(|e| self.err(&format!("CompleteMultipartUpload {key}"), &e))?;
+        Ok(Written {
+            etag: out.e_tag().map(str::to_string),
+            checksum: returned_checksum!(out, algorithm),
+        })
+    }
+
+    pub async fn abort_multipart(&self, key: &str, upload: &UploadId) -> Result<(), StoreError> {
+        self.client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(&upload.0)
+            .send()
+            .await
+            .map_err(|e| self.err(&format!("AbortMultipartUpload {key}"), &e))?;
+        Ok(())
+    }
+
+    /// Multipart uploads in progress under `prefix`: (key, upload id).
+    pub async fn list_multipart_uploads(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<(String, UploadId)>, StoreError> {
+        let out = self
+            .client
+            .list_multipart_uploads()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .send()
+            .await
+            .map_err(|e| {
+                self.err(
+                    &format!("ListMultipartUploads s3://{}/{prefix}", self.bucket),
+                    &e,
+                )
+            })?;
+        Ok(out
+            .uploads()
+            .iter()
+            .filter_map(|u| Some((u.key()?.to_string(), UploadId(u.upload_id()?.to_string()))))
+            .collect())
     }
 }

@@ -12,8 +12,26 @@ use crate::store::RemoteObject;
 /// The user metadata key holding the file's hex SHA-256.
 pub const SHA256_METADATA: &str = "sha256";
 
-/// Compares what the server holds under a key with a local file.
-pub fn compare(remote: &RemoteObject, size: u64, local: &Digests) -> Remote {
+/// The user metadata key holding the file's path relative to SOURCE_DIR
+/// (percent-encoded, as metadata must be ASCII).
+pub const SOURCE_PATH_METADATA: &str = "source-path";
+
+/// Compares what the server holds under a key with a local file. An object
+/// that differs but that mediashift wrote from this same path is `Stale`:
+/// the file changed since its upload, and the new content replaces it.
+pub fn compare(remote: &RemoteObject, rel: &str, size: u64, local: &Digests) -> Remote {
+    let verdict = compare_content(remote, size, local);
+    let ours = remote
+        .metadata
+        .get(SOURCE_PATH_METADATA)
+        .is_some_and(|p| *p == crate::urls::encode_path(rel));
+    match verdict {
+        Remote::Different { .. } if ours => Remote::Stale,
+        v => v,
+    }
+}
+
+fn compare_content(remote: &RemoteObject, size: u64, local: &Digests) -> Remote {
     if remote.size != size {
         return Remote::Different {
             detail: format!("the object holds {} bytes, the file {size}", remote.size),
@@ -72,30 +90,54 @@ mod tests {
             size: 4,
             ..remote()
         };
-        assert!(matches!(compare(&r, 5, &local()), Remote::Different { .. }));
+        assert!(matches!(
+            compare(&r, "a.jpg", 5, &local()),
+            Remote::Different { .. }
+        ));
     }
 
     #[test]
     fn sha256_metadata_decides_when_present() {
         let mut r = remote();
         r.metadata.insert("sha256".into(), local().sha256.to_hex());
-        assert_eq!(compare(&r, 5, &local()), Remote::Same);
+        assert_eq!(compare(&r, "a.jpg", 5, &local()), Remote::Same);
         r.metadata.insert("sha256".into(), "00".repeat(32));
         r.checksum_crc64nvme = Some(local().crc64.to_base64());
-        assert!(matches!(compare(&r, 5, &local()), Remote::Different { .. }));
+        assert!(matches!(
+            compare(&r, "a.jpg", 5, &local()),
+            Remote::Different { .. }
+        ));
     }
 
     #[test]
     fn full_object_checksums_prove_content() {
         let mut r = remote();
         r.checksum_crc64nvme = Some(local().crc64.to_base64());
-        assert_eq!(compare(&r, 5, &local()), Remote::Same);
+        assert_eq!(compare(&r, "a.jpg", 5, &local()), Remote::Same);
         let mut r = remote();
         r.checksum_sha256 = Some(local().sha256.to_base64());
         r.checksum_type = Some("FULL_OBJECT".into());
-        assert_eq!(compare(&r, 5, &local()), Remote::Same);
+        assert_eq!(compare(&r, "a.jpg", 5, &local()), Remote::Same);
         r.checksum_sha256 = Some(Digests::of_bytes(b"world").sha256.to_base64());
-        assert!(matches!(compare(&r, 5, &local()), Remote::Different { .. }));
+        assert!(matches!(
+            compare(&r, "a.jpg", 5, &local()),
+            Remote::Different { .. }
+        ));
+    }
+
+    #[test]
+    fn our_own_object_of_a_changed_file_is_stale() {
+        let mut r = RemoteObject {
+            size: 9,
+            ..remote()
+        };
+        r.metadata
+            .insert("source-path".into(), "dir/a%20b.jpg".into());
+        assert_eq!(compare(&r, "dir/a b.jpg", 5, &local()), Remote::Stale);
+        assert!(matches!(
+            compare(&r, "other.jpg", 5, &local()),
+            Remote::Different { .. }
+        ));
     }
 
     #[test]
@@ -103,9 +145,12 @@ mod tests {
         let mut r = remote();
         r.checksum_sha256 = Some(format!("{}-2", local().sha256.to_base64()));
         r.checksum_type = Some("COMPOSITE".into());
-        assert!(matches!(compare(&r, 5, &local()), Remote::Different { .. }));
         assert!(matches!(
-            compare(&remote(), 5, &local()),
+            compare(&r, "a.jpg", 5, &local()),
+            Remote::Different { .. }
+        ));
+        assert!(matches!(
+            compare(&remote(), "a.jpg", 5, &local()),
             Remote::Different { .. }
         ));
     }

@@ -1,4 +1,5 @@
 //! The subcommands: each ties settings, stages and the store together and
 //! returns what the report needs. Rendering happens in `report`.
 
+pub mod migrate;
 pub mod plan;

@@ -28,6 +28,8 @@ pub struct Planned {
     pub plan: Plan,
     pub store: Store,
     pub public_base: String,
+    /// What the bucket holds under planned keys (only keys that exist).
+    pub remote: HashMap<String, Remote>,
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
@@ -86,6 +88,7 @@ pub async fn run(settings: &RunSettings, reporter: &Reporter) -> Result<Planned>
         plan,
         store,
         public_base,
+        remote,
     })
 }
 
@@ -104,36 +107,30 @@ async fn remote_state(
         .map(|o| (o.key.as_str(), o.canonical))
         .collect();
     let mut remote = HashMap::new();
-    let mut same_size: Vec<(String, u32)> = Vec::new();
+    // Keys that exist: (key, canonical file, size of the object).
+    let mut existing: Vec<(String, u32, u64)> = Vec::new();
     let listing = reporter.counter("listing bucket");
     store
         .list(&settings.destination.prefix, |key, size| {
             listing.inc(1);
             if let Some(&i) = by_key.get(key) {
-                let local = files[i as usize].size;
-                if size == local {
-                    same_size.push((key.to_string(), i));
-                } else {
-                    remote.insert(
-                        key.to_string(),
-                        Remote::Different {
-                            detail: format!("the object holds {size} bytes, the file {local}"),
-                        },
-                    );
-                }
+                existing.push((key.to_string(), i, size));
             }
         })
         .await?;
     listing.finish();
-    if same_size.is_empty() {
+    if existing.is_empty() {
         return Ok(remote);
     }
 
-    // Hash the files whose digests are not known yet.
-    let missing: Vec<u32> = same_size
+    // Hash the files whose digests are not known yet, where the sizes match
+    // (a size mismatch needs no hash to tell).
+    let missing: Vec<u32> = existing
         .iter()
-        .map(|(_, i)| *i)
-        .filter(|i| !grouping.digests.contains_key(i))
+        .filter(|(_, i, size)| {
+            files[*i as usize].size == *size && !grouping.digests.contains_key(i)
+        })
+        .map(|(_, i, _)| *i)
         .collect();
     let root = settings.scan.root.clone();
     let f = files.clone();
@@ -168,33 +165,34 @@ async fn remote_state(
         }
     }
 
-    // HEAD them, `concurrency` at a time.
-    let checking = reporter.items("checking", same_size.len() as u64);
+    // HEAD them, `concurrency` at a time: checksums, sha256 and
+    // source-path metadata decide.
+    let checking = reporter.items("checking", existing.len() as u64);
     let limit = Arc::new(Semaphore::new(settings.concurrency));
-    let mut tasks: JoinSet<(
-        String,
-        std::result::Result<Option<crate::store::RemoteObject>, crate::store::StoreError>,
-    )> = JoinSet::new();
-    let mut wanted: HashMap<String, (u64, Digests)> = HashMap::new();
-    for (key, i) in same_size {
-        let Some(d) = grouping.digests.get(&i).copied() else {
+    type Head = std::result::Result<Option<crate::store::RemoteObject>, crate::store::StoreError>;
+    let mut tasks: JoinSet<(String, u32, Head)> = JoinSet::new();
+    for (key, i, _) in existing {
+        if grouping.canonical[i as usize].is_none() {
             continue;
-        };
-        wanted.insert(key.clone(), (files[i as usize].size, d));
+        }
         let store = store.clone();
         let limit = limit.clone();
         tasks.spawn(async move {
             let _permit = limit.acquire_owned().await;
             let r = store.head(&key).await;
-            (key, r)
+            (key, i, r)
         });
     }
+    // Digests of a file whose size differs from the object do not matter.
+    let no_digests = Digests::of_bytes(&[]);
     while let Some(joined) = tasks.join_next().await {
-        let (key, r) = joined.map_err(|e| Error::Internal(format!("a HEAD task failed: {e}")))?;
+        let (key, i, r) =
+            joined.map_err(|e| Error::Internal(format!("a HEAD task failed: {e}")))?;
         checking.inc(1);
-        let (size, digests) = wanted[&key];
+        let file = &files[i as usize];
+        let digests = grouping.digests.get(&i).unwrap_or(&no_digests);
         let verdict = match r? {
-            Some(obj) => verify::compare(&obj, size, &digests),
+            Some(obj) => verify::compare(&obj, &file.rel, file.size, digests),
             None => continue, // deleted since the listing: it will be uploaded
         };
         remote.insert(key, verdict);

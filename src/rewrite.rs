@@ -1,0 +1,342 @@
+//! The URL rewrite maps: old URL to new URL for every migrated file,
+//! duplicates included, in the forms applications and web servers read.
+//!
+//! - `map.csv` and `map.json` for the application (a database update, a
+//!   search-and-replace in content).
+//! - `nginx.map`, to `include` inside `map $uri $new_url { ... }`: nginx
+//!   matches the *decoded, normalised* path in `$uri`, so keys are raw
+//!   UTF-8 paths, quoted and escaped for nginx's parser.
+//! - `apache.map`, a `RewriteMap txt:` file: space-separated, so keys are
+//!   the percent-encoded paths as browsers send them.
+//!
+//! Each file is written to a temporary name in the same directory, synced,
+//! then renamed over the old one, so a reader never sees half a map.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
+use serde::Serialize;
+
+use crate::urls;
+
+/// One row: one source file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Entry {
+    pub old_url: String,
+    pub new_url: String,
+    pub key: String,
+    pub sha256: String,
+    pub size: u64,
+    pub content_type: String,
+    /// The path of the file whose object this duplicate shares ("" if none).
+    pub duplicate_of: String,
+    /// The path relative to SOURCE_DIR (not written to CSV/JSON).
+    #[serde(skip)]
+    pub rel: String,
+}
+
+/// Everything the map files say.
+#[derive(Debug, Clone, Serialize)]
+pub struct Maps {
+    pub version: u32,
+    pub source: String,
+    pub destination: String,
+    pub entries: Vec<Entry>,
+}
+
+/// The path part of `--source-base-url`, decoded, ending with `/`: what
+/// nginx's `$uri` starts with for these files.
+pub fn source_path_prefix(source_base: &str) -> String {
+    let path = match source_base.split_once("://") {
+        Some((_, rest)) => rest.find('/').map_or("/", |i| &rest[i..]),
+        None => source_base,
+    };
+    let path = path.split(['?', '#']).next().unwrap_or("/");
+    let decoded = percent_encoding::percent_decode_str(path)
+        .decode_utf8_lossy()
+        .into_owned();
+    format!("{}/", decoded.trim_end_matches('/'))
+}
+
+/// Builds an entry's URLs from the bases and the path/key.
+pub fn urls_for(source_base: &str, public_base: &str, rel: &str, key: &str) -> (String, String) {
+    (
+        urls::url_for(source_base, rel),
+        urls::url_for(public_base, key),
+    )
+}
+
+/// Writes the four maps into `dir`; returns their paths.
+pub fn write_all(dir: &Path, maps: &Maps, source_base: &str) -> io::Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir)?;
+    let prefix = source_path_prefix(source_base);
+    let written = vec![
+        atomic_write(&dir.join("map.csv"), |w| write_csv(w, maps))?,
+        atomic_write(&dir.join("map.json"), |w| write_json(w, maps))?,
+        atomic_write(&dir.join("nginx.map"), |w| write_nginx(w, maps, &prefix))?,
+        atomic_write(&dir.join("apache.map"), |w| write_apache(w, maps, &prefix))?,
+    ];
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(written)
+}
+
+fn atomic_write(
+    path: &Path,
+    fill: impl FnOnce(&mut BufWriter<File>) -> io::Result<()>,
+) -> io::Result<PathBuf> {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("map");
+    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut w = BufWriter::new(File::create(&tmp)?);
+        fill(&mut w)?;
+        let f = w.into_inner().map_err(|e| e.into_error())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+        .map(|()| path.to_path_buf())
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))
+}
+
+/// RFC 4180: quote when needed, double inner quotes.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+fn write_csv(w: &mut impl Write, maps: &Maps) -> io::Result<()> {
+    writeln!(
+        w,
+        "old_url,new_url,key,sha256,size,content_type,duplicate_of"
+    )?;
+    for e in &maps.entries {
+        writeln!(
+            w,
+            "{},{},{},{},{},{},{}",
+            csv_field(&e.old_url),
+            csv_field(&e.new_url),
+            csv_field(&e.key),
+            e.sha256,
+            e.size,
+            csv_field(&e.content_type),
+            csv_field(&e.duplicate_of)
+        )?;
+    }
+    Ok(())
+}
+
+fn write_json(w: &mut impl Write, maps: &Maps) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *w, maps).map_err(io::Error::other)?;
+    writeln!(w)
+}
+
+/// A string quoted for nginx's configuration parser.
+pub fn nginx_quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn write_nginx(w: &mut impl Write, maps: &Maps, prefix: &str) -> io::Result<()> {
+    let longest = maps
+        .entries
+        .iter()
+        .map(|e| prefix.len() + e.rel.len())
+        .max()
+        .unwrap_or(0);
+    let bucket = (longest + 32).next_power_of_two().max(64);
+    writeln!(
+        w,
+        "# mediashift URL map for nginx: {} -> {}",
+        maps.source, maps.destination
+    )?;
+    writeln!(
+        w,
+        "# Use inside: map $uri $mediashift_url {{ default \"\"; include nginx.map; }}"
+    )?;
+    writeln!(
+        w,
+        "# The longest key is {longest} bytes: set map_hash_bucket_size {bucket}; (or more) in http {{}}."
+    )?;
+    for e in &maps.entries {
+        // Values hold no '$' (percent-encoded URLs), so nginx takes them literally.
+        writeln!(
+            w,
+            "{} {};",
+            nginx_quote(&format!("{prefix}{}", e.rel)),
+            nginx_quote(&e.new_url)
+        )?;
+    }
+    Ok(())
+}
+
+/// What browsers leave unencoded in a path but RFC 3986's strict form
+/// encodes: the second key form in `apache.map`.
+const BROWSER_PATH: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}')
+    .add(b'%');
+
+fn write_apache(w: &mut impl Write, maps: &Maps, prefix: &str) -> io::Result<()> {
+    writeln!(
+        w,
+        "# mediashift URL map for Apache RewriteMap (txt): {} -> {}",
+        maps.source, maps.destination
+    )?;
+    writeln!(
+        w,
+        "# Keys are request paths as sent on the wire: the strict encoding, and the browser one where it differs."
+    )?;
+    let encoded_prefix = urls::encode_path(prefix);
+    for e in &maps.entries {
+        let strict = format!("{encoded_prefix}{}", urls::encode_path(&e.rel));
+        writeln!(w, "{strict} {}", e.new_url)?;
+        let browser: String = format!("{prefix}{}", e.rel)
+            .split('/')
+            .map(|seg| utf8_percent_encode(seg, BROWSER_PATH).to_string())
+            .collect::<Vec<_>>()
+            .join("/");
+        if browser != strict {
+            writeln!(w, "{browser} {}", e.new_url)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(rel: &str, key: &str) -> Entry {
+        let (old_url, new_url) = urls_for("/media/", "http://s3.local/bucket", rel, key);
+        Entry {
+            old_url,
+            new_url,
+            key: key.into(),
+            sha256: "ab".repeat(32),
+            size: 3,
+            content_type: "image/jpeg".into(),
+            duplicate_of: String::new(),
+            rel: rel.into(),
+        }
+    }
+
+    fn maps() -> Maps {
+        Maps {
+            version: 1,
+            source: "/srv/media".into(),
+            destination: "s3://bucket/shop/".into(),
+            entries: vec![
+                entry("a b+c.jpg", "shop/a b+c.jpg"),
+                entry("q,\"x\".jpg", "shop/q,\"x\".jpg"),
+            ],
+        }
+    }
+
+    #[test]
+    fn source_prefix_is_the_decoded_path() {
+        assert_eq!(source_path_prefix("/"), "/");
+        assert_eq!(source_path_prefix("/media"), "/media/");
+        assert_eq!(
+            source_path_prefix("https://shop.example.com/pub/media/"),
+            "/pub/media/"
+        );
+        assert_eq!(source_path_prefix("https://shop.example.com"), "/");
+        assert_eq!(source_path_prefix("/m%C3%A9dia/"), "/m\u{e9}dia/");
+    }
+
+    #[test]
+    fn csv_quotes_what_needs_quoting() {
+        let mut out = Vec::new();
+        write_csv(&mut out, &maps()).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "old_url,new_url,key,sha256,size,content_type,duplicate_of"
+        );
+        assert!(lines[1].starts_with(
+            "/media/a%20b%2Bc.jpg,http://s3.local/bucket/shop/a%20b%2Bc.jpg,shop/a b+c.jpg,"
+        ));
+        assert!(
+            lines[2].contains(",\"shop/q,\"\"x\"\".jpg\","),
+            "{}",
+            lines[2]
+        );
+    }
+
+    #[test]
+    fn nginx_keys_are_decoded_and_escaped() {
+        let mut out = Vec::new();
+        write_nginx(&mut out, &maps(), "/media/").unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains("\"/media/a b+c.jpg\" \"http://s3.local/bucket/shop/a%20b%2Bc.jpg\";"),
+            "{text}"
+        );
+        assert!(text.contains("\"/media/q,\\\"x\\\".jpg\""), "{text}");
+        assert_eq!(nginx_quote("a\\b\nc"), "\"a\\\\b\\nc\"");
+    }
+
+    #[test]
+    fn apache_keys_have_no_spaces() {
+        let mut out = Vec::new();
+        write_apache(&mut out, &maps(), "/media/").unwrap();
+        let text = String::from_utf8(out).unwrap();
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            assert_eq!(line.split(' ').count(), 2, "{line}");
+        }
+        assert!(text.contains("/media/a%20b%2Bc.jpg http://s3.local/bucket/shop/a%20b%2Bc.jpg"));
+        assert!(
+            text.contains("/media/a%20b+c.jpg http://s3.local/bucket/shop/a%20b%2Bc.jpg"),
+            "browser form: {text}"
+        );
+    }
+
+    #[test]
+    fn maps_are_written_atomically_and_completely() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = write_all(dir.path(), &maps(), "/media/").unwrap();
+        assert_eq!(paths.len(), 4);
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.path().join("map.json")).unwrap())
+                .unwrap();
+        assert_eq!(json["version"], 1);
+        assert_eq!(json["entries"].as_array().unwrap().len(), 2);
+        assert!(json["entries"][0].get("rel").is_none());
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().contains(".tmp-"))
+            .collect();
+        assert!(leftovers.is_empty());
+    }
+}

@@ -1,0 +1,770 @@
+//! The upload engine: puts every planned object, streaming, in parallel,
+//! within fixed limits, and proves each one arrived.
+//!
+//! Limits: one semaphore bounds requests in flight (`--concurrency`), shared
+//! by small files and parts, so a tree of thumbnails and a tree of videos
+//! both keep the pipe full; a second bounds the bytes held in buffers
+//! (`--max-memory`), so memory stays flat whatever the file count or sizes.
+//! File reads and hashing run on the blocking pool, never on the runtime.
+//!
+//! Small files (below the multipart threshold) are read once: the read
+//! computes the SHA-256 (for the `sha256` metadata) and the request checksum
+//! together. Large files need their SHA-256 before CreateMultipartUpload (it
+//! goes in the metadata), so unless dedup already hashed them they are
+//! hashed first; their parts are then read by position, each part carrying
+//! its own checksum, and the whole-object checksum is combined from them.
+//!
+//! A file that changes while it is read (size or mtime before and after, or
+//! content that no longer matches its hash) is never recorded as uploaded:
+//! it is retried once at the end of the run, then reported.
+
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use md5::{Digest as _, Md5};
+use serde::Serialize;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+
+use crate::checksum::{self, Algorithm, Summer};
+use crate::dedup::{Digests, Hasher};
+use crate::faults;
+use crate::plan::PartLayout;
+use crate::report::TransferProgress;
+use crate::store::{DonePart, ErrorKind, NewObject, ObjectOptions, Store, StoreError, Written};
+use crate::types::UploadId;
+use crate::verify::{SHA256_METADATA, SOURCE_PATH_METADATA};
+
+/// Buffers are accounted in units of this many bytes.
+const MEMORY_UNIT: u64 = 64 * 1024;
+
+/// How the engine runs.
+#[derive(Debug, Clone)]
+pub struct UploadSettings {
+    pub algorithm: Algorithm,
+    pub concurrency: usize,
+    /// Bytes of file data held in memory at most.
+    pub max_memory: u64,
+    pub multipart_threshold: u64,
+    pub part_size: u64,
+    /// Large files uploading at once (their parts share `concurrency`).
+    pub large_files: usize,
+    pub hash_threads: usize,
+    pub options: ObjectOptions,
+}
+
+/// One object to upload.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// Index of the object in the plan.
+    pub object: u32,
+    pub rel: Arc<str>,
+    pub key: String,
+    pub content_type: String,
+    pub size: u64,
+    pub mtime_ns: i64,
+    /// Known when dedup or the existence check already hashed the file.
+    pub digests: Option<Digests>,
+    /// Refuse to replace an object that appeared after planning.
+    pub must_not_exist: bool,
+}
+
+/// How an object was proven to hold the file's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verification {
+    /// The server returned, in its answer to the write, the checksum we
+    /// computed (no extra request).
+    ChecksumInResponse,
+    /// HeadObject returned the checksum we computed.
+    ChecksumInHead,
+    /// The ETag equals the MD5 (or MD5 of part MD5s) we computed.
+    Etag,
+}
+
+/// A successful upload.
+#[derive(Debug, Clone)]
+pub struct Uploaded {
+    pub object: u32,
+    pub digests: Digests,
+    pub verification: Verification,
+    pub bytes: u64,
+}
+
+/// A failed upload.
+#[derive(Debug, Clone)]
+pub struct Failed {
+    pub object: u32,
+    pub path: Arc<str>,
+    pub error: String,
+}
+
+#[derive(Debug)]
+enum JobError {
+    /// The file changed while being read: worth one more try.
+    Changed(String),
+    Failed(String),
+}
+
+impl From<StoreError> for JobError {
+    fn from(e: StoreError) -> Self {
+        match e.kind {
+            ErrorKind::Precondition => Self::Failed(format!(
+                "{e} (an object appeared under this key during the run; run again to re-plan)"
+            )),
+            _ => Self::Failed(e.message),
+        }
+    }
+}
+
+struct Ctx {
+    store: Store,
+    root: PathBuf,
+    settings: UploadSettings,
+    requests: Arc<Semaphore>,
+    memory: Arc<Semaphore>,
+    cpu: Arc<Semaphore>,
+    progress: TransferProgress,
+}
+
+fn units(bytes: u64) -> u32 {
+    bytes.div_ceil(MEMORY_UNIT).max(1) as u32
+}
+
+/// The budget never blocks a single buffer forever.
+pub fn effective_memory(settings: &UploadSettings) -> u64 {
+    let biggest = settings.multipart_threshold.max(settings.part_size);
+    settings.max_memory.max(biggest)
+}
+
+/// Uploads every job; returns successes and failures (in no fixed order).
+pub async fn run(
+    store: &Store,
+    root: &Path,
+    jobs: Vec<Job>,
+    settings: &UploadSettings,
+    progress: TransferProgress,
+) -> (Vec<Uploaded>, Vec<Failed>) {
+    let ctx = Arc::new(Ctx {
+        store: store.clone(),
+        root: root.to_path_buf(),
+        settings: settings.clone(),
+        requests: Arc::new(Semaphore::new(settings.concurrency)),
+        memory: Arc::new(Semaphore::new(units(effective_memory(settings)) as usize)),
+        cpu: Arc::new(Semaphore::new(settings.hash_threads.max(1))),
+        progress,
+    });
+    let mut done = Vec::new();
+    let mut failed = Vec::new();
+    let mut queue = jobs;
+    for attempt in 0..2 {
+        let (ok, changed, bad) = pass(&ctx, std::mem::take(&mut queue)).await;
+        done.extend(ok);
+        failed.extend(bad);
+        if changed.is_empty() {
+            break;
+        }
+        if attempt == 0 {
+            tracing::warn!(
+                "{} file(s) changed while being uploaded; trying them once more",
+                changed.len()
+            );
+            // Digests known from planning stay: a file whose duplicates were
+            // matched to its old content must not be uploaded with new content.
+            queue = changed.into_iter().map(|(job, _)| job).collect();
+        } else {
+            failed.extend(changed.into_iter().map(|(job, why)| Failed {
+                object: job.object,
+                path: job.rel.clone(),
+                error: format!("{why}; not uploaded (it will be retried by the next run)"),
+            }));
+        }
+    }
+    ctx.progress.finish();
+    (done, failed)
+}
+
+type PassResult = (Vec<Uploaded>, Vec<(Job, String)>, Vec<Failed>);
+
+async fn pass(ctx: &Arc<Ctx>, jobs: Vec<Job>) -> PassResult {
+    let threshold = ctx.settings.multipart_threshold;
+    let (small, large): (Vec<Job>, Vec<Job>) = jobs.into_iter().partition(|j| j.size < threshold);
+
+    let small_side = {
+        let ctx = ctx.clone();
+        async move {
+            let mut set: JoinSet<(Job, Result<Uploaded, JobError>)> = JoinSet::new();
+            let mut results = Vec::new();
+            for job in small {
+                // Take the request slot and the memory before spawning, so
+                // no more than `concurrency` small uploads exist at once.
+                let Ok(req) = ctx.requests.clone().acquire_owned().await else {
+                    break;
+                };
+                let Ok(mem) = ctx.memory.clone().acquire_many_owned(units(job.size)).await else {
+                    break;
+                };
+                let c = ctx.clone();
+                set.spawn(async move {
+                    let r = put_small(&c, &job, req, mem).await;
+                    (job, r)
+                });
+                while set.len() > ctx.settings.concurrency * 2 {
+                    if let Some(r) = set.join_next().await {
+                        results.push(r);
+                    }
+                }
+            }
+            while let Some(r) = set.join_next().await {
+                results.push(r);
+            }
+            results
+        }
+    };
+    let large_side = {
+        let ctx = ctx.clone();
+        async move {
+            let slots = Arc::new(Semaphore::new(ctx.settings.large_files.max(1)));
+            let mut set: JoinSet<(Job, Result<Uploaded, JobError>)> = JoinSet::new();
+            let mut results = Vec::new();
+            for job in large {
+                let Ok(slot) = slots.clone().acquire_owned().await else {
+                    break;
+                };
+                let c = ctx.clone();
+                set.spawn(async move {
+                    let r = put_multipart(&c, &job).await;
+                    drop(slot);
+                    (job, r)
+                });
+                while let Some(r) = set.try_join_next() {
+                    results.push(r);
+                }
+            }
+            while let Some(r) = set.join_next().await {
+                results.push(r);
+            }
+            results
+        }
+    };
+    let (a, b) = tokio::join!(small_side, large_side);
+    let mut out: PassResult = (Vec::new(), Vec::new(), Vec::new());
+    for joined in a.into_iter().chain(b) {
+        match joined {
+            Ok((_, Ok(u))) => out.0.push(u),
+            Ok((job, Err(JobError::Changed(why)))) => out.1.push((job, why)),
+            Ok((job, Err(JobError::Failed(error)))) => {
+                ctx.progress.file_failed();
+                out.2.push(Failed {
+                    object: job.object,
+                    path: job.rel.clone(),
+                    error,
+                })
+            }
+            Err(e) => tracing::error!("an upload task panicked: {e}"),
+        }
+    }
+    out
+}
+
+/// (size, mtime) of a file now.
+fn stat(path: &Path) -> Result<(u64, i64), JobError> {
+    let m = std::fs::metadata(path)
+        .map_err(|e| JobError::Failed(format!("cannot read the file: {e}")))?;
+    Ok((
+        m.len(),
+        m.mtime()
+            .saturating_mul(1_000_000_000)
+            .saturating_add(m.mtime_nsec()),
+    ))
+}
+
+fn unchanged(job: &Job, now: (u64, i64), when: &str) -> Result<(), JobError> {
+    if now != (job.size, job.mtime_ns) {
+        return Err(JobError::Changed(format!(
+            "the file changed {when} (size {} -> {}, mtime changed: {})",
+            job.size,
+            now.0,
+            now.1 != job.mtime_ns
+        )));
+    }
+    Ok(())
+}
+
+async fn blocking<T: Send + 'static>(
+    ctx: &Ctx,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, JobError> {
+    let _cpu = ctx
+        .cpu
+        .acquire()
+        .await
+        .map_err(|_| JobError::Failed("shutting down".into()))?;
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| JobError::Failed(format!("a reader thread failed: {e}")))
+}
+
+fn metadata(job: &Job, digests: &Digests) -> [(&'static str, String); 2] {
+    [
+        (SHA256_METADATA, digests.sha256.to_hex()),
+        (SOURCE_PATH_METADATA, crate::urls::encode_path(&job.rel)),
+    ]
+}
+
+fn same_digests(job: &Job, got: &Digests) -> Result<(), JobError> {
+    match &job.digests {
+        Some(known) if known != got => Err(JobError::Changed(
+            "the file's content changed since it was hashed during planning".into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
+async fn put_small(
+    ctx: &Ctx,
+    job: &Job,
+    _req: OwnedSemaphorePermit,
+    _mem: OwnedSemaphorePermit,
+) -> Result<Uploaded, JobError> {
+    let path = job.path(&ctx.root);
+    let algorithm = ctx.settings.algorithm;
+    let size = job.size;
+    let (body, digests, sum) = blocking(ctx, move || -> Result<_, JobError> {
+        let before = std::fs::metadata(&path)
+            .map_err(|e| JobError::Failed(format!("cannot read the file: {e}")))?;
+        let data = std::fs::read(&path)
+            .map_err(|e| JobError::Failed(format!("cannot read the file: {e}")))?;
+        if data.len() as u64 != size || before.len() != size {
+            return Err(JobError::Changed(format!(
+                "the file is now {} bytes, not {size}",
+                data.len()
+            )));
+        }
+        let mut h = Hasher::new();
+        h.update(&data);
+        let digests = h.finish();
+        let sum = match algorithm {
+            Algorithm::Crc64nvme => checksum::Value::Crc64(digests.crc64.0),
+            Algorithm::Sha256 => checksum::Value::Sha256(digests.sha256.0),
+            Algorithm::Crc32c => Summer::of(algorithm, &data).value,
+        };
+        Ok((Bytes::from(data), digests, sum))
+    })
+    .await??;
+    unchanged(job, stat(&job.path(&ctx.root))?, "while being read")?;
+    same_digests(job, &digests)?;
+
+    let local = sum.to_base64();
+    let meta = metadata(job, &digests);
+    let obj = NewObject {
+        key: &job.key,
+        content_type: &job.content_type,
+        metadata: &meta,
+        options: &ctx.settings.options,
+    };
+    let send = faults::maybe_corrupt(&job.key, body.clone());
+    let written = ctx
+        .store
+        .put_object(&obj, send, algorithm, &local, job.must_not_exist)
+        .await?;
+    let verification = confirm(ctx, job, &written, &local, || md5_hex(&body)).await?;
+    ctx.progress.file_done(size);
+    Ok(Uploaded {
+        object: job.object,
+        digests,
+        verification,
+        bytes: size,
+    })
+}
+
+fn md5_hex(data: &[u8]) -> String {
+    Md5::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Proves the object holds our bytes, spending a request only when the
+/// write's answer did not already prove it.
+async fn confirm(
+    ctx: &Ctx,
+    job: &Job,
+    written: &Written,
+    local: &str,
+    etag: impl FnOnce() -> String,
+) -> Result<Verification, JobError> {
+    let alg = ctx.settings.algorithm.name();
+    if let Some(remote) = &written.checksum {
+        return if remote == local {
+            Ok(Verification::ChecksumInResponse)
+        } else {
+            Err(JobError::Failed(format!(
+                "the server stored {alg} {remote}, but the file's is {local}"
+            )))
+        };
+    }
+    let head =
+        ctx.store.head(&job.key).await?.ok_or_else(|| {
+            JobError::Failed("the object is missing right after its upload".into())
+        })?;
+    let from_head = match ctx.settings.algorithm {
+        Algorithm::Crc64nvme => head.checksum_crc64nvme,
+        Algorithm::Sha256 => head.checksum_sha256,
+        Algorithm::Crc32c => head.checksum_crc32c,
+    };
+    if head.size != job.size {
+        return Err(JobError::Failed(format!(
+            "the object holds {} bytes, the file {}",
+            head.size, job.size
+        )));
+    }
+    if let Some(remote) = from_head {
+        return if remote == local {
+            Ok(Verification::ChecksumInHead)
+        } else {
+            Err(JobError::Failed(format!(
+                "HeadObject shows {alg} {remote}, but the file's is {local}"
+            )))
+        };
+    }
+    let expected = etag();
+    match head.etag.or_else(|| written.etag.clone()) {
+        Some(e) if e.trim_matches('"') == expected => Ok(Verification::Etag),
+        Some(e) => Err(JobError::Failed(format!(
+            "the server returned no checksum and its ETag {e} is not the expected {expected}"
+        ))),
+        None => Err(JobError::Failed(
+            "the server returned neither a checksum nor an ETag to verify".into(),
+        )),
+    }
+}
+
+impl Job {
+    fn path(&self, root: &Path) -> PathBuf {
+        root.join(&*self.rel)
+    }
+}
+
+/// A part's data, read and summed on the blocking pool.
+struct ReadPart {
+    body: Bytes,
+    sum: checksum::Part,
+    crc64: checksum::Part,
+}
+
+fn read_part(
+    path: &Path,
+    start: u64,
+    len: u64,
+    algorithm: Algorithm,
+) -> Result<ReadPart, JobError> {
+    let file = std::fs::File::open(path)
+        .map_err(|e| JobError::Failed(format!("cannot read the file: {e}")))?;
+    let mut buf = vec![0u8; len as usize];
+    file.read_exact_at(&mut buf, start).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            JobError::Changed("the file became shorter while being uploaded".into())
+        } else {
+            JobError::Failed(format!("cannot read the file: {e}"))
+        }
+    })?;
+    let crc64 = Summer::of(Algorithm::Crc64nvme, &buf);
+    let sum = if algorithm == Algorithm::Crc64nvme {
+        crc64
+    } else {
+        Summer::of(algorithm, &buf)
+    };
+    Ok(ReadPart {
+        body: Bytes::from(buf),
+        sum,
+        crc64,
+    })
+}
+
+async fn put_multipart(ctx: &Arc<Ctx>, job: &Job) -> Result<Uploaded, JobError> {
+    let path = job.path(&ctx.root);
+    unchanged(job, stat(&path)?, "since the walk")?;
+    let digests = match job.digests {
+        Some(d) => d,
+        None => {
+            let p = path.clone();
+            let size = job.size;
+            let hashing = ctx.progress.hashing(&job.rel, size);
+            let h = hashing.clone();
+            let hashed = blocking(ctx, move || crate::dedup::hash_file(&p, size, &h)).await;
+            hashing.finish();
+            hashed?.map_err(|e| JobError::Changed(format!("the file could not be hashed: {e}")))?
+        }
+    };
+    let layout = PartLayout::new(job.size, ctx.settings.part_size)
+        .map_err(|e| JobError::Failed(e.to_string()))?;
+    let algorithm = ctx.settings.algorithm;
+    let meta = metadata(job, &digests);
+    let obj = NewObject {
+        key: &job.key,
+        content_type: &job.content_type,
+        metadata: &meta,
+        options: &ctx.settings.options,
+    };
+    let upload = {
+        let _req = ctx
+            .requests
+            .acquire()
+            .await
+            .map_err(|_| JobError::Failed("shutting down".into()))?;
+        ctx.store.create_multipart(&obj, algorithm).await?
+    };
+    let bar = ctx.progress.large_file(&job.rel, job.size);
+    let result = upload_parts(ctx, job, &path, &upload, layout, &bar).await;
+    bar.finish();
+    let sent = match result {
+        Ok(r) => r,
+        Err(e) => {
+            abort(ctx, job, &upload).await;
+            return Err(e);
+        }
+    };
+    let parts: Vec<DonePart> = sent.iter().map(|p| p.done.clone()).collect();
+    let sums: Vec<checksum::Part> = sent.iter().map(|p| p.sum).collect();
+    let crcs: Vec<checksum::Part> = sent.iter().map(|p| p.crc64).collect();
+    let md5s: Vec<Option<[u8; 16]>> = sent.iter().map(|p| p.md5).collect();
+    // The parts we sent must add up to the file we hashed.
+    let combined = checksum::multipart_value(Algorithm::Crc64nvme, &crcs);
+    if combined != digests.crc64.to_base64() {
+        abort(ctx, job, &upload).await;
+        return Err(JobError::Changed(
+            "the file's content changed while it was being uploaded".into(),
+        ));
+    }
+    if let Err(e) = unchanged(job, stat(&path)?, "while being uploaded") {
+        abort(ctx, job, &upload).await;
+        return Err(e);
+    }
+    let local = checksum::multipart_value(algorithm, &sums);
+    let full = algorithm.full_object().then_some(local.as_str());
+    let written = {
+        let _req = ctx
+            .requests
+            .acquire()
+            .await
+            .map_err(|_| JobError::Failed("shutting down".into()))?;
+        ctx.store
+            .complete_multipart(
+                &job.key,
+                &upload,
+                &parts,
+                algorithm,
+                full,
+                job.must_not_exist,
+            )
+            .await
+    };
+    let written = match written {
+        Ok(w) => w,
+        Err(e) => {
+            abort(ctx, job, &upload).await;
+            return Err(e.into());
+        }
+    };
+    let verification = confirm(ctx, job, &written, &local, || multipart_etag(&md5s)).await?;
+    ctx.progress.file_done(0);
+    Ok(Uploaded {
+        object: job.object,
+        digests,
+        verification,
+        bytes: job.size,
+    })
+}
+
+/// `md5(concat(part md5s))-N`, the ETag S3 gives a multipart object.
+fn multipart_etag(md5s: &[Option<[u8; 16]>]) -> String {
+    let mut outer = Md5::new();
+    for m in md5s.iter().flatten() {
+        outer.update(m);
+    }
+    let hex: String = outer
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("{hex}-{}", md5s.len())
+}
+
+async fn abort(ctx: &Ctx, job: &Job, upload: &UploadId) {
+    if let Err(e) = ctx.store.abort_multipart(&job.key, upload).await {
+        tracing::warn!(
+            "could not abort the multipart upload of {}: {e} (`mediashift gc` cleans it up)",
+            job.key
+        );
+    }
+}
+
+/// A part the server acknowledged, with what we computed from its bytes.
+#[derive(Debug, Clone)]
+struct SentPart {
+    done: DonePart,
+    /// The checksum of the run's algorithm.
+    sum: checksum::Part,
+    /// Always CRC64NVME, to compare the parts with the hashed file.
+    crc64: checksum::Part,
+    /// Only when the server answered without a checksum (ETag check).
+    md5: Option<[u8; 16]>,
+}
+
+async fn upload_parts(
+    ctx: &Arc<Ctx>,
+    job: &Job,
+    path: &Path,
+    upload: &UploadId,
+    layout: PartLayout,
+    bar: &crate::report::Phase,
+) -> Result<Vec<SentPart>, JobError> {
+    let mut set: JoinSet<Result<SentPart, JobError>> = JoinSet::new();
+    let n = layout.parts as usize;
+    let mut parts: Vec<Option<SentPart>> = vec![None; n];
+    let mut first_error = None;
+    for number in 1..=layout.parts {
+        let (start, end) = layout.range(number);
+        let len = end - start;
+        // Wait for a request slot and the memory before reading the part.
+        let req = ctx
+            .requests
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| JobError::Failed("shutting down".into()))?;
+        let mem = ctx
+            .memory
+            .clone()
+            .acquire_many_owned(units(len))
+            .await
+            .map_err(|_| JobError::Failed("shutting down".into()))?;
+        let (c, p, u, key, bar) = (
+            ctx.clone(),
+            path.to_path_buf(),
+            upload.clone(),
+            job.key.clone(),
+            bar.clone(),
+        );
+        set.spawn(async move {
+            let _held = (req, mem);
+            let alg = c.settings.algorithm;
+            let read = blocking(&c, move || read_part(&p, start, len, alg)).await??;
+            let local = read.sum.value.to_base64();
+            let body = faults::maybe_corrupt(&key, read.body.clone());
+            let w = c
+                .store
+                .upload_part(&key, &u, number as u32, body, alg, &local)
+                .await?;
+            let etag = w.etag.clone().ok_or_else(|| {
+                JobError::Failed(format!("UploadPart #{number}: no ETag in the answer"))
+            })?;
+            let mut md5 = None;
+            match &w.checksum {
+                Some(remote) if *remote != local => {
+                    return Err(JobError::Failed(format!(
+                        "part {number}: the server stored {} {remote}, but the part's is {local}",
+                        alg.name()
+                    )));
+                }
+                Some(_) => {}
+                None => {
+                    // No checksum in the answer: the part's ETag is its MD5.
+                    let digest: [u8; 16] = Md5::digest(&read.body).into();
+                    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+                    if etag.trim_matches('"') != hex {
+                        return Err(JobError::Failed(format!(
+                            "part {number}: ETag {etag} is not the part's MD5 {hex}"
+                        )));
+                    }
+                    md5 = Some(digest);
+                }
+            }
+            bar.inc(len);
+            c.progress.bytes(len);
+            Ok(SentPart {
+                done: DonePart {
+                    number: number as u32,
+                    etag,
+                    checksum: local,
+                },
+                sum: read.sum,
+                crc64: read.crc64,
+                md5,
+            })
+        });
+        while let Some(r) = set.try_join_next() {
+            collect(r, &mut parts, &mut first_error);
+        }
+        if first_error.is_some() {
+            break;
+        }
+    }
+    while let Some(r) = set.join_next().await {
+        collect(r, &mut parts, &mut first_error);
+    }
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    parts
+        .into_iter()
+        .map(|p| p.ok_or_else(|| JobError::Failed("a part went missing".into())))
+        .collect()
+}
+
+fn collect(
+    r: Result<Result<SentPart, JobError>, tokio::task::JoinError>,
+    parts: &mut [Option<SentPart>],
+    first_error: &mut Option<JobError>,
+) {
+    match r {
+        Ok(Ok(p)) => {
+            let i = p.done.number as usize - 1;
+            parts[i] = Some(p);
+        }
+        Ok(Err(e)) => {
+            first_error.get_or_insert(e);
+        }
+        Err(e) => {
+            first_error.get_or_insert(JobError::Failed(format!("a part task failed: {e}")));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multipart_etag_is_md5_of_part_md5s() {
+        let a: [u8; 16] = Md5::digest(b"a").into();
+        let b: [u8; 16] = Md5::digest(b"b").into();
+        let mut both = a.to_vec();
+        both.extend_from_slice(&b);
+        assert_eq!(
+            multipart_etag(&[Some(a), Some(b)]),
+            format!("{}-2", md5_hex(&both))
+        );
+    }
+
+    #[test]
+    fn memory_budget_fits_the_largest_buffer() {
+        let s = UploadSettings {
+            algorithm: Algorithm::Crc64nvme,
+            concurrency: 4,
+            max_memory: 1,
+            multipart_threshold: 16 << 20,
+            part_size: 8 << 20,
+            large_files: 1,
+            hash_threads: 1,
+            options: ObjectOptions::default(),
+        };
+        assert_eq!(effective_memory(&s), 16 << 20);
+        assert_eq!(units(1), 1);
+        assert_eq!(units(0), 1);
+        assert_eq!(units(MEMORY_UNIT + 1), 2);
+    }
+}
