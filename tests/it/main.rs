@@ -4,5 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod migrate;
+mod nginx;
 mod plan;
 mod support;

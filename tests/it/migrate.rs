@@ -1,0 +1,481 @@
+//! `mediashift migrate` against the real server, checked independently of
+//! mediashift: object bytes, metadata, listings and multipart state come
+//! from the S3 API directly; the maps are checked row by row.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::support::{
+    Target, Tree, bytes, json as doc, mediashift, mediashift_env, runtime, s3, stderr, target,
+};
+
+const MIB: usize = 1024 * 1024;
+
+pub fn migrate_in(
+    tree: &Tree,
+    t: &Target,
+    maps: &Path,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> (std::process::Output, Value) {
+    let mut args = vec![
+        "migrate".to_string(),
+        tree.path().display().to_string(),
+        t.url(),
+        "--json".to_string(),
+        "--map-dir".to_string(),
+        maps.display().to_string(),
+        "--source-base-url".to_string(),
+        "/media/".to_string(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let out = mediashift_env(&args, env);
+    let v = doc(&out);
+    (out, v)
+}
+
+pub fn hex(data: &[u8]) -> String {
+    Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Reads an object's bytes and headers straight from the server.
+pub fn get(t: &Target, key: &str) -> (Vec<u8>, String, BTreeMap<String, String>) {
+    runtime().block_on(async {
+        let o = s3()
+            .get_object()
+            .bucket(&t.bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {key}: {e:?}"));
+        let ct = o.content_type().unwrap_or_default().to_string();
+        let meta: BTreeMap<String, String> = o
+            .metadata()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        let body = o
+            .body
+            .collect()
+            .await
+            .expect("read body")
+            .into_bytes()
+            .to_vec();
+        (body, ct, meta)
+    })
+}
+
+pub fn incomplete_uploads(t: &Target) -> usize {
+    runtime().block_on(async {
+        let out = s3()
+            .list_multipart_uploads()
+            .bucket(&t.bucket)
+            .prefix(&t.prefix)
+            .send()
+            .await
+            .expect("list uploads");
+        out.uploads().len()
+    })
+}
+
+/// Rows of map.csv as field maps (the test keys have no commas or quotes
+/// except where noted, so a simple split is not enough: parse RFC 4180).
+pub fn csv_rows(path: &Path) -> Vec<BTreeMap<String, String>> {
+    let text = std::fs::read_to_string(path).expect("map.csv");
+    let mut records = parse_csv(&text).into_iter();
+    let header = records.next().expect("header");
+    assert_eq!(
+        header.join(","),
+        "old_url,new_url,key,sha256,size,content_type,duplicate_of"
+    );
+    records
+        .map(|r| header.iter().cloned().zip(r).collect())
+        .collect()
+}
+
+fn parse_csv(text: &str) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    let mut row = Vec::new();
+    let mut field = String::new();
+    let mut quoted = false;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                field.push('"');
+                chars.next();
+            }
+            (true, '"') => quoted = false,
+            (true, c) => field.push(c),
+            (false, '"') => quoted = true,
+            (false, ',') => row.push(std::mem::take(&mut field)),
+            (false, '\n') => {
+                row.push(std::mem::take(&mut field));
+                rows.push(std::mem::take(&mut row));
+            }
+            (false, c) => field.push(c),
+        }
+    }
+    rows
+}
+
+/// The weird names of the foundation issue, plus large and empty files.
+pub fn weird_tree() -> (Tree, BTreeMap<String, Vec<u8>>) {
+    let tree = Tree::new();
+    let mut files = BTreeMap::new();
+    let long = format!("deep/{}.jpg", "n".repeat(196));
+    let shoe = bytes(1, 40_000);
+    let entries: Vec<(String, Vec<u8>)> = vec![
+        ("catalog/product/a/b/shoe.jpg".into(), shoe.clone()),
+        ("catalog/product/c/d/shoe copy.jpg".into(), shoe),
+        ("a b.jpg".into(), bytes(2, 1000)),
+        ("plus+sign.jpg".into(), bytes(3, 1001)),
+        ("100%.jpg".into(), bytes(4, 1002)),
+        ("hash#tag.jpg".into(), bytes(5, 1003)),
+        ("what?.jpg".into(), bytes(6, 1004)),
+        ("caf\u{e9}.jpg".into(), bytes(7, 1005)),
+        ("cafe\u{301}.jpg".into(), bytes(8, 1006)),
+        ("\u{1F3AC} clip.mp4".into(), bytes(9, 1007)),
+        (long, bytes(10, 1008)),
+        ("UPPER.JPEG".into(), bytes(11, 1009)),
+        ("photo.avif".into(), bytes(12, 1010)),
+        ("zero.png".into(), Vec::new()),
+        // Multipart: 21 MiB in 5 MiB parts (5 parts), and exactly at the
+        // 8 MiB threshold (2 parts).
+        ("video/big.mp4".into(), bytes(13, 21 * MIB + 17)),
+        ("video/at-threshold.webm".into(), bytes(14, 8 * MIB)),
+    ];
+    for (name, data) in entries {
+        tree.file(&name, &data);
+        files.insert(name, data);
+    }
+    tree.file(b"bad\xff.jpg", b"latin-1 name");
+    (tree, files)
+}
+
+pub const MULTIPART_FLAGS: [&str; 4] = ["--multipart-threshold", "8MiB", "--part-size", "5MiB"];
+
+/// Checks the bucket and the maps against the files, independently.
+pub fn check_migrated(
+    t: &Target,
+    maps: &Path,
+    files: &BTreeMap<String, Vec<u8>>,
+) -> Vec<BTreeMap<String, String>> {
+    let rows = csv_rows(&maps.join("map.csv"));
+    let by_path: BTreeMap<String, &BTreeMap<String, String>> = rows
+        .iter()
+        .map(|r| {
+            let rel = r["old_url"]
+                .strip_prefix("/media/")
+                .expect("old_url under /media/");
+            (
+                percent_encoding::percent_decode_str(rel)
+                    .decode_utf8()
+                    .expect("utf-8")
+                    .into_owned(),
+                r,
+            )
+        })
+        .collect();
+    assert_eq!(
+        by_path.keys().cloned().collect::<BTreeSet<_>>(),
+        files.keys().cloned().collect::<BTreeSet<_>>(),
+        "one map row per file"
+    );
+
+    let mut keys = BTreeSet::new();
+    for (rel, data) in files {
+        let row = by_path[rel];
+        let key = &row["key"];
+        keys.insert(key.clone());
+        assert_eq!(row["sha256"], hex(data), "{rel}");
+        assert_eq!(row["size"], data.len().to_string(), "{rel}");
+        let (body, content_type, meta) = get(t, key);
+        assert!(
+            body == *data,
+            "object {key} does not hold the bytes of {rel}"
+        );
+        assert_eq!(content_type, row["content_type"], "{rel}");
+        let expected_ct = mediashift::select::content_type(rel);
+        assert_eq!(content_type, expected_ct, "{rel}");
+        assert_eq!(meta.get("sha256"), Some(&hex(data)), "{rel}");
+        assert!(
+            row["new_url"].ends_with(&mediashift::urls::encode_path(key)),
+            "{rel}: {}",
+            row["new_url"]
+        );
+    }
+    let listed: BTreeSet<String> = t.objects().into_keys().collect();
+    assert_eq!(listed, keys, "exactly the expected objects, nothing extra");
+    assert_eq!(
+        incomplete_uploads(t),
+        0,
+        "no incomplete multipart uploads left"
+    );
+    rows
+}
+
+#[test]
+fn migrates_everything_once_and_proves_it() {
+    let (tree, files) = weird_tree();
+    let t = target("migrate-e2e");
+    let maps = tempfile::tempdir().unwrap();
+    let (out, v) = migrate_in(&tree, &t, maps.path(), &MULTIPART_FLAGS, &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the non-UTF-8 file makes exit 1\n{}",
+        stderr(&out)
+    );
+    assert_eq!(v["failed"].as_array().unwrap().len(), 1, "{}", v["failed"]);
+    assert_eq!(v["failed"][0]["path"], "bad\\xFF.jpg");
+
+    let unique = files.len() as u64 - 1;
+    assert_eq!(v["files_total"], files.len());
+    assert_eq!(v["duplicate_files"], 1);
+    assert_eq!(v["objects_uploaded"], unique);
+    let unique_bytes: u64 = files
+        .iter()
+        .filter(|(k, _)| !k.contains("shoe copy"))
+        .map(|(_, d)| d.len() as u64)
+        .sum();
+    assert_eq!(v["bytes_uploaded"], unique_bytes);
+    assert_eq!(v["objects_skipped_existing"], 0);
+    assert_eq!(v["multipart_objects"], 2);
+    assert_eq!(v["requests"]["upload_part"], 5 + 2);
+    assert_eq!(
+        v["verified"]["checksum_in_response"], unique,
+        "SeaweedFS returns checksums: {}",
+        v["verified"]
+    );
+
+    let rows = check_migrated(&t, maps.path(), &files);
+    let shoe = rows
+        .iter()
+        .find(|r| r["old_url"].ends_with("/shoe.jpg"))
+        .unwrap();
+    let copy = rows
+        .iter()
+        .find(|r| r["old_url"].ends_with("/shoe%20copy.jpg"))
+        .unwrap();
+    assert_eq!(copy["key"], shoe["key"], "duplicates share one object");
+    assert_eq!(copy["duplicate_of"], "catalog/product/a/b/shoe.jpg");
+    assert_eq!(shoe["duplicate_of"], "");
+    let json: Value =
+        serde_json::from_str(&std::fs::read_to_string(maps.path().join("map.json")).unwrap())
+            .unwrap();
+    assert_eq!(json["version"], 1);
+    assert_eq!(json["entries"].as_array().unwrap().len(), files.len());
+}
+
+#[test]
+fn a_second_run_uploads_nothing_and_a_changed_file_goes_up_again() {
+    let tree = Tree::new();
+    tree.file("a.jpg", &bytes(1, 5000))
+        .file("b.png", &bytes(2, 6000))
+        .file("v.mp4", &bytes(3, 9 * MIB));
+    let t = target("migrate-rerun");
+    let maps = tempfile::tempdir().unwrap();
+    let (out, v) = migrate_in(&tree, &t, maps.path(), &MULTIPART_FLAGS, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(v["objects_uploaded"], 3);
+
+    let (out, v) = migrate_in(&tree, &t, maps.path(), &MULTIPART_FLAGS, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(v["objects_uploaded"], 0);
+    assert_eq!(v["objects_skipped_existing"], 3);
+    assert_eq!(v["requests"]["put_object"], 0);
+
+    // Same size, other bytes: the earlier object is ours and stale.
+    let changed = bytes(4, 5000);
+    tree.file("a.jpg", &changed);
+    let (out, v) = migrate_in(&tree, &t, maps.path(), &MULTIPART_FLAGS, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(v["objects_uploaded"], 1);
+    assert_eq!(v["objects_changed_since_upload"], 1);
+    assert_eq!(get(&t, &format!("{}a.jpg", t.prefix)).0, changed);
+    let files: BTreeMap<String, Vec<u8>> = ["a.jpg", "b.png", "v.mp4"]
+        .iter()
+        .map(|n| (n.to_string(), std::fs::read(tree.join(n)).unwrap()))
+        .collect();
+    check_migrated(&t, maps.path(), &files);
+}
+
+#[test]
+fn sha256_and_crc32c_checksums_work() {
+    for (alg, multipart_suffix) in [("sha256", true), ("crc32c", false)] {
+        let tree = Tree::new();
+        tree.file("small.jpg", &bytes(1, 7000))
+            .file("video/big.mp4", &bytes(2, 12 * MIB + 5));
+        let t = target(&format!("checksum-{alg}"));
+        let maps = tempfile::tempdir().unwrap();
+        let mut flags = MULTIPART_FLAGS.to_vec();
+        flags.extend(["--checksum", alg]);
+        let (out, v) = migrate_in(&tree, &t, maps.path(), &flags, &[]);
+        assert!(out.status.success(), "{alg}: {}", stderr(&out));
+        assert_eq!(v["objects_uploaded"], 2, "{alg}");
+        assert_eq!(
+            v["verified"]["checksum_in_response"], 2,
+            "{alg}: {}",
+            v["verified"]
+        );
+        let files: BTreeMap<String, Vec<u8>> = ["small.jpg", "video/big.mp4"]
+            .iter()
+            .map(|n| (n.to_string(), std::fs::read(tree.join(n)).unwrap()))
+            .collect();
+        check_migrated(&t, maps.path(), &files);
+        let head = runtime().block_on(async {
+            s3().head_object()
+                .bucket(&t.bucket)
+                .key(format!("{}video/big.mp4", t.prefix))
+                .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
+                .send()
+                .await
+                .unwrap()
+        });
+        if multipart_suffix {
+            let c = head.checksum_sha256().expect("sha256 checksum stored");
+            assert!(c.ends_with("-3"), "composite over 3 parts: {c}");
+        } else {
+            let c = head.checksum_crc32_c().expect("crc32c checksum stored");
+            assert!(!c.contains('-'), "full-object: {c}");
+        }
+    }
+}
+
+#[test]
+fn a_body_the_server_rejects_is_a_failure_and_the_rest_carries_on() {
+    let tree = Tree::new();
+    tree.file("ok.jpg", &bytes(1, 3000))
+        .file("bad-small.jpg", &bytes(2, 3000))
+        .file("video/bad-big.mp4", &bytes(3, 11 * MIB));
+    let t = target("corrupt");
+    let maps = tempfile::tempdir().unwrap();
+    let (out, v) = migrate_in(
+        &tree,
+        &t,
+        maps.path(),
+        &MULTIPART_FLAGS,
+        &[("MEDIASHIFT_TEST_CORRUPT_KEY", "bad-")],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(v["objects_uploaded"], 1);
+    let failed: BTreeMap<&str, &str> = v["failed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["path"].as_str().unwrap(), f["error"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        failed.keys().copied().collect::<Vec<_>>(),
+        ["bad-small.jpg", "video/bad-big.mp4"]
+    );
+    for (path, err) in &failed {
+        assert!(
+            err.contains("BadDigest") || err.contains("InvalidDigest"),
+            "{path}: {err}"
+        );
+    }
+    assert_eq!(
+        t.objects().into_keys().collect::<Vec<_>>(),
+        [format!("{}ok.jpg", t.prefix)]
+    );
+    assert_eq!(
+        incomplete_uploads(&t),
+        0,
+        "the failed multipart upload was aborted"
+    );
+    let rows = csv_rows(&maps.path().join("map.csv"));
+    assert_eq!(rows.len(), 1, "only what is in place is mapped");
+}
+
+#[test]
+fn other_content_under_a_key_is_kept_unless_overwrite() {
+    let tree = Tree::new();
+    tree.file("a.jpg", &bytes(1, 3000))
+        .file("b.jpg", &bytes(2, 3000));
+    let t = target("conflict");
+    let key = format!("{}a.jpg", t.prefix);
+    t.put(&key, b"someone else's picture", None);
+    let maps = tempfile::tempdir().unwrap();
+    let (out, v) = migrate_in(&tree, &t, maps.path(), &[], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(v["conflicts"][0]["path"], "a.jpg");
+    assert_eq!(v["objects_uploaded"], 1);
+    assert_eq!(get(&t, &key).0, b"someone else's picture");
+
+    let (out, v) = migrate_in(&tree, &t, maps.path(), &["--overwrite"], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(v["objects_uploaded"], 1);
+    assert_eq!(get(&t, &key).0, bytes(1, 3000));
+}
+
+#[test]
+fn dry_run_prints_exactly_the_plan() {
+    let (tree, _) = weird_tree();
+    let t = target("dry-run");
+    let maps = tempfile::tempdir().unwrap();
+    let src = tree.path().display().to_string();
+    let url = t.url();
+    let plan = mediashift(["plan", &src, &url, "--json"]);
+    let dry = mediashift([
+        "migrate",
+        &src,
+        &url,
+        "--json",
+        "--dry-run",
+        "--map-dir",
+        &maps.path().display().to_string(),
+    ]);
+    assert_eq!(dry.status.code(), plan.status.code());
+    assert_eq!(
+        String::from_utf8_lossy(&dry.stdout),
+        String::from_utf8_lossy(&plan.stdout)
+    );
+    let text_plan = mediashift(["plan", &src, &url]);
+    let text_dry = mediashift(["migrate", &src, &url, "--dry-run"]);
+    assert_eq!(text_dry.stdout, text_plan.stdout);
+    assert!(t.objects().is_empty(), "a dry run writes nothing");
+    assert_eq!(
+        std::fs::read_dir(maps.path()).unwrap().count(),
+        0,
+        "nor maps"
+    );
+}
+
+#[test]
+fn object_settings_are_stored() {
+    let tree = Tree::new();
+    tree.file("a.jpg", &bytes(1, 100))
+        .file("v.mp4", &bytes(2, 9 * MIB));
+    let t = target("object-settings");
+    let maps = tempfile::tempdir().unwrap();
+    let mut flags = MULTIPART_FLAGS.to_vec();
+    flags.extend(["--cache-control", "public, max-age=31536000, immutable"]);
+    let (out, _) = migrate_in(&tree, &t, maps.path(), &flags, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for key in ["a.jpg", "v.mp4"] {
+        let head = runtime().block_on(async {
+            s3().head_object()
+                .bucket(&t.bucket)
+                .key(format!("{}{key}", t.prefix))
+                .send()
+                .await
+                .unwrap()
+        });
+        assert_eq!(
+            head.cache_control(),
+            Some("public, max-age=31536000, immutable"),
+            "{key}"
+        );
+        let meta = head.metadata().unwrap();
+        assert_eq!(meta.get("source-path").map(String::as_str), Some(key));
+    }
+}
