@@ -26,6 +26,8 @@ use crate::types::{Crc64Nvme, Sha256Digest};
 /// Bytes read from each end of a file for the partial hash.
 pub const PARTIAL_BYTES: u64 = 16 * 1024;
 const READ_BUF: usize = 256 * 1024;
+/// Files hashed per batch: bounds the results held before they are sorted.
+const HASH_CHUNK: usize = 16 * 1024;
 
 /// The full digests of a file: SHA-256 (identity, `sha256` metadata) and
 /// CRC64/NVME (S3's default full-object checksum), from one read.
@@ -281,25 +283,45 @@ pub fn group(
     }
     full_jobs.sort_unstable();
     progress.inc_length(full_jobs.iter().map(|&i| files[i as usize].size).sum());
-    let fulls = parallel_map(&full_jobs, threads, |&i| {
-        let f = &files[i as usize];
-        hash_file(&f.path(root), f.size, progress)
-    });
-    let mut by_digest: HashMap<Sha256Digest, u32> = HashMap::new();
-    for (&i, r) in full_jobs.iter().zip(fulls) {
-        g.bytes_read += files[i as usize].size;
-        match r {
-            Ok(d) => {
-                // Jobs are in path order, so the first one seen is canonical.
-                let canon = *by_digest.entry(d.sha256).or_insert(i);
-                if canon == i {
-                    g.digests.insert(i, d);
-                } else {
-                    merged.insert(i, canon);
+    // In chunks, so the results waiting to be sorted stay small; the digest
+    // index keys on 8 bytes of the SHA-256 and confirms on the full value.
+    let mut by_digest: HashMap<u64, u32> = HashMap::new();
+    // Canonical files whose 8-byte prefix met another content's (rare).
+    let mut rare: Vec<u32> = Vec::new();
+    for chunk in full_jobs.chunks(HASH_CHUNK) {
+        let fulls = parallel_map(chunk, threads, |&i| {
+            let f = &files[i as usize];
+            hash_file(&f.path(root), f.size, progress)
+        });
+        for (&i, r) in chunk.iter().zip(fulls) {
+            g.bytes_read += files[i as usize].size;
+            match r {
+                Ok(d) => {
+                    // Jobs are in path order, so the first one seen is canonical.
+                    let short = u64::from_le_bytes(d.sha256.0[..8].try_into().unwrap_or_default());
+                    let same = |c: &u32| g.digests.get(c).is_some_and(|cd| cd.sha256 == d.sha256);
+                    let canon = match by_digest.get(&short) {
+                        Some(c) if same(c) => Some(*c),
+                        Some(_) => rare.iter().find(|c| same(c)).copied(),
+                        None => None,
+                    };
+                    match canon {
+                        Some(c) => {
+                            merged.insert(i, c);
+                        }
+                        None => {
+                            if by_digest.contains_key(&short) {
+                                rare.push(i);
+                            } else {
+                                by_digest.insert(short, i);
+                            }
+                            g.digests.insert(i, d);
+                        }
+                    }
                 }
-            }
-            Err(e) => {
-                failed_reps.insert(i, e);
+                Err(e) => {
+                    failed_reps.insert(i, e);
+                }
             }
         }
     }

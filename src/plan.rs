@@ -4,6 +4,7 @@
 //! is tested exhaustively without a server, and `plan` and `migrate
 //! --dry-run` can never disagree.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
@@ -422,23 +423,21 @@ fn round_cents(usd: f64) -> f64 {
 
 fn name_problems(files: &[SourceFile], skipped: &SkipLog, long: &[LongKey]) -> NameProblems {
     use unicode_normalization::UnicodeNormalization;
-    let mut by_case: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let mut by_nfc: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for f in files {
-        by_case
-            .entry(f.rel.to_lowercase())
-            .or_default()
-            .push(f.rel.to_string());
-        by_nfc
-            .entry(f.rel.nfc().collect())
-            .or_default()
-            .push(f.rel.to_string());
-    }
-    let groups =
-        |m: BTreeMap<String, Vec<String>>| m.into_values().filter(|v| v.len() > 1).collect();
     NameProblems {
-        case_collisions: groups(by_case),
-        normalization_collisions: groups(by_nfc),
+        case_collisions: collisions(files, |r| {
+            if r.bytes().any(|b| b.is_ascii_uppercase()) || !r.is_ascii() {
+                Cow::Owned(r.to_lowercase())
+            } else {
+                Cow::Borrowed(r)
+            }
+        }),
+        normalization_collisions: collisions(files, |r| {
+            if r.is_ascii() {
+                Cow::Borrowed(r)
+            } else {
+                Cow::Owned(r.nfc().collect())
+            }
+        }),
         not_utf8: skipped
             .problems()
             .filter(|(r, _)| *r == crate::scan::SkipReason::NotUtf8)
@@ -446,6 +445,39 @@ fn name_problems(files: &[SourceFile], skipped: &SkipLog, long: &[LongKey]) -> N
             .collect(),
         long_keys: long.to_vec(),
     }
+}
+
+/// Groups of paths that are equal once `fold`ed, in path order. Keeps only
+/// a 64-bit hash per file; the few files whose hashes meet are compared for
+/// real, so memory stays small for millions of files.
+fn collisions(files: &[SourceFile], fold: impl Fn(&str) -> Cow<'_, str>) -> Vec<Vec<String>> {
+    use std::hash::{BuildHasher, RandomState};
+    let hasher = RandomState::new();
+    let mut first: HashMap<u64, u32> = HashMap::with_capacity(files.len());
+    let mut met: BTreeMap<u64, Vec<u32>> = BTreeMap::new();
+    for (i, f) in files.iter().enumerate() {
+        let h = hasher.hash_one(fold(&f.rel).as_ref());
+        match first.get(&h) {
+            Some(&j) => met.entry(h).or_insert_with(|| vec![j]).push(i as u32),
+            None => {
+                first.insert(h, i as u32);
+            }
+        }
+    }
+    let mut groups: Vec<Vec<String>> = Vec::new();
+    for members in met.into_values() {
+        let mut by_name: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for i in members {
+            let rel = &files[i as usize].rel;
+            by_name
+                .entry(fold(rel).into_owned())
+                .or_default()
+                .push(rel.to_string());
+        }
+        groups.extend(by_name.into_values().filter(|v| v.len() > 1));
+    }
+    groups.sort();
+    groups
 }
 
 #[cfg(test)]

@@ -152,6 +152,30 @@ fn short(name: &str) -> String {
     }
 }
 
+/// The process's resident memory now and at its peak, in KiB (Linux), for
+/// debug logs at phase boundaries.
+pub fn memory_kib() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// Logs a phase boundary with the memory in use (at -v).
+pub fn phase_done(name: &str) {
+    let (rss, peak) = memory_kib();
+    tracing::debug!(
+        "{name} done: RSS {} MiB, peak {} MiB",
+        rss / 1024,
+        peak / 1024
+    );
+}
+
 /// One bar or counter. Cloning shares it (safe across threads).
 #[derive(Clone, Default)]
 pub struct Phase {

@@ -52,6 +52,7 @@ pub async fn run(settings: &RunSettings, reporter: &Reporter) -> Result<Planned>
     let w = walking.clone();
     let scan = blocking(move || scan::scan(&opts, &w)).await?;
     walking.finish();
+    crate::report::phase_done("walk");
 
     let hashing = reporter.bytes("hashing", 0);
     let root = settings.scan.root.clone();
@@ -60,8 +61,10 @@ pub async fn run(settings: &RunSettings, reporter: &Reporter) -> Result<Planned>
     let threads = settings.hash_threads;
     let (f, h) = (files.clone(), hashing.clone());
     let mut grouping = blocking(move || dedup::group(&root, &f, hash_all, threads, &h)).await?;
+    crate::report::phase_done("dedup");
 
     let keys = plan::assign_keys(&files, &grouping, &settings.rules);
+    crate::report::phase_done("keys");
     let remote = remote_state(settings, &store, &files, &mut grouping, &keys, reporter).await?;
     hashing.finish();
 
@@ -69,6 +72,7 @@ pub async fn run(settings: &RunSettings, reporter: &Reporter) -> Result<Planned>
         files: Arc::try_unwrap(files).unwrap_or_else(|a| (*a).clone()),
         skipped: scan.skipped,
     };
+    crate::report::phase_done("bucket check");
     let plan = plan::build(
         &scan.files,
         &grouping,
@@ -77,6 +81,7 @@ pub async fn run(settings: &RunSettings, reporter: &Reporter) -> Result<Planned>
         &settings.rules,
         &scan.skipped,
     );
+    crate::report::phase_done("plan");
     let public_base = settings
         .urls
         .public_base
