@@ -310,10 +310,12 @@ pub fn group(
                             merged.insert(i, c);
                         }
                         None => {
-                            if by_digest.contains_key(&short) {
-                                rare.push(i);
+                            if let std::collections::hash_map::Entry::Vacant(e) =
+                                by_digest.entry(short)
+                            {
+                                e.insert(i);
                             } else {
-                                by_digest.insert(short, i);
+                                rare.push(i);
                             }
                             g.digests.insert(i, d);
                         }
