@@ -36,6 +36,17 @@ pub enum Command {
     /// Upload the media: each distinct content once, checksummed and
     /// verified, then write the URL rewrite maps.
     Migrate(MigrateArgs),
+
+    /// What the journal knows: files by state, bytes done and remaining,
+    /// uploads in flight, failures.
+    Status(StatusArgs),
+
+    /// Re-check every object the journal says is in place: it exists, its
+    /// size, checksum and sha256 metadata match (--deep: its bytes).
+    Verify(VerifyArgs),
+
+    /// Abort incomplete multipart uploads under a prefix (they cost storage).
+    Gc(GcArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -109,6 +120,99 @@ pub struct MigrateArgs {
     pub sse_kms_key_id: Option<String>,
 }
 
+/// How to reach the store.
+#[derive(Debug, Args)]
+pub struct ConnectionArgs {
+    /// S3 endpoint, e.g. http://127.0.0.1:8333 for a local server. Default:
+    /// AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, the profile, then AWS itself.
+    /// A custom endpoint uses path-style addressing.
+    #[arg(long, value_name = "URL", help_heading = "Connection")]
+    pub endpoint_url: Option<String>,
+
+    /// AWS region (default: AWS_REGION, the profile, then us-east-1).
+    #[arg(long, help_heading = "Connection")]
+    pub region: Option<String>,
+
+    /// Named profile from ~/.aws/config and ~/.aws/credentials.
+    #[arg(long, help_heading = "Connection")]
+    pub profile: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The migration's state directory.
+    #[arg(long, value_name = "DIR", default_value = ".mediashift")]
+    pub state: PathBuf,
+
+    /// Print one JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The migrated directory.
+    #[arg(value_name = "SOURCE_DIR")]
+    pub source: PathBuf,
+
+    /// Where it was migrated: s3://BUCKET or s3://BUCKET/PREFIX.
+    #[arg(value_name = "s3://BUCKET[/PREFIX]")]
+    pub destination: String,
+
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+
+    /// The migration's state directory (its journal says what should be there).
+    #[arg(long, value_name = "DIR", default_value = ".mediashift")]
+    pub state: PathBuf,
+
+    /// Download every object and re-hash it (reads everything back).
+    #[arg(long)]
+    pub deep: bool,
+
+    /// Requests in flight at once.
+    #[arg(long, value_name = "N", default_value_t = 32)]
+    pub concurrency: usize,
+
+    /// Print one JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
+
+    /// No progress bars.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// Where to look: s3://BUCKET or s3://BUCKET/PREFIX.
+    #[arg(value_name = "s3://BUCKET[/PREFIX]")]
+    pub destination: String,
+
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+
+    /// Only uploads started longer ago than this (e.g. 30m, 24h, 7d; 0 for all).
+    #[arg(long, value_name = "AGE", default_value = "24h")]
+    pub older_than: String,
+
+    /// A migration's state directory: uploads its journal will resume are kept.
+    #[arg(long, value_name = "DIR", default_value = ".mediashift")]
+    pub state: PathBuf,
+
+    /// Abort uploads the journal would resume, too.
+    #[arg(long)]
+    pub all: bool,
+
+    /// List what would be aborted; abort nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Print one JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum KeyLayoutArg {
     /// <prefix>/<relative path>
@@ -128,20 +232,8 @@ pub struct RunArgs {
     #[arg(value_name = "s3://BUCKET[/PREFIX]")]
     pub destination: String,
 
-    // Connection.
-    /// S3 endpoint, e.g. http://127.0.0.1:8333 for a local server. Default:
-    /// AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, the profile, then AWS itself.
-    /// A custom endpoint uses path-style addressing.
-    #[arg(long, value_name = "URL", help_heading = "Connection")]
-    pub endpoint_url: Option<String>,
-
-    /// AWS region (default: AWS_REGION, the profile, then us-east-1).
-    #[arg(long, help_heading = "Connection")]
-    pub region: Option<String>,
-
-    /// Named profile from ~/.aws/config and ~/.aws/credentials.
-    #[arg(long, help_heading = "Connection")]
-    pub profile: Option<String>,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
 
     // Selection.
     /// Take every file, not only images and videos.

@@ -182,6 +182,7 @@ pub fn group(
     hash_all: bool,
     threads: usize,
     progress: &Phase,
+    known: &HashMap<u32, Digests>,
 ) -> Grouping {
     let n = files.len();
     let mut g = Grouping::default();
@@ -229,6 +230,11 @@ pub fn group(
     }
 
     // Stage 3: partial hashes, for files large enough that it saves reading.
+    // A group with a file whose digests the journal already knows skips the
+    // partial stage: its other members are hashed in full and compared.
+    let (known_groups, candidates): (Vec<Vec<u32>>, Vec<Vec<u32>>) = candidates
+        .into_iter()
+        .partition(|reps| reps.iter().any(|r| known.contains_key(r)));
     let partial_jobs: Vec<u32> = candidates
         .iter()
         .flatten()
@@ -251,7 +257,7 @@ pub fn group(
             }
         }
     }
-    let mut full_jobs: Vec<u32> = Vec::new();
+    let mut full_jobs: Vec<u32> = known_groups.into_iter().flatten().collect();
     for reps in &candidates {
         let mut by_partial: HashMap<Option<[u8; 32]>, Vec<u32>> = HashMap::new();
         for &r in reps {
@@ -290,11 +296,16 @@ pub fn group(
     let mut rare: Vec<u32> = Vec::new();
     for chunk in full_jobs.chunks(HASH_CHUNK) {
         let fulls = parallel_map(chunk, threads, |&i| {
+            if let Some(d) = known.get(&i) {
+                return Ok(*d);
+            }
             let f = &files[i as usize];
             hash_file(&f.path(root), f.size, progress)
         });
         for (&i, r) in chunk.iter().zip(fulls) {
-            g.bytes_read += files[i as usize].size;
+            if !known.contains_key(&i) {
+                g.bytes_read += files[i as usize].size;
+            }
             match r {
                 Ok(d) => {
                     // Jobs are in path order, so the first one seen is canonical.
@@ -325,6 +336,17 @@ pub fn group(
                     failed_reps.insert(i, e);
                 }
             }
+        }
+    }
+
+    // Digests the journal knows need no reading: keep those of files that
+    // are their own canonical (unique sizes, say).
+    for (&i, d) in known {
+        if link.get(i as usize) == Some(&i)
+            && !merged.contains_key(&i)
+            && !failed_reps.contains_key(&i)
+        {
+            g.digests.entry(i).or_insert(*d);
         }
     }
 
@@ -389,7 +411,14 @@ mod tests {
     #[test]
     fn unique_sizes_are_not_read() {
         let (dir, files) = setup(&[("a.jpg", b"1"), ("b.jpg", b"22"), ("c.jpg", b"333")]);
-        let g = group(dir.path(), &files, false, 2, &Phase::hidden());
+        let g = group(
+            dir.path(),
+            &files,
+            false,
+            2,
+            &Phase::hidden(),
+            &HashMap::new(),
+        );
         assert_eq!(g.bytes_read, 0);
         assert!(g.digests.is_empty());
         assert!((0..3).all(|i| g.is_canonical(i)));
@@ -398,7 +427,14 @@ mod tests {
     #[test]
     fn same_size_different_content_is_not_a_duplicate() {
         let (dir, files) = setup(&[("a.jpg", b"abc"), ("b.jpg", b"abd"), ("z/c.jpg", b"abc")]);
-        let g = group(dir.path(), &files, false, 2, &Phase::hidden());
+        let g = group(
+            dir.path(),
+            &files,
+            false,
+            2,
+            &Phase::hidden(),
+            &HashMap::new(),
+        );
         assert_eq!(
             canon_names(&files, &g),
             [("a.jpg", "a.jpg"), ("b.jpg", "b.jpg"), ("z/c.jpg", "a.jpg")]
@@ -413,7 +449,14 @@ mod tests {
         let mut b = a.clone();
         b[size / 2] = 8;
         let (dir, files) = setup(&[("a.mp4", &a), ("b.mp4", &b), ("c.mp4", &a)]);
-        let g = group(dir.path(), &files, false, 2, &Phase::hidden());
+        let g = group(
+            dir.path(),
+            &files,
+            false,
+            2,
+            &Phase::hidden(),
+            &HashMap::new(),
+        );
         assert_eq!(
             canon_names(&files, &g),
             [("a.mp4", "a.mp4"), ("b.mp4", "b.mp4"), ("c.mp4", "a.mp4")]
@@ -428,7 +471,14 @@ mod tests {
         let a = vec![1u8; size];
         let b = vec![2u8; size];
         let (dir, files) = setup(&[("a.mp4", &a), ("b.mp4", &b)]);
-        let g = group(dir.path(), &files, false, 2, &Phase::hidden());
+        let g = group(
+            dir.path(),
+            &files,
+            false,
+            2,
+            &Phase::hidden(),
+            &HashMap::new(),
+        );
         assert_eq!(g.bytes_read, 2 * 2 * PARTIAL_BYTES);
         assert!(g.is_canonical(0) && g.is_canonical(1));
     }
@@ -438,7 +488,14 @@ mod tests {
         let (dir, _) = setup(&[("a.jpg", b"same"), ("other.jpg", b"diff")]);
         fs::hard_link(dir.path().join("a.jpg"), dir.path().join("b.jpg")).unwrap();
         let files = rescan(dir.path());
-        let g = group(dir.path(), &files, false, 2, &Phase::hidden());
+        let g = group(
+            dir.path(),
+            &files,
+            false,
+            2,
+            &Phase::hidden(),
+            &HashMap::new(),
+        );
         let names = canon_names(&files, &g);
         assert_eq!(names[1], ("b.jpg", "a.jpg"));
         // a.jpg and other.jpg have the same size and distinct inodes: those
@@ -449,7 +506,14 @@ mod tests {
     #[test]
     fn zero_byte_files_are_one_content() {
         let (dir, files) = setup(&[("x/e1.jpg", b""), ("e2.jpg", b""), ("f.jpg", b"x")]);
-        let g = group(dir.path(), &files, false, 2, &Phase::hidden());
+        let g = group(
+            dir.path(),
+            &files,
+            false,
+            2,
+            &Phase::hidden(),
+            &HashMap::new(),
+        );
         assert_eq!(canon_names(&files, &g)[2], ("x/e1.jpg", "e2.jpg"));
         assert_eq!(g.bytes_read, 0);
     }
@@ -457,17 +521,43 @@ mod tests {
     #[test]
     fn hash_all_digests_every_canonical_file() {
         let (dir, files) = setup(&[("a.jpg", b"1"), ("b.jpg", b"22"), ("c.jpg", b"22")]);
-        let g = group(dir.path(), &files, true, 2, &Phase::hidden());
+        let g = group(
+            dir.path(),
+            &files,
+            true,
+            2,
+            &Phase::hidden(),
+            &HashMap::new(),
+        );
         assert_eq!(g.digests.len(), 2);
         assert_eq!(g.digests[&0], Digests::of_bytes(b"1"));
         assert_eq!(g.canonical[2], Some(1));
     }
 
     #[test]
+    fn known_digests_are_not_read_again() {
+        let (dir, files) = setup(&[("a.jpg", b"same"), ("b.jpg", b"same"), ("c.jpg", b"uniq!")]);
+        let mut known = HashMap::new();
+        known.insert(0, Digests::of_bytes(b"same"));
+        known.insert(2, Digests::of_bytes(b"uniq!"));
+        let g = group(dir.path(), &files, false, 2, &Phase::hidden(), &known);
+        assert_eq!(g.canonical, [Some(0), Some(0), Some(2)]);
+        assert_eq!(g.bytes_read, 4, "only b.jpg is read");
+        assert_eq!(g.digests[&2], Digests::of_bytes(b"uniq!"));
+    }
+
+    #[test]
     fn a_file_that_vanishes_is_reported() {
         let (dir, files) = setup(&[("a.jpg", b"ab"), ("b.jpg", b"ab")]);
         fs::remove_file(dir.path().join("b.jpg")).unwrap();
-        let g = group(dir.path(), &files, false, 2, &Phase::hidden());
+        let g = group(
+            dir.path(),
+            &files,
+            false,
+            2,
+            &Phase::hidden(),
+            &HashMap::new(),
+        );
         assert_eq!(g.canonical, [Some(0), None]);
         assert_eq!(g.failed.len(), 1);
         assert_eq!(g.failed[0].1.kind(), io::ErrorKind::NotFound);

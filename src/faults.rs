@@ -38,3 +38,37 @@ pub fn maybe_corrupt(key: &str, body: Bytes) -> Bytes {
         _ => body,
     }
 }
+
+/// `MEDIASHIFT_TEST_CRASH_AT=NAME[:N]`: the process kills itself with
+/// SIGKILL (no cleanup, as a power cut would) the Nth time (default 1st)
+/// it passes the point NAME. Points: `part-acked` (a part acknowledged, not
+/// yet journaled), `before-complete`, `after-complete` (completed, not yet
+/// verified or journaled), `journal-batch` and `journal-before-commit`
+/// (inside a journal transaction).
+pub fn crash_point(name: &str) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SPEC: OnceLock<Option<(String, u64)>> = OnceLock::new();
+    static PASSES: AtomicU64 = AtomicU64::new(0);
+    let spec = SPEC.get_or_init(|| {
+        let v = std::env::var("MEDIASHIFT_TEST_CRASH_AT").ok()?;
+        let (point, n) = v
+            .split_once(':')
+            .map_or((v.as_str(), 1), |(p, n)| (p, n.parse().unwrap_or(1)));
+        Some((point.to_string(), n))
+    });
+    if let Some((point, n)) = spec
+        && point == name
+        && PASSES.fetch_add(1, Ordering::SeqCst) + 1 == *n
+    {
+        eprintln!("test hook: SIGKILL at {name} #{n}");
+        kill_self();
+    }
+}
+
+#[allow(unsafe_code)]
+fn kill_self() {
+    // SAFETY: sending a signal to our own pid has no memory-safety effects.
+    unsafe {
+        libc::kill(libc::getpid(), libc::SIGKILL);
+    }
+}

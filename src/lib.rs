@@ -15,6 +15,7 @@ pub mod cli;
 pub mod commands;
 pub mod dedup;
 pub mod faults;
+pub mod journal;
 pub mod plan;
 pub mod report;
 pub mod rewrite;
@@ -35,6 +36,8 @@ pub enum Error {
     Settings(#[from] settings::SettingsError),
     #[error(transparent)]
     Store(#[from] store::StoreError),
+    #[error(transparent)]
+    Journal(#[from] journal::JournalError),
     #[error("{0}")]
     Internal(String),
 }

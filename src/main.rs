@@ -58,17 +58,59 @@ fn run() -> anyhow::Result<ExitCode> {
                 return plan(&runtime, &settings.run);
             }
             let reporter = Reporter::new(settings.run.output.progress);
-            let migrated =
-                runtime.block_on(mediashift::commands::migrate::run(&settings, &reporter))?;
+            let stop = mediashift::upload::Stop::default();
+            let migrated = runtime.block_on(async {
+                mediashift::commands::migrate::handle_signals(stop.clone());
+                mediashift::commands::migrate::run(&settings, &reporter, stop.clone()).await
+            })?;
             let doc = MigrateDoc::new(&migrated, &settings);
             if settings.run.output.json {
                 println!("{}", serde_json::to_string_pretty(&doc)?);
             } else {
                 print!("{}", report::migrate_text(&doc));
             }
+            if stop.requested() || migrated.interrupted > 0 {
+                eprintln!(
+                    "mediashift: interrupted with {} object(s) left; run the same command again to resume",
+                    migrated.interrupted
+                );
+                return Ok(ExitCode::from(130));
+            }
             Ok(exit_code(doc.is_clean()))
         }
+        Command::Status(args) => {
+            let state = std::path::absolute(&args.state)?;
+            let doc = mediashift::commands::status::run(&state)?;
+            print_doc(args.json, &doc, report::status_text)?;
+            Ok(exit_code(doc.failures.is_empty()))
+        }
+        Command::Verify(args) => {
+            let settings = mediashift::settings::VerifySettings::from_args(args)?;
+            let reporter = Reporter::new(settings.output.progress);
+            let doc = runtime.block_on(mediashift::commands::verify::run(&settings, &reporter))?;
+            print_doc(settings.output.json, &doc, report::verify_text)?;
+            Ok(exit_code(doc.is_clean()))
+        }
+        Command::Gc(args) => {
+            let settings = mediashift::settings::GcSettings::from_args(args)?;
+            let doc = runtime.block_on(mediashift::commands::gc::run(&settings))?;
+            print_doc(settings.json, &doc, report::gc_text)?;
+            Ok(exit_code(doc.failed == 0))
+        }
     }
+}
+
+fn print_doc<T: serde::Serialize>(
+    json: bool,
+    doc: &T,
+    text: impl FnOnce(&T) -> String,
+) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(doc)?);
+    } else {
+        print!("{}", text(doc));
+    }
+    Ok(())
 }
 
 /// `plan`, and `migrate --dry-run`, which prints exactly the same.

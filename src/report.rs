@@ -472,6 +472,11 @@ pub struct MigrateDoc<'a> {
     pub map_entries: usize,
     pub elapsed_s: f64,
     pub throughput_bytes_per_s: f64,
+    /// Objects left for the next run because the run was stopped.
+    pub objects_interrupted: usize,
+    pub journal: String,
+    /// Time the journal writer spent in transactions.
+    pub journal_write_s: f64,
 }
 
 impl<'a> MigrateDoc<'a> {
@@ -500,6 +505,9 @@ impl<'a> MigrateDoc<'a> {
             map_files: m.maps.iter().map(|p| p.display().to_string()).collect(),
             map_entries: m.map_entries,
             elapsed_s: (secs * 1000.0).round() / 1000.0,
+            objects_interrupted: m.interrupted,
+            journal: m.journal.display().to_string(),
+            journal_write_s: (m.journal_write.as_secs_f64() * 1000.0).round() / 1000.0,
             throughput_bytes_per_s: if secs > 0.0 {
                 (bytes_uploaded as f64 / secs).round()
             } else {
@@ -609,6 +617,13 @@ pub fn migrate_text(doc: &MigrateDoc<'_>) -> String {
     for f in &doc.map_files {
         let _ = writeln!(o, "  {f}");
     }
+    if doc.objects_interrupted > 0 {
+        let _ = writeln!(
+            o,
+            "\nInterrupted: {} object(s) not uploaded yet. Run the same command again to resume.",
+            thousands(doc.objects_interrupted as u64)
+        );
+    }
     if !doc.is_clean() {
         let _ = writeln!(
             o,
@@ -616,5 +631,117 @@ pub fn migrate_text(doc: &MigrateDoc<'_>) -> String {
         );
         let _ = writeln!(o, "what is already uploaded is recognised and skipped.");
     }
+    o
+}
+
+/// The human-readable `status`.
+pub fn status_text(d: &crate::commands::status::StatusDoc) -> String {
+    use std::fmt::Write as _;
+    let mut o = String::new();
+    let _ = writeln!(o, "Journal {}", d.journal);
+    let _ = writeln!(
+        o,
+        "  {} -> {} (key layout {}, checksum {})",
+        d.identity.source, d.identity.destination, d.identity.key_layout, d.identity.checksum
+    );
+    let _ = writeln!(o);
+    for (state, c) in &d.files {
+        let _ = writeln!(o, "  {:<12}{}", state, amount(c.files, c.bytes));
+    }
+    let _ = writeln!(
+        o,
+        "  {:<12}{:>10}  {} done, {} remaining",
+        "total",
+        thousands(d.files_total),
+        crate::types::ByteSize(d.bytes_done),
+        crate::types::ByteSize(d.bytes_remaining)
+    );
+    if !d.uploads_in_flight.is_empty() {
+        let _ = writeln!(
+            o,
+            "\nMultipart uploads in flight (resumed by the next run):"
+        );
+        for u in &d.uploads_in_flight {
+            let _ = writeln!(
+                o,
+                "  {}: {} parts, {} of {}",
+                u.key,
+                u.parts_done,
+                crate::types::ByteSize(u.bytes_done),
+                crate::types::ByteSize(u.size)
+            );
+        }
+    }
+    if !d.failures.is_empty() {
+        let _ = writeln!(o, "\nFailed ({}):", thousands(d.failures.len() as u64));
+        for f in &d.failures {
+            let _ = writeln!(o, "  {}: {}", f.path, f.error);
+        }
+    }
+    o
+}
+
+/// The human-readable `verify`.
+pub fn verify_text(d: &crate::commands::verify::VerifyDoc) -> String {
+    use std::fmt::Write as _;
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "Verified {} ({}{}): {} of {} objects check out",
+        d.destination,
+        d.endpoint,
+        if d.deep { ", bytes re-hashed" } else { "" },
+        thousands(d.objects_ok),
+        thousands(d.objects_checked)
+    );
+    for (title, list) in [("Missing", &d.missing), ("Mismatched", &d.mismatched)] {
+        if !list.is_empty() {
+            let _ = writeln!(o, "\n{title} ({}):", list.len());
+            for p in list {
+                let _ = writeln!(o, "  {} ({}): {}", p.key, p.path, p.detail);
+            }
+        }
+    }
+    if !d.unexpected.is_empty() {
+        let _ = writeln!(
+            o,
+            "\nUnexpected objects, which no migrated file maps to ({}):",
+            d.unexpected.len()
+        );
+        for k in &d.unexpected {
+            let _ = writeln!(o, "  {k}");
+        }
+    }
+    o
+}
+
+/// The human-readable `gc`.
+pub fn gc_text(d: &crate::commands::gc::GcDoc) -> String {
+    use std::fmt::Write as _;
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "Incomplete multipart uploads under {} ({} found, older than {} s targeted{}):",
+        d.destination,
+        d.uploads.len(),
+        d.older_than_s,
+        if d.dry_run { ", dry run" } else { "" }
+    );
+    for u in &d.uploads {
+        let age = u
+            .age_s
+            .map_or_else(|| "age unknown".to_string(), |a| format!("{a} s old"));
+        let err = u
+            .error
+            .as_deref()
+            .map(|e| format!(": {e}"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            o,
+            "  {:<16}{} ({}, {age}){err}",
+            u.action, u.key, u.upload_id
+        );
+    }
+    let _ = writeln!(o, "{} aborted, {} failed", d.aborted, d.failed);
     o
 }

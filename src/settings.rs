@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::checksum::Algorithm;
-use crate::cli::{ChecksumArg, KeyLayoutArg, MigrateArgs, RunArgs};
+use crate::cli::{ChecksumArg, ConnectionArgs, KeyLayoutArg, MigrateArgs, RunArgs};
 use crate::plan::{KeyLayout, MAX_PART_SIZE, MAX_PUT_SIZE, MIN_PART_SIZE, PlanRules, Prices};
 use crate::scan::ScanOptions;
 use crate::select::Selector;
@@ -82,22 +82,49 @@ fn env_nonempty(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
+/// Resolves the connection flags (and the endpoint variables).
+pub fn connection(args: &ConnectionArgs) -> Result<ConnectionSettings, SettingsError> {
+    let endpoint_url = match &args.endpoint_url {
+        Some(u) => Some(url_flag("--endpoint-url", u, false)?),
+        None => env_nonempty("AWS_ENDPOINT_URL_S3").or_else(|| env_nonempty("AWS_ENDPOINT_URL")),
+    };
+    Ok(ConnectionSettings {
+        endpoint_url,
+        region: args.region.clone(),
+        profile: args.profile.clone(),
+    })
+}
+
+/// Parses an age like `90s`, `30m`, `24h`, `7d` or `0`.
+pub fn age_flag(flag: &str, value: &str) -> Result<std::time::Duration, SettingsError> {
+    let v = value.trim();
+    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (num, unit) = v.split_at(split);
+    let n: u64 = num.parse().map_err(|_| {
+        bad(format!(
+            "{flag} '{value}' is not an age: write it like 30m, 24h or 7d"
+        ))
+    })?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => {
+            return Err(bad(format!(
+                "{flag} '{value}' has an unknown unit: use s, m, h or d"
+            )));
+        }
+    };
+    Ok(std::time::Duration::from_secs(secs))
+}
+
 impl RunSettings {
     pub fn from_args(args: &RunArgs) -> Result<Self, SettingsError> {
         let source = resolve_source(&args.source)?;
         let destination: Destination = args.destination.parse().map_err(|e| bad(format!("{e}")))?;
 
-        let endpoint_url = match &args.endpoint_url {
-            Some(u) => Some(url_flag("--endpoint-url", u, false)?),
-            None => {
-                env_nonempty("AWS_ENDPOINT_URL_S3").or_else(|| env_nonempty("AWS_ENDPOINT_URL"))
-            }
-        };
-        let connection = ConnectionSettings {
-            endpoint_url,
-            region: args.region.clone(),
-            profile: args.profile.clone(),
-        };
+        let connection = connection(&args.connection)?;
 
         let multipart_threshold = size_flag("--multipart-threshold", &args.multipart_threshold)?;
         if multipart_threshold > MAX_PUT_SIZE {
@@ -303,5 +330,79 @@ impl MigrateSettings {
             map_dir,
             upload,
         })
+    }
+}
+
+/// Everything `verify` needs.
+#[derive(Debug, Clone)]
+pub struct VerifySettings {
+    pub source: PathBuf,
+    pub destination: Destination,
+    pub connection: ConnectionSettings,
+    pub state_dir: PathBuf,
+    pub deep: bool,
+    pub concurrency: usize,
+    pub output: OutputSettings,
+}
+
+impl VerifySettings {
+    pub fn from_args(args: &crate::cli::VerifyArgs) -> Result<Self, SettingsError> {
+        if args.concurrency == 0 || args.concurrency > 1024 {
+            return Err(bad("--concurrency must be between 1 and 1024"));
+        }
+        Ok(Self {
+            source: resolve_source(&args.source)?,
+            destination: args.destination.parse().map_err(|e| bad(format!("{e}")))?,
+            connection: connection(&args.connection)?,
+            state_dir: absolute(&args.state)?,
+            deep: args.deep,
+            concurrency: args.concurrency,
+            output: OutputSettings {
+                json: args.json,
+                progress: !args.no_progress,
+            },
+        })
+    }
+}
+
+/// Everything `gc` needs.
+#[derive(Debug, Clone)]
+pub struct GcSettings {
+    pub destination: Destination,
+    pub connection: ConnectionSettings,
+    pub older_than: std::time::Duration,
+    pub state_dir: PathBuf,
+    pub all: bool,
+    pub dry_run: bool,
+    pub json: bool,
+}
+
+impl GcSettings {
+    pub fn from_args(args: &crate::cli::GcArgs) -> Result<Self, SettingsError> {
+        Ok(Self {
+            destination: args.destination.parse().map_err(|e| bad(format!("{e}")))?,
+            connection: connection(&args.connection)?,
+            older_than: age_flag("--older-than", &args.older_than)?,
+            state_dir: absolute(&args.state)?,
+            all: args.all,
+            dry_run: args.dry_run,
+            json: args.json,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_parse() {
+        assert_eq!(age_flag("--older-than", "24h").unwrap().as_secs(), 86_400);
+        assert_eq!(age_flag("--older-than", "30m").unwrap().as_secs(), 1800);
+        assert_eq!(age_flag("--older-than", "0").unwrap().as_secs(), 0);
+        assert_eq!(age_flag("--older-than", "7d").unwrap().as_secs(), 604_800);
+        let e = age_flag("--older-than", "soon").unwrap_err().to_string();
+        assert!(e.contains("--older-than 'soon'"), "{e}");
+        assert!(age_flag("--older-than", "3w").is_err());
     }
 }

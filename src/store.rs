@@ -640,29 +640,172 @@ impl Store {
             .map_err(|e| self.err(&format!("AbortMultipartUpload {key}"), &e))?;
         Ok(())
     }
+}
 
-    /// Multipart uploads in progress under `prefix`: (key, upload id).
-    pub async fn list_multipart_uploads(
+/// A part as ListParts shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedPart {
+    pub number: u32,
+    pub etag: String,
+    pub size: u64,
+}
+
+/// A multipart upload in progress, as ListMultipartUploads shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedUpload {
+    pub key: String,
+    pub upload_id: UploadId,
+    /// Seconds since the epoch.
+    pub initiated: Option<i64>,
+}
+
+impl Store {
+    /// Every part the server holds for an upload, in listing order (which
+    /// may repeat a part number: SeaweedFS lists a re-sent part twice).
+    /// `Ok(None)` when the server no longer knows the upload.
+    pub async fn list_parts(
         &self,
-        prefix: &str,
-    ) -> Result<Vec<(String, UploadId)>, StoreError> {
-        let out = self
-            .client
-            .list_multipart_uploads()
-            .bucket(&self.bucket)
-            .prefix(prefix)
-            .send()
-            .await
-            .map_err(|e| {
+        key: &str,
+        upload: &UploadId,
+    ) -> Result<Option<Vec<ListedPart>>, StoreError> {
+        let mut out = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let mut req = self
+                .client
+                .list_parts()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(&upload.0);
+            if let Some(m) = &marker {
+                req = req.part_number_marker(m);
+            }
+            let page = match req.send().await {
+                Ok(p) => p,
+                Err(e) => {
+                    let err = self.err(&format!("ListParts {key}"), &e);
+                    return if err.kind == ErrorKind::NotFound {
+                        Ok(None)
+                    } else {
+                        Err(err)
+                    };
+                }
+            };
+            for p in page.parts() {
+                if let (Some(n), Some(etag)) = (p.part_number(), p.e_tag()) {
+                    out.push(ListedPart {
+                        number: n.max(0) as u32,
+                        etag: etag.to_string(),
+                        size: p.size().unwrap_or(0).max(0) as u64,
+                    });
+                }
+            }
+            let next = page.next_part_number_marker().map(str::to_string);
+            if page.is_truncated() != Some(true) || next.is_none() || next == marker {
+                break;
+            }
+            marker = next;
+        }
+        Ok(Some(out))
+    }
+
+    /// Multipart uploads in progress under `prefix`, all pages. Servers that
+    /// omit a marker (Garage: NextUploadIdMarker; SeaweedFS: NextKeyMarker)
+    /// are paged with what they give; a page that would repeat ends it.
+    pub async fn list_uploads(&self, prefix: &str) -> Result<Vec<ListedUpload>, StoreError> {
+        let mut out = Vec::new();
+        let mut key_marker: Option<String> = None;
+        let mut id_marker: Option<String> = None;
+        loop {
+            let mut req = self
+                .client
+                .list_multipart_uploads()
+                .bucket(&self.bucket)
+                .prefix(prefix);
+            if let Some(k) = &key_marker {
+                req = req.key_marker(k);
+            }
+            if let Some(u) = &id_marker {
+                req = req.upload_id_marker(u);
+            }
+            let page = req.send().await.map_err(|e| {
                 self.err(
                     &format!("ListMultipartUploads s3://{}/{prefix}", self.bucket),
                     &e,
                 )
             })?;
-        Ok(out
-            .uploads()
-            .iter()
-            .filter_map(|u| Some((u.key()?.to_string(), UploadId(u.upload_id()?.to_string()))))
-            .collect())
+            let before = out.len();
+            for u in page.uploads() {
+                if let (Some(key), Some(id)) = (u.key(), u.upload_id()) {
+                    let id = UploadId(id.to_string());
+                    if out.iter().any(|o: &ListedUpload| o.upload_id == id) {
+                        continue;
+                    }
+                    out.push(ListedUpload {
+                        key: key.to_string(),
+                        upload_id: id,
+                        initiated: u.initiated().map(|t| t.secs()),
+                    });
+                }
+            }
+            if page.is_truncated() != Some(true) || out.len() == before {
+                break;
+            }
+            let last = out.last().map(|u| (u.key.clone(), u.upload_id.0.clone()));
+            key_marker = page
+                .next_key_marker()
+                .map(str::to_string)
+                .or_else(|| last.as_ref().map(|l| l.0.clone()));
+            id_marker = page
+                .next_upload_id_marker()
+                .map(str::to_string)
+                .or_else(|| last.map(|l| l.1));
+        }
+        Ok(out)
+    }
+}
+
+impl Store {
+    /// Downloads an object and hashes it as it streams: (size, SHA-256),
+    /// or `None` when there is no such object.
+    pub async fn read_sha256(
+        &self,
+        key: &str,
+    ) -> Result<Option<(u64, crate::types::Sha256Digest)>, StoreError> {
+        use sha2::{Digest as _, Sha256};
+        let out = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(o) => o,
+            Err(e) => {
+                let err = self.err(&format!("GetObject {key}"), &e);
+                return if err.kind == ErrorKind::NotFound {
+                    Ok(None)
+                } else {
+                    Err(err)
+                };
+            }
+        };
+        let mut body = out.body;
+        let mut sha = Sha256::new();
+        let mut len = 0u64;
+        while let Some(chunk) = body.try_next().await.map_err(|e| {
+            StoreError::new(
+                ErrorKind::Transient,
+                format!("GetObject {key}: reading the body: {e}"),
+            )
+        })? {
+            sha.update(&chunk);
+            len += chunk.len() as u64;
+        }
+        Ok(Some((
+            len,
+            crate::types::Sha256Digest(sha.finalize().into()),
+        )))
     }
 }

@@ -18,6 +18,7 @@
 //! content that no longer matches its hash) is never recorded as uploaded:
 //! it is retried once at the end of the run, then reported.
 
+use std::collections::HashMap;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -31,9 +32,12 @@ use tokio::task::JoinSet;
 use crate::checksum::{self, Algorithm, Summer};
 use crate::dedup::{Digests, Hasher};
 use crate::faults;
+use crate::journal::{FileState, PartRow, Record, Recorder, UploadRow};
 use crate::plan::PartLayout;
 use crate::report::TransferProgress;
-use crate::store::{DonePart, ErrorKind, NewObject, ObjectOptions, Store, StoreError, Written};
+use crate::store::{
+    DonePart, ErrorKind, ListedPart, NewObject, ObjectOptions, Store, StoreError, Written,
+};
 use crate::types::UploadId;
 use crate::verify::{SHA256_METADATA, SOURCE_PATH_METADATA};
 
@@ -69,6 +73,8 @@ pub struct Job {
     pub digests: Option<Digests>,
     /// Refuse to replace an object that appeared after planning.
     pub must_not_exist: bool,
+    /// A multipart upload of this key that an earlier run began.
+    pub resume: Option<UploadRow>,
 }
 
 /// How an object was proven to hold the file's bytes.
@@ -82,6 +88,16 @@ pub enum Verification {
     ChecksumInHead,
     /// The ETag equals the MD5 (or MD5 of part MD5s) we computed.
     Etag,
+}
+
+impl Verification {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::ChecksumInResponse => "checksum_in_response",
+            Self::ChecksumInHead => "checksum_in_head",
+            Self::Etag => "etag",
+        }
+    }
 }
 
 /// A successful upload.
@@ -105,7 +121,52 @@ pub struct Failed {
 enum JobError {
     /// The file changed while being read: worth one more try.
     Changed(String),
+    /// Failed for good (checksum rejected, refused, ...): a multipart
+    /// upload is aborted.
     Failed(String),
+    /// Failed after the SDK's retries on a network or server problem: a
+    /// multipart upload is kept, and the next run resumes it.
+    Transient(String),
+    /// Stopped on request (Ctrl-C): nothing is aborted.
+    Interrupted,
+}
+
+/// A request to stop: set by the first Ctrl-C or SIGTERM. Work in flight
+/// finishes; nothing new starts.
+#[derive(Debug, Clone, Default)]
+pub struct Stop {
+    requested: Arc<std::sync::atomic::AtomicBool>,
+    uploading: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Stop {
+    pub fn request(&self) {
+        self.requested
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn requested(&self) -> bool {
+        self.requested.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Marks the start of the upload phase (from then on a stop is graceful).
+    pub fn uploading(&self) {
+        self.uploading
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn is_uploading(&self) -> bool {
+        self.uploading.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// What a run of the engine did.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub uploaded: Vec<Uploaded>,
+    pub failed: Vec<Failed>,
+    /// Objects not finished because of a stop request.
+    pub interrupted: usize,
 }
 
 impl From<StoreError> for JobError {
@@ -114,6 +175,9 @@ impl From<StoreError> for JobError {
             ErrorKind::Precondition => Self::Failed(format!(
                 "{e} (an object appeared under this key during the run; run again to re-plan)"
             )),
+            ErrorKind::Transient | ErrorKind::Unreachable | ErrorKind::Throttled => {
+                Self::Transient(e.message)
+            }
             _ => Self::Failed(e.message),
         }
     }
@@ -127,6 +191,25 @@ struct Ctx {
     memory: Arc<Semaphore>,
     cpu: Arc<Semaphore>,
     progress: TransferProgress,
+    journal: Option<Recorder>,
+    stop: Stop,
+}
+
+impl Ctx {
+    fn record(&self, r: Record) {
+        if let Some(j) = &self.journal {
+            j.record(r);
+        }
+    }
+
+    fn record_verified(&self, job: &Job, v: Verification) {
+        self.record(Record::KeyState {
+            key: job.key.clone(),
+            state: FileState::Verified,
+            verification: Some(v.name().to_string()),
+            error: None,
+        });
+    }
 }
 
 fn units(bytes: u64) -> u32 {
@@ -146,7 +229,9 @@ pub async fn run(
     jobs: Vec<Job>,
     settings: &UploadSettings,
     progress: TransferProgress,
-) -> (Vec<Uploaded>, Vec<Failed>) {
+    journal: Option<Recorder>,
+    stop: Stop,
+) -> Outcome {
     let ctx = Arc::new(Ctx {
         store: store.clone(),
         root: root.to_path_buf(),
@@ -155,7 +240,10 @@ pub async fn run(
         memory: Arc::new(Semaphore::new(units(effective_memory(settings)) as usize)),
         cpu: Arc::new(Semaphore::new(settings.hash_threads.max(1))),
         progress,
+        journal,
+        stop,
     });
+    let total = jobs.len();
     let mut done = Vec::new();
     let mut failed = Vec::new();
     let mut queue = jobs;
@@ -163,7 +251,7 @@ pub async fn run(
         let (ok, changed, bad) = pass(&ctx, std::mem::take(&mut queue)).await;
         done.extend(ok);
         failed.extend(bad);
-        if changed.is_empty() {
+        if changed.is_empty() || ctx.stop.requested() {
             break;
         }
         if attempt == 0 {
@@ -175,15 +263,33 @@ pub async fn run(
             // matched to its old content must not be uploaded with new content.
             queue = changed.into_iter().map(|(job, _)| job).collect();
         } else {
-            failed.extend(changed.into_iter().map(|(job, why)| Failed {
-                object: job.object,
-                path: job.rel.clone(),
-                error: format!("{why}; not uploaded (it will be retried by the next run)"),
+            failed.extend(changed.into_iter().map(|(job, why)| {
+                let error = format!("{why}; not uploaded (it will be retried by the next run)");
+                ctx.record(failed_record(&job, &error));
+                Failed {
+                    object: job.object,
+                    path: job.rel.clone(),
+                    error,
+                }
             }));
         }
     }
     ctx.progress.finish();
-    (done, failed)
+    let interrupted = total - done.len() - failed.len();
+    Outcome {
+        uploaded: done,
+        failed,
+        interrupted,
+    }
+}
+
+fn failed_record(job: &Job, error: &str) -> Record {
+    Record::KeyState {
+        key: job.key.clone(),
+        state: FileState::Failed,
+        verification: None,
+        error: Some(error.to_string()),
+    }
 }
 
 type PassResult = (Vec<Uploaded>, Vec<(Job, String)>, Vec<Failed>);
@@ -198,6 +304,9 @@ async fn pass(ctx: &Arc<Ctx>, jobs: Vec<Job>) -> PassResult {
             let mut set: JoinSet<(Job, Result<Uploaded, JobError>)> = JoinSet::new();
             let mut results = Vec::new();
             for job in small {
+                if ctx.stop.requested() {
+                    break;
+                }
                 // Take the request slot and the memory before spawning, so
                 // no more than `concurrency` small uploads exist at once.
                 let Ok(req) = ctx.requests.clone().acquire_owned().await else {
@@ -233,6 +342,9 @@ async fn pass(ctx: &Arc<Ctx>, jobs: Vec<Job>) -> PassResult {
                 let Ok(slot) = slots.clone().acquire_owned().await else {
                     break;
                 };
+                if ctx.stop.requested() {
+                    break;
+                }
                 let c = ctx.clone();
                 set.spawn(async move {
                     let r = put_multipart(&c, &job).await;
@@ -255,8 +367,10 @@ async fn pass(ctx: &Arc<Ctx>, jobs: Vec<Job>) -> PassResult {
         match joined {
             Ok((_, Ok(u))) => out.0.push(u),
             Ok((job, Err(JobError::Changed(why)))) => out.1.push((job, why)),
-            Ok((job, Err(JobError::Failed(error)))) => {
+            Ok((_, Err(JobError::Interrupted))) => {}
+            Ok((job, Err(JobError::Failed(error) | JobError::Transient(error)))) => {
                 ctx.progress.file_failed();
+                ctx.record(failed_record(&job, &error));
                 out.2.push(Failed {
                     object: job.object,
                     path: job.rel.clone(),
@@ -371,6 +485,11 @@ async fn put_small(
         .put_object(&obj, send, algorithm, &local, job.must_not_exist)
         .await?;
     let verification = confirm(ctx, job, &written, &local, || md5_hex(&body)).await?;
+    ctx.record(Record::Digests {
+        path: job.rel.to_string(),
+        digests,
+    });
+    ctx.record_verified(job, verification);
     ctx.progress.file_done(size);
     Ok(Uploaded {
         object: job.object,
@@ -496,36 +615,59 @@ async fn put_multipart(ctx: &Arc<Ctx>, job: &Job) -> Result<Uploaded, JobError> 
             let h = hashing.clone();
             let hashed = blocking(ctx, move || crate::dedup::hash_file(&p, size, &h)).await;
             hashing.finish();
-            hashed?.map_err(|e| JobError::Changed(format!("the file could not be hashed: {e}")))?
+            let d = hashed?
+                .map_err(|e| JobError::Changed(format!("the file could not be hashed: {e}")))?;
+            ctx.record(Record::Digests {
+                path: job.rel.to_string(),
+                digests: d,
+            });
+            d
         }
     };
     let layout = PartLayout::new(job.size, ctx.settings.part_size)
         .map_err(|e| JobError::Failed(e.to_string()))?;
     let algorithm = ctx.settings.algorithm;
-    let meta = metadata(job, &digests);
-    let obj = NewObject {
-        key: &job.key,
-        content_type: &job.content_type,
-        metadata: &meta,
-        options: &ctx.settings.options,
+
+    // Resume what an earlier run began, if the file is the same file.
+    let (upload, reuse) = match resumable(ctx, job, &digests, layout).await? {
+        Some(r) => r,
+        None => {
+            let meta = metadata(job, &digests);
+            let obj = NewObject {
+                key: &job.key,
+                content_type: &job.content_type,
+                metadata: &meta,
+                options: &ctx.settings.options,
+            };
+            let id = {
+                let _req = ctx
+                    .requests
+                    .acquire()
+                    .await
+                    .map_err(|_| JobError::Failed("shutting down".into()))?;
+                ctx.store.create_multipart(&obj, algorithm).await?
+            };
+            ctx.record(Record::UploadStarted(UploadRow {
+                key: job.key.clone(),
+                path: job.rel.to_string(),
+                upload_id: id.clone(),
+                part_size: layout.part_size,
+                size: job.size,
+                mtime_ns: job.mtime_ns,
+                sha256: digests.sha256,
+                started_at: crate::journal::now(),
+                parts: Vec::new(),
+            }));
+            (id, HashMap::new())
+        }
     };
-    let upload = {
-        let _req = ctx
-            .requests
-            .acquire()
-            .await
-            .map_err(|_| JobError::Failed("shutting down".into()))?;
-        ctx.store.create_multipart(&obj, algorithm).await?
-    };
+
     let bar = ctx.progress.large_file(&job.rel, job.size);
-    let result = upload_parts(ctx, job, &path, &upload, layout, &bar).await;
+    let result = upload_parts(ctx, job, &path, &upload, layout, &bar, reuse).await;
     bar.finish();
     let sent = match result {
         Ok(r) => r,
-        Err(e) => {
-            abort(ctx, job, &upload).await;
-            return Err(e);
-        }
+        Err(e) => return Err(give_up(ctx, job, &upload, e).await),
     };
     let parts: Vec<DonePart> = sent.iter().map(|p| p.done.clone()).collect();
     let sums: Vec<checksum::Part> = sent.iter().map(|p| p.sum).collect();
@@ -534,17 +676,15 @@ async fn put_multipart(ctx: &Arc<Ctx>, job: &Job) -> Result<Uploaded, JobError> 
     // The parts we sent must add up to the file we hashed.
     let combined = checksum::multipart_value(Algorithm::Crc64nvme, &crcs);
     if combined != digests.crc64.to_base64() {
-        abort(ctx, job, &upload).await;
-        return Err(JobError::Changed(
-            "the file's content changed while it was being uploaded".into(),
-        ));
+        let e = JobError::Changed("the file's content changed while it was being uploaded".into());
+        return Err(give_up(ctx, job, &upload, e).await);
     }
     if let Err(e) = unchanged(job, stat(&path)?, "while being uploaded") {
-        abort(ctx, job, &upload).await;
-        return Err(e);
+        return Err(give_up(ctx, job, &upload, e).await);
     }
     let local = checksum::multipart_value(algorithm, &sums);
     let full = algorithm.full_object().then_some(local.as_str());
+    faults::crash_point("before-complete");
     let written = {
         let _req = ctx
             .requests
@@ -564,12 +704,16 @@ async fn put_multipart(ctx: &Arc<Ctx>, job: &Job) -> Result<Uploaded, JobError> 
     };
     let written = match written {
         Ok(w) => w,
-        Err(e) => {
-            abort(ctx, job, &upload).await;
-            return Err(e.into());
-        }
+        Err(e) => return Err(give_up(ctx, job, &upload, e.into()).await),
     };
-    let verification = confirm(ctx, job, &written, &local, || multipart_etag(&md5s)).await?;
+    faults::crash_point("after-complete");
+    let verification = confirm(ctx, job, &written, &local, || multipart_etag(&md5s)).await;
+    // Completed: the upload id is spent whatever the check says.
+    ctx.record(Record::UploadEnded {
+        upload_id: upload.clone(),
+    });
+    let verification = verification?;
+    ctx.record_verified(job, verification);
     ctx.progress.file_done(0);
     Ok(Uploaded {
         object: job.object,
@@ -577,6 +721,112 @@ async fn put_multipart(ctx: &Arc<Ctx>, job: &Job) -> Result<Uploaded, JobError> 
         verification,
         bytes: job.size,
     })
+}
+
+/// Ends a multipart upload that cannot complete now: aborted when it never
+/// will (bad data, a changed file), kept for the next run when a network or
+/// server problem or a stop request interrupted it.
+async fn give_up(ctx: &Ctx, job: &Job, upload: &UploadId, e: JobError) -> JobError {
+    match e {
+        JobError::Interrupted | JobError::Transient(_) => {}
+        JobError::Changed(_) | JobError::Failed(_) => {
+            abort(ctx, job, upload).await;
+            ctx.record(Record::UploadEnded {
+                upload_id: upload.clone(),
+            });
+        }
+    }
+    e
+}
+
+/// The upload an earlier run left for this key, if it can be continued:
+/// same file (size, mtime, SHA-256), same part size, and the server still
+/// knows it. Parts are taken from the server's ListParts (the truth), one
+/// per part number, and reused only where the journal recorded the same
+/// ETag and size; everything else is sent again. A stale upload is aborted.
+async fn resumable(
+    ctx: &Ctx,
+    job: &Job,
+    digests: &Digests,
+    layout: PartLayout,
+) -> Result<Option<(UploadId, HashMap<u32, SentPart>)>, JobError> {
+    let Some(r) = &job.resume else {
+        return Ok(None);
+    };
+    let same_file = r.size == job.size && r.mtime_ns == job.mtime_ns && r.sha256 == digests.sha256;
+    if !same_file || r.part_size != layout.part_size {
+        tracing::info!(
+            "{}: the file changed since its upload began; starting over",
+            job.rel
+        );
+        abort(ctx, job, &r.upload_id).await;
+        ctx.record(Record::UploadEnded {
+            upload_id: r.upload_id.clone(),
+        });
+        return Ok(None);
+    }
+    let listed = {
+        let _req = ctx
+            .requests
+            .acquire()
+            .await
+            .map_err(|_| JobError::Failed("shutting down".into()))?;
+        ctx.store.list_parts(&job.key, &r.upload_id).await?
+    };
+    let Some(listed) = listed else {
+        tracing::info!(
+            "{}: the server no longer knows upload {}; starting over",
+            job.rel,
+            r.upload_id
+        );
+        ctx.record(Record::UploadEnded {
+            upload_id: r.upload_id.clone(),
+        });
+        return Ok(None);
+    };
+    let mut on_server: HashMap<u32, Vec<&ListedPart>> = HashMap::new();
+    for p in &listed {
+        on_server.entry(p.number).or_default().push(p);
+    }
+    let mut reuse = HashMap::new();
+    for p in &r.parts {
+        if p.number == 0 || u64::from(p.number) > layout.parts {
+            continue;
+        }
+        let (start, end) = layout.range(u64::from(p.number));
+        let there = on_server
+            .get(&p.number)
+            .is_some_and(|ps| ps.iter().any(|l| l.etag == p.etag && l.size == p.size));
+        let Some(value) = checksum::Value::from_base64(ctx.settings.algorithm, &p.checksum) else {
+            continue;
+        };
+        if there && p.size == end - start {
+            reuse.insert(
+                p.number,
+                SentPart {
+                    done: DonePart {
+                        number: p.number,
+                        etag: p.etag.clone(),
+                        checksum: p.checksum.clone(),
+                    },
+                    sum: checksum::Part { value, len: p.size },
+                    crc64: checksum::Part {
+                        value: checksum::Value::Crc64(p.crc64),
+                        len: p.size,
+                    },
+                    md5: None,
+                },
+            );
+        }
+    }
+    tracing::info!(
+        "{}: resuming upload {} with {} of {} parts already there",
+        job.rel,
+        r.upload_id,
+        reuse.len(),
+        layout.parts
+    );
+    Ok(Some((r.upload_id.clone(), reuse)))
 }
 
 /// `md5(concat(part md5s))-N`, the ETag S3 gives a multipart object.
@@ -621,6 +871,7 @@ async fn upload_parts(
     upload: &UploadId,
     layout: PartLayout,
     bar: &crate::report::Phase,
+    mut reuse: HashMap<u32, SentPart>,
 ) -> Result<Vec<SentPart>, JobError> {
     let mut set: JoinSet<Result<SentPart, JobError>> = JoinSet::new();
     let n = layout.parts as usize;
@@ -629,6 +880,16 @@ async fn upload_parts(
     for number in 1..=layout.parts {
         let (start, end) = layout.range(number);
         let len = end - start;
+        if let Some(p) = reuse.remove(&(number as u32)) {
+            bar.inc(len);
+            ctx.progress.bytes(len);
+            parts[number as usize - 1] = Some(p);
+            continue;
+        }
+        if ctx.stop.requested() {
+            first_error.get_or_insert(JobError::Interrupted);
+            break;
+        }
         // Wait for a request slot and the memory before reading the part.
         let req = ctx
             .requests
@@ -683,6 +944,20 @@ async fn upload_parts(
                     md5 = Some(digest);
                 }
             }
+            faults::crash_point("part-acked");
+            c.record(Record::PartDone {
+                upload_id: u.clone(),
+                part: PartRow {
+                    number: number as u32,
+                    size: len,
+                    checksum: local.clone(),
+                    crc64: match read.crc64.value {
+                        checksum::Value::Crc64(v) => v,
+                        _ => 0,
+                    },
+                    etag: etag.clone(),
+                },
+            });
             bar.inc(len);
             c.progress.bytes(len);
             Ok(SentPart {

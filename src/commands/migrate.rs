@@ -1,17 +1,23 @@
 //! `mediashift migrate`: plan, upload what the plan says, prove every
 //! object, then write the URL maps for everything that is now in place.
+//!
+//! Everything is recorded in the journal (`--state`), so the same command
+//! run again resumes: files unchanged since they were hashed are not read,
+//! objects verified before are not asked about again, and multipart uploads
+//! continue from their last acknowledged part.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::commands::plan::{self, Planned};
-use crate::plan::Action;
+use crate::journal::{FileRow, FileState, Identity, Journal, Record, Recorder};
+use crate::plan::{Action, KeyLayout};
 use crate::report::{Reporter, TransferProgress};
 use crate::rewrite::{self, Entry, Maps};
 use crate::select;
 use crate::settings::MigrateSettings;
-use crate::upload::{self, Failed, Job, Uploaded};
+use crate::upload::{self, Failed, Job, Stop, Uploaded};
 use crate::{Error, Result};
 
 /// Everything a migration did, for the report.
@@ -19,30 +25,80 @@ pub struct Migrated {
     pub planned: Planned,
     pub uploaded: Vec<Uploaded>,
     pub failed: Vec<Failed>,
+    /// Objects left for the next run because of a stop request.
+    pub interrupted: usize,
     pub maps: Vec<PathBuf>,
     pub map_entries: usize,
     pub elapsed: Duration,
+    pub journal: PathBuf,
+    pub journal_write: Duration,
 }
 
-pub async fn run(settings: &MigrateSettings, reporter: &Reporter) -> Result<Migrated> {
+/// The journal's identity for these settings.
+pub fn identity(settings: &MigrateSettings) -> Identity {
+    Identity {
+        source: settings.run.scan.root.display().to_string(),
+        destination: settings.run.destination.to_string(),
+        key_layout: match settings.run.rules.key_layout {
+            KeyLayout::Preserve => "preserve",
+            KeyLayout::Content => "content",
+        }
+        .to_string(),
+        checksum: settings.upload.algorithm.name().to_lowercase(),
+    }
+}
+
+pub async fn run(settings: &MigrateSettings, reporter: &Reporter, stop: Stop) -> Result<Migrated> {
     let started = Instant::now();
-    let mut planned = plan::run(&settings.run, reporter).await?;
-    let jobs = jobs(&planned);
+    let mut journal = Journal::open(&settings.run.state_dir, &identity(settings))?;
+    if !settings.run.output.json {
+        eprintln!("mediashift: journal {}", journal.path().display());
+    }
+    let rows = journal.files()?;
+    let mut uploads = journal.uploads()?;
+
+    let mut planned = plan::run_with(&settings.run, reporter, Some(&rows)).await?;
+    let recorder = journal.recorder()?;
+    sync_rows(&planned, &rows, &recorder);
+    drop(rows);
+
+    // Uploads an earlier run began: resumed by their job, or spent.
+    let mut jobs = jobs(&planned);
+    for job in &mut jobs {
+        job.resume = uploads.remove(&job.key);
+    }
+    for (key, u) in uploads {
+        if planned.remote.get(&key) == Some(&crate::plan::Remote::Same) {
+            // Completed before the last run stopped: the id is spent.
+            recorder.record(Record::UploadEnded {
+                upload_id: u.upload_id,
+            });
+        }
+    }
+
     let s = &planned.plan.summary;
     let progress = TransferProgress::new(reporter, s.bytes_to_upload, s.objects_to_upload);
-    let (uploaded, failed) = upload::run(
+    stop.uploading();
+    let outcome = upload::run(
         &planned.store,
         &settings.run.scan.root,
         jobs,
         &settings.upload,
         progress,
+        Some(recorder),
+        stop,
     )
     .await;
-    for u in &uploaded {
+    for u in &outcome.uploaded {
         let canonical = planned.plan.keys.objects[u.object as usize].canonical;
         planned.grouping.digests.insert(canonical, u.digests);
     }
-    let maps = maps(&planned, settings, &uploaded);
+    let journal_path = journal.path().to_path_buf();
+    journal.flush()?;
+    let journal_write = journal.write_time();
+    journal.close()?;
+
+    let maps = maps(&planned, settings, &outcome.uploaded);
     let map_entries = maps.entries.len();
     let dir = settings.map_dir.clone();
     let source_base = settings.run.urls.source_base.clone();
@@ -53,12 +109,71 @@ pub async fn run(settings: &MigrateSettings, reporter: &Reporter) -> Result<Migr
             .map_err(|e| Error::Internal(format!("cannot write the URL maps: {e}")))?;
     Ok(Migrated {
         planned,
-        uploaded,
-        failed,
+        uploaded: outcome.uploaded,
+        failed: outcome.failed,
+        interrupted: outcome.interrupted,
         maps: written,
         map_entries,
         elapsed: started.elapsed(),
+        journal: journal_path,
+        journal_write,
     })
+}
+
+/// Writes each file's current row where the journal's differs: walk facts,
+/// digests, key, and state from the plan (verified where the object is in
+/// place, planned where it is to be uploaded, failed with the reason).
+fn sync_rows(p: &Planned, rows: &[FileRow], rec: &Recorder) {
+    let files = &p.scan.files;
+    let mut failed: std::collections::HashMap<u32, String> = p
+        .grouping
+        .failed
+        .iter()
+        .map(|(i, e)| (*i, e.to_string()))
+        .collect();
+    for c in &p.plan.conflicts {
+        if let Ok(i) = files.binary_search_by(|f| (*f.rel).cmp(c.path.as_str())) {
+            failed.insert(i as u32, format!("conflict: {}", c.detail));
+        }
+    }
+    let mut r = rows.iter().peekable();
+    for (i, f) in files.iter().enumerate() {
+        while r.peek().is_some_and(|row| row.path.as_str() < &*f.rel) {
+            r.next();
+        }
+        let old = r.peek().filter(|row| row.path.as_str() == &*f.rel);
+        let canonical = p.grouping.canonical[i];
+        let object = canonical.and_then(|c| p.plan.keys.object_of.get(&c).copied());
+        let key = object.map(|o| p.plan.keys.objects[o as usize].key.to_string());
+        let action = object.map(|o| p.plan.actions[o as usize]);
+        let (state, verification, error) = match (failed.get(&(i as u32)), action) {
+            (Some(e), _) => (FileState::Failed, None, Some(e.clone())),
+            (None, Some(Action::AlreadyPresent)) => {
+                let v = old
+                    .filter(|o| o.state == FileState::Verified && o.key == key)
+                    .and_then(|o| o.verification.clone())
+                    .unwrap_or_else(|| "existing".to_string());
+                (FileState::Verified, Some(v), None)
+            }
+            (None, Some(Action::Upload)) => (FileState::Planned, None, None),
+            (None, Some(Action::Conflict)) => (FileState::Failed, None, Some("conflict".into())),
+            (None, _) => (FileState::Failed, None, Some("not migrated".into())),
+        };
+        let row = FileRow {
+            path: f.rel.to_string(),
+            size: f.size,
+            mtime_ns: f.mtime_ns,
+            ino: f.ino,
+            digests: canonical.and_then(|c| p.grouping.digests.get(&c).copied()),
+            key,
+            state,
+            verification,
+            error,
+        };
+        if old != Some(&&row) {
+            rec.record(Record::File(row));
+        }
+    }
 }
 
 fn jobs(p: &Planned) -> Vec<Job> {
@@ -81,6 +196,7 @@ fn jobs(p: &Planned) -> Vec<Job> {
                 mtime_ns: f.mtime_ns,
                 digests: p.grouping.digests.get(&slot.canonical).copied(),
                 must_not_exist: !p.remote.contains_key(slot.key.as_str()),
+                resume: None,
             }
         })
         .collect()
@@ -134,4 +250,37 @@ fn maps(p: &Planned, settings: &MigrateSettings, uploaded: &[Uploaded]) -> Maps 
         destination: settings.run.destination.to_string(),
         entries,
     }
+}
+
+/// Ctrl-C and SIGTERM: before uploads start, stop at once (nothing to
+/// save); during uploads, the first asks for a graceful stop (requests in
+/// flight finish, the journal is flushed, maps are written), the second
+/// exits at once (the journal is consistent at any instant).
+pub fn handle_signals(stop: Stop) {
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).ok();
+        loop {
+            let sigterm = async {
+                match term.as_mut() {
+                    Some(t) => {
+                        t.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = sigterm => {}
+            }
+            if stop.requested() || !stop.is_uploading() {
+                eprintln!("mediashift: stopped; run the same command again to resume");
+                std::process::exit(130);
+            }
+            stop.request();
+            eprintln!(
+                "mediashift: stopping after the requests in flight (Ctrl-C again to quit at once); progress is kept in the journal"
+            );
+        }
+    });
 }

@@ -1,5 +1,8 @@
 //! The subcommands: each ties settings, stages and the store together and
 //! returns what the report needs. Rendering happens in `report`.
 
+pub mod gc;
 pub mod migrate;
 pub mod plan;
+pub mod status;
+pub mod verify;

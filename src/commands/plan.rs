@@ -38,7 +38,55 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
         .map_err(|e| Error::Internal(format!("a worker thread failed: {e}")))
 }
 
+/// What the journal of earlier runs says about the files, by file index.
+#[derive(Debug, Default)]
+pub struct Known {
+    /// Digests of files unchanged since they were hashed (same size, mtime
+    /// and inode): they are not read again.
+    pub digests: HashMap<u32, Digests>,
+    /// Files recorded verified under their current key: an object of the
+    /// same size under that key needs no HeadObject.
+    pub verified: HashMap<u32, String>,
+}
+
+impl Known {
+    /// Joins journal rows with the walk; both are sorted by path (byte order).
+    pub fn join(files: &[scan::SourceFile], rows: &[crate::journal::FileRow]) -> Self {
+        let mut known = Self::default();
+        let mut r = rows.iter().peekable();
+        for (i, f) in files.iter().enumerate() {
+            while r.peek().is_some_and(|row| row.path.as_str() < &*f.rel) {
+                r.next();
+            }
+            let Some(row) = r.peek() else { break };
+            if row.path.as_str() != &*f.rel
+                || (row.size, row.mtime_ns, row.ino) != (f.size, f.mtime_ns, f.ino)
+            {
+                continue;
+            }
+            if let Some(d) = row.digests {
+                known.digests.insert(i as u32, d);
+            }
+            if row.state == crate::journal::FileState::Verified
+                && let Some(k) = &row.key
+            {
+                known.verified.insert(i as u32, k.clone());
+            }
+        }
+        known
+    }
+}
+
 pub async fn run(settings: &RunSettings, reporter: &Reporter) -> Result<Planned> {
+    run_with(settings, reporter, None).await
+}
+
+/// Plans, using what the journal of earlier runs knows (`migrate`).
+pub async fn run_with(
+    settings: &RunSettings,
+    reporter: &Reporter,
+    journal_rows: Option<&[crate::journal::FileRow]>,
+) -> Result<Planned> {
     let store = Store::connect(&settings.connection, &settings.destination.bucket).await?;
     store.check_bucket().await?;
     tracing::debug!(
@@ -54,18 +102,31 @@ pub async fn run(settings: &RunSettings, reporter: &Reporter) -> Result<Planned>
     walking.finish();
     crate::report::phase_done("walk");
 
+    let known =
+        Arc::new(journal_rows.map_or_else(Known::default, |rows| Known::join(&scan.files, rows)));
+
     let hashing = reporter.bytes("hashing", 0);
     let root = settings.scan.root.clone();
     let files = Arc::new(scan.files);
     let hash_all = settings.rules.key_layout == plan::KeyLayout::Content;
     let threads = settings.hash_threads;
-    let (f, h) = (files.clone(), hashing.clone());
-    let mut grouping = blocking(move || dedup::group(&root, &f, hash_all, threads, &h)).await?;
+    let (f, h, k) = (files.clone(), hashing.clone(), known.clone());
+    let mut grouping =
+        blocking(move || dedup::group(&root, &f, hash_all, threads, &h, &k.digests)).await?;
     crate::report::phase_done("dedup");
 
     let keys = plan::assign_keys(&files, &grouping, &settings.rules);
     crate::report::phase_done("keys");
-    let remote = remote_state(settings, &store, &files, &mut grouping, &keys, reporter).await?;
+    let remote = remote_state(
+        settings,
+        &store,
+        &files,
+        &mut grouping,
+        &keys,
+        &known,
+        reporter,
+    )
+    .await?;
     hashing.finish();
 
     let scan = ScanResult {
@@ -104,6 +165,7 @@ async fn remote_state(
     files: &Arc<Vec<scan::SourceFile>>,
     grouping: &mut Grouping,
     keys: &plan::Keys,
+    known: &Known,
     reporter: &Reporter,
 ) -> Result<HashMap<String, Remote>> {
     let by_key: HashMap<&str, u32> = keys
@@ -176,8 +238,14 @@ async fn remote_state(
     let limit = Arc::new(Semaphore::new(settings.concurrency));
     type Head = std::result::Result<Option<crate::store::RemoteObject>, crate::store::StoreError>;
     let mut tasks: JoinSet<(String, u32, Head)> = JoinSet::new();
-    for (key, i, _) in existing {
+    for (key, i, size) in existing {
         if grouping.canonical[i as usize].is_none() {
+            continue;
+        }
+        // Verified by an earlier run under this key, file unchanged, same
+        // size there: no need to ask again (`mediashift verify` re-checks).
+        if size == files[i as usize].size && known.verified.get(&i).is_some_and(|k| *k == key) {
+            remote.insert(key, Remote::Same);
             continue;
         }
         let store = store.clone();

@@ -30,6 +30,9 @@ pub fn migrate_in(
         maps.display().to_string(),
         "--source-base-url".to_string(),
         "/media/".to_string(),
+        // The journal of this test's runs lives beside its maps.
+        "--state".to_string(),
+        maps.join("state").display().to_string(),
     ];
     args.extend(extra.iter().map(|s| s.to_string()));
     let out = mediashift_env(&args, env);

@@ -1,0 +1,143 @@
+//! `mediashift status`: what the journal knows, without touching the
+//! store. Safe while a migration runs (the journal is read, not locked).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use rusqlite::Connection;
+use serde::Serialize;
+
+use crate::journal::{self, Identity, JournalError};
+
+#[derive(Debug, Serialize, Default)]
+pub struct Count {
+    pub files: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct InFlight {
+    pub key: String,
+    pub path: String,
+    pub upload_id: String,
+    pub parts_done: u64,
+    pub bytes_done: u64,
+    pub size: u64,
+    pub started_at: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FailedFile {
+    pub path: String,
+    pub error: String,
+}
+
+/// The `status --json` document.
+#[derive(Debug, Serialize)]
+pub struct StatusDoc {
+    pub journal: String,
+    #[serde(flatten)]
+    pub identity: Identity,
+    /// Files by state: planned, uploading, uploaded, verified, failed.
+    pub files: BTreeMap<String, Count>,
+    pub files_total: u64,
+    pub bytes_done: u64,
+    pub bytes_remaining: u64,
+    pub uploads_in_flight: Vec<InFlight>,
+    pub failures: Vec<FailedFile>,
+}
+
+fn sql(path: &Path) -> impl Fn(rusqlite::Error) -> JournalError + '_ {
+    move |source| JournalError::Sqlite {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+pub fn run(state_dir: &Path) -> Result<StatusDoc, JournalError> {
+    let (conn, identity) = journal::Journal::open_read_only(state_dir)?;
+    let path = state_dir.join(journal::FILE_NAME);
+    build(&conn, &path, identity)
+}
+
+fn build(conn: &Connection, path: &Path, identity: Identity) -> Result<StatusDoc, JournalError> {
+    let mut files: BTreeMap<String, Count> = BTreeMap::new();
+    let mut stmt = conn
+        .prepare("SELECT state, COUNT(*), COALESCE(SUM(size), 0) FROM files GROUP BY state")
+        .map_err(sql(path))?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })
+        .map_err(sql(path))?;
+    for row in rows {
+        let (state, n, bytes) = row.map_err(sql(path))?;
+        files.insert(
+            state,
+            Count {
+                files: n as u64,
+                bytes: bytes as u64,
+            },
+        );
+    }
+    let total = files.values().map(|c| c.files).sum();
+    let done = files.get("verified").map_or(0, |c| c.bytes);
+    let remaining = files
+        .iter()
+        .filter(|(s, _)| s.as_str() != "verified")
+        .map(|(_, c)| c.bytes)
+        .sum();
+
+    let mut stmt = conn
+        .prepare(
+            "SELECT u.key, u.path, u.upload_id, u.size, u.started_at,
+                    COUNT(p.number), COALESCE(SUM(p.size), 0)
+             FROM uploads u LEFT JOIN parts p ON p.upload_id = u.upload_id
+             GROUP BY u.upload_id ORDER BY u.key",
+        )
+        .map_err(sql(path))?;
+    let uploads = stmt
+        .query_map([], |r| {
+            Ok(InFlight {
+                key: r.get(0)?,
+                path: r.get(1)?,
+                upload_id: r.get(2)?,
+                size: r.get::<_, i64>(3)? as u64,
+                started_at: r.get(4)?,
+                parts_done: r.get::<_, i64>(5)? as u64,
+                bytes_done: r.get::<_, i64>(6)? as u64,
+            })
+        })
+        .map_err(sql(path))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(sql(path))?;
+
+    let mut stmt = conn
+        .prepare("SELECT path, COALESCE(error, '') FROM files WHERE state = 'failed' ORDER BY path")
+        .map_err(sql(path))?;
+    let failures = stmt
+        .query_map([], |r| {
+            Ok(FailedFile {
+                path: r.get(0)?,
+                error: r.get(1)?,
+            })
+        })
+        .map_err(sql(path))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(sql(path))?;
+
+    Ok(StatusDoc {
+        journal: path.display().to_string(),
+        identity,
+        files,
+        files_total: total,
+        bytes_done: done,
+        bytes_remaining: remaining,
+        uploads_in_flight: uploads,
+        failures,
+    })
+}
