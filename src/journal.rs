@@ -12,7 +12,7 @@
 //!   checksum matched; an object is recorded `verified` only after the
 //!   post-upload check;
 //! - records are written by one thread, in order, batched into transactions
-//!   (up to 100 ms or 4,096 records), so the journal never limits throughput;
+//!   (up to 20 ms or 4,096 records), so the journal never limits throughput;
 //! - a crash at any instant leaves the journal as of its last committed
 //!   transaction, which is consistent: at worst the last batch is redone
 //!   (a few parts re-sent, a few objects re-checked);
@@ -36,7 +36,7 @@ use crate::types::{Crc64Nvme, Sha256Digest, UploadId};
 pub const FILE_NAME: &str = "journal.sqlite";
 const SCHEMA_VERSION: i64 = 1;
 const BATCH_RECORDS: usize = 4096;
-const BATCH_TIME: Duration = Duration::from_millis(100);
+const BATCH_TIME: Duration = Duration::from_millis(20);
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {

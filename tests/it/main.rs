@@ -7,4 +7,5 @@
 mod migrate;
 mod nginx;
 mod plan;
+mod resume;
 mod support;

@@ -336,3 +336,92 @@ pub fn bytes(seed: u64, len: usize) -> Vec<u8> {
         })
         .collect()
 }
+
+/// A TCP proxy in front of the S3 server that counts the bytes clients
+/// send through it (request lines, headers and bodies).
+pub struct CountingProxy {
+    pub endpoint: String,
+    sent: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl CountingProxy {
+    pub fn start() -> Self {
+        use std::net::{TcpListener, TcpStream};
+        let upstream = server()
+            .endpoint
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string();
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
+        let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = sent.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                let Ok(server) = TcpStream::connect(&upstream) else {
+                    continue;
+                };
+                let (c2, s2) = (
+                    client.try_clone().expect("clone"),
+                    server.try_clone().expect("clone"),
+                );
+                let counter = counter.clone();
+                std::thread::spawn(move || copy(client, server, Some(counter)));
+                std::thread::spawn(move || copy(s2, c2, None));
+            }
+        });
+        Self { endpoint, sent }
+    }
+
+    pub fn bytes_sent(&self) -> u64 {
+        self.sent.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+fn copy(
+    mut from: std::net::TcpStream,
+    mut to: std::net::TcpStream,
+    count: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
+) {
+    use std::io::{Read, Write};
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if let Some(c) = &count {
+                    c.fetch_add(n as u64, std::sync::atomic::Ordering::SeqCst);
+                }
+                if to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = to.shutdown(std::net::Shutdown::Write);
+    let _ = from.shutdown(std::net::Shutdown::Read);
+}
+
+/// Starts the binary without waiting (for kill and signal tests).
+pub fn spawn_mediashift<I, S>(args: I, env: &[(&str, &str)]) -> std::process::Child
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let s = server();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mediashift"));
+    cmd.args(args)
+        .env("AWS_ENDPOINT_URL", &s.endpoint)
+        .env("AWS_ACCESS_KEY_ID", &s.access_key)
+        .env("AWS_SECRET_ACCESS_KEY", &s.secret_key)
+        .env("AWS_REGION", &s.region)
+        .env_remove("AWS_PROFILE")
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.spawn().expect("spawn mediashift")
+}
