@@ -136,6 +136,18 @@ pub struct ConnectionArgs {
     /// Named profile from ~/.aws/config and ~/.aws/credentials.
     #[arg(long, help_heading = "Connection")]
     pub profile: Option<String>,
+
+    /// The SDK's retry mode: standard (exponential backoff with jitter) or
+    /// adaptive (also rate-limits the client when throttled). Default:
+    /// AWS_RETRY_MODE, the profile, then standard.
+    #[arg(long, value_name = "MODE", value_parser = ["standard", "adaptive"], help_heading = "Connection")]
+    pub retry_mode: Option<String>,
+
+    /// Attempts per request, first one included (503 SlowDown, 5xx and
+    /// dropped connections are retried). Default: AWS_MAX_ATTEMPTS, the
+    /// profile, then 5.
+    #[arg(long, value_name = "N", help_heading = "Connection")]
+    pub max_attempts: Option<u32>,
 }
 
 #[derive(Debug, Args)]

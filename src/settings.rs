@@ -88,10 +88,17 @@ pub fn connection(args: &ConnectionArgs) -> Result<ConnectionSettings, SettingsE
         Some(u) => Some(url_flag("--endpoint-url", u, false)?),
         None => env_nonempty("AWS_ENDPOINT_URL_S3").or_else(|| env_nonempty("AWS_ENDPOINT_URL")),
     };
+    if let Some(n) = args.max_attempts
+        && !(1..=100).contains(&n)
+    {
+        return Err(bad("--max-attempts must be between 1 and 100"));
+    }
     Ok(ConnectionSettings {
         endpoint_url,
         region: args.region.clone(),
         profile: args.profile.clone(),
+        adaptive_retries: args.retry_mode.as_deref().map(|m| m == "adaptive"),
+        max_attempts: args.max_attempts,
     })
 }
 

@@ -34,6 +34,29 @@ pub struct ConnectionSettings {
     pub endpoint_url: Option<String>,
     pub region: Option<String>,
     pub profile: Option<String>,
+    /// `Some(true)`: adaptive retries; `Some(false)`: standard; `None`: as
+    /// AWS_RETRY_MODE or the profile say (standard by default).
+    pub adaptive_retries: Option<bool>,
+    pub max_attempts: Option<u32>,
+}
+
+/// Attempts per request when nothing else says: a migration over a flaky
+/// link should ride out a few errors (the SDK's own default is 3).
+const DEFAULT_MAX_ATTEMPTS: u32 = 5;
+
+fn retry_config(conn: &ConnectionSettings) -> Option<RetryConfig> {
+    let env_set = |n: &str| std::env::var(n).is_ok_and(|v| !v.is_empty());
+    let from_env =
+        env_set("AWS_RETRY_MODE") || env_set("AWS_MAX_ATTEMPTS") || conn.profile.is_some();
+    if conn.adaptive_retries.is_none() && conn.max_attempts.is_none() && from_env {
+        return None; // aws-config reads them
+    }
+    let base = if conn.adaptive_retries == Some(true) {
+        RetryConfig::adaptive()
+    } else {
+        RetryConfig::standard()
+    };
+    Some(base.with_max_attempts(conn.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS)))
 }
 
 /// What an error means for the caller.
@@ -199,13 +222,14 @@ impl Store {
     /// Builds the client. Fails at once (before any request) when no
     /// credentials can be found.
     pub async fn connect(conn: &ConnectionSettings, bucket: &str) -> Result<Self, StoreError> {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(5))
-                    .build(),
-            )
-            .retry_config(RetryConfig::standard());
+        let mut loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .build(),
+        );
+        if let Some(r) = retry_config(conn) {
+            loader = loader.retry_config(r);
+        }
         if let Some(p) = &conn.profile {
             loader = loader.profile_name(p);
         }
@@ -807,5 +831,31 @@ impl Store {
             len,
             crate::types::Sha256Digest(sha.finalize().into()),
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_default_to_five_standard_attempts_and_flags_win() {
+        let conn = ConnectionSettings::default();
+        // (The test environment sets neither AWS_RETRY_MODE nor AWS_MAX_ATTEMPTS.)
+        if std::env::var("AWS_RETRY_MODE").is_err() && std::env::var("AWS_MAX_ATTEMPTS").is_err() {
+            let r = retry_config(&conn).unwrap();
+            assert_eq!(r.max_attempts(), 5);
+            assert_eq!(r.mode(), aws_config::retry::RetryMode::Standard);
+        }
+        let conn = ConnectionSettings {
+            adaptive_retries: Some(true),
+            max_attempts: Some(9),
+            ..ConnectionSettings::default()
+        };
+        let r = retry_config(&conn).unwrap();
+        assert_eq!(
+            (r.max_attempts(), r.mode()),
+            (9, aws_config::retry::RetryMode::Adaptive)
+        );
     }
 }
