@@ -439,6 +439,11 @@ def main():
     if "mediashift" in tools and not a.skip_plan_1m:
         plan = plan_case(url, a.smoke)
 
+    for d, _, _ in sorted(os.walk(os.path.join(WORK, "peers-runs", tag)), reverse=True):
+        try:
+            os.rmdir(d)  # only empty ones: failed runs keep their logs
+        except OSError:
+            pass
     failed = [r for r in all_runs if not r["ok"]] + ([plan] if plan and not plan["ok"] else [])
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     vers = versions(tools)
@@ -446,8 +451,8 @@ def main():
         "mode": mode, "date": when, "cores": os.cpu_count(), "runs_per_tool": runs,
         "server": f"SeaweedFS (scripts/s3-server) on {url}", "versions": vers,
         "settings": {t: SETTINGS[t] for t in tools},
-        "commands": {t: " ".join(command(t, "SRC", "PREFIX", "/tmp", url)[0]).replace(
-            os.environ["BENCH_MEDIASHIFT"], "mediashift") for t in tools if t != "rclone"}
+        "commands": {t: " ".join([t] + command(t, "SRC", "PREFIX", "RUNDIR", url)[0][1:])
+                     for t in tools if t != "rclone"}
         | ({"rclone": "rclone copy SRC bench:media/PREFIX --transfers 32 --s3-upload-concurrency 8 "
             "(remote 'bench' from RCLONE_CONFIG_BENCH_* env: type s3, provider Other, force_path_style)"}
            if "rclone" in tools else {}),

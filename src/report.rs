@@ -314,6 +314,12 @@ pub fn thousands(n: u64) -> String {
     out
 }
 
+/// One `label  files  bytes` line of a report.
+fn row(o: &mut String, label: &str, files: u64, bytes: u64) {
+    use std::fmt::Write as _;
+    let _ = writeln!(o, "  {label:<26}{}", amount(files, bytes));
+}
+
 fn amount(files: u64, bytes: u64) -> String {
     format!(
         "{:>10}  {:>10}",
@@ -340,36 +346,21 @@ pub fn plan_text(doc: &PlanDoc<'_>) -> String {
         crate::types::ByteSize(doc.part_size),
     );
     let _ = writeln!(o);
-    let _ = writeln!(
-        o,
-        "  {:<26}{}",
-        "media files",
-        amount(s.files_total, s.bytes_total)
-    );
-    let _ = writeln!(
-        o,
-        "  {:<26}{}",
-        "distinct contents",
-        amount(s.files_unique, s.bytes_unique)
-    );
-    let _ = writeln!(
-        o,
-        "  {:<26}{}",
+    row(&mut o, "media files", s.files_total, s.bytes_total);
+    row(&mut o, "distinct contents", s.files_unique, s.bytes_unique);
+    row(
+        &mut o,
         "duplicates (not uploaded)",
-        amount(s.duplicate_files, s.duplicate_bytes)
+        s.duplicate_files,
+        s.duplicate_bytes,
     );
-    let _ = writeln!(
-        o,
-        "  {:<26}{}",
+    row(
+        &mut o,
         "already in the bucket",
-        amount(s.objects_already_present, s.bytes_already_present)
+        s.objects_already_present,
+        s.bytes_already_present,
     );
-    let _ = writeln!(
-        o,
-        "  {:<26}{}",
-        "to upload",
-        amount(s.objects_to_upload, s.bytes_to_upload)
-    );
+    row(&mut o, "to upload", s.objects_to_upload, s.bytes_to_upload);
     let r = &s.requests;
     let _ = writeln!(
         o,
@@ -534,29 +525,19 @@ pub fn migrate_text(doc: &MigrateDoc<'_>) -> String {
         p.source, p.destination, p.endpoint
     );
     let _ = writeln!(o);
-    let _ = writeln!(
-        o,
-        "  {:<26}{}",
-        "media files",
-        amount(s.files_total, s.bytes_total)
-    );
-    let _ = writeln!(
-        o,
-        "  {:<26}{}",
-        "uploaded",
-        amount(doc.objects_uploaded, doc.bytes_uploaded)
-    );
-    let _ = writeln!(
-        o,
-        "  {:<26}{}",
+    row(&mut o, "media files", s.files_total, s.bytes_total);
+    row(&mut o, "uploaded", doc.objects_uploaded, doc.bytes_uploaded);
+    row(
+        &mut o,
         "duplicates (not uploaded)",
-        amount(s.duplicate_files, s.duplicate_bytes)
+        s.duplicate_files,
+        s.duplicate_bytes,
     );
-    let _ = writeln!(
-        o,
-        "  {:<26}{}",
+    row(
+        &mut o,
         "already in the bucket",
-        amount(doc.objects_skipped_existing, s.bytes_already_present)
+        doc.objects_skipped_existing,
+        s.bytes_already_present,
     );
     let _ = writeln!(
         o,

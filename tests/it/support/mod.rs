@@ -257,6 +257,15 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
+    command(args, env).output().expect("run mediashift")
+}
+
+/// The binary, with the server's endpoint and credentials and `env` on top.
+fn command<I, S>(args: I, env: &[(&str, &str)]) -> Command
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
     let s = server();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mediashift"));
     cmd.args(args)
@@ -269,7 +278,7 @@ where
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.output().expect("run mediashift")
+    cmd
 }
 
 pub fn stdout(o: &Output) -> String {
@@ -409,19 +418,9 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    let s = server();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mediashift"));
-    cmd.args(args)
-        .env("AWS_ENDPOINT_URL", &s.endpoint)
-        .env("AWS_ACCESS_KEY_ID", &s.access_key)
-        .env("AWS_SECRET_ACCESS_KEY", &s.secret_key)
-        .env("AWS_REGION", &s.region)
-        .env_remove("AWS_PROFILE")
-        .env_remove("RUST_LOG")
+    command(args, env)
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.spawn().expect("spawn mediashift")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn mediashift")
 }
