@@ -354,7 +354,8 @@ def versions(tools):
             "rclone": ["rclone", "version"], "aws": [peer("aws"), "--version"]}
     v = {t: first_line(cmds[t]) for t in tools}
     weed = os.path.join(os.environ.get("MEDIASHIFT_TOOLS", os.path.join(ROOT, ".tools")), "venv", "bin", "weed")
-    v["seaweedfs"] = first_line([weed, "version"])
+    v["seaweedfs"] = next((w for w in first_line([weed, "version"]).split() if w[:1].isdigit() and "." in w),
+                          "unknown")  # "version 8000GB 4.48 pypi linux amd64"
     return v
 
 

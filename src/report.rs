@@ -48,7 +48,7 @@ impl Reporter {
 
     /// A counter with no known total ("walking: 12,345 files").
     pub fn counter(&self, message: &str) -> Phase {
-        let style = ProgressStyle::with_template("{spinner} {msg}: {human_pos} files ({per_sec})")
+        let style = ProgressStyle::with_template("{spinner} {msg}: {human_pos} files")
             .expect("static template");
         self.add(
             ProgressBar::no_length()
