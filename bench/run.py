@@ -17,6 +17,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -88,8 +89,14 @@ class Server:
         if not self.owned:
             return False
         self._script("stop", "--wipe")
-        self._script("start", capture=True)
-        return True
+        # SeaweedFS's ports can take a moment to close after it stops.
+        for _ in range(20):
+            r = subprocess.run([os.path.join(ROOT, "scripts", "s3-server"), "start"], env=self.env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            if r.returncode == 0:
+                return True
+            time.sleep(1)
+        sys.exit(f"bench/run: the server did not restart after a wipe:\n{r.stderr}")
 
     @property
     def url(self):
@@ -241,7 +248,7 @@ def summarise(c, runs, tools):
             w = statistics.median(walls)
             row.update({
                 "median_wall_s": round(w, 3),
-                "objects_per_s": round(c["files"] / w, 1) if w else None,
+                "objects_per_s": round(c["files"] / w, 2) if w else None,
                 "mb_per_s": round(c["bytes"] / 1e6 / w, 1) if w else None,
                 "median_cpu_s": round(statistics.median(r["cpu_s"] for r in ok), 2),
                 "median_peak_rss_mib": round(statistics.median(r["peak_rss_kib"] for r in ok) / 1024, 1),
@@ -259,7 +266,7 @@ def summarise(c, runs, tools):
         "mediashift_vs_best_peer": round(ms["median_wall_s"] / best["median_wall_s"], 2)
         if ms and best and best["median_wall_s"] else None,
         "server_ceiling": {
-            "objects_per_s": round(max(c["files"] / r["wall_s"] for r in ok_runs), 1),
+            "objects_per_s": round(max(c["files"] / r["wall_s"] for r in ok_runs), 2),
             "mb_per_s": round(max(c["bytes"] / 1e6 / r["wall_s"] for r in ok_runs), 1),
         } if ok_runs else None,
     }
@@ -267,6 +274,10 @@ def summarise(c, runs, tools):
 
 def fmt(v, spec=""):
     return "–" if v is None else format(v, spec)
+
+
+def rate(v):
+    return fmt(v, ",.1f" if v is None or v >= 10 else ".2f")
 
 
 def table(s):
@@ -281,7 +292,7 @@ def table(s):
     for r in s["tools"]:
         rng = f"{r['min_wall_s']:.2f}–{r['max_wall_s']:.2f}" if "min_wall_s" in r else "–"
         lines.append(f"| {r['tool']} | {r['runs_ok']}/{r['runs']} | {fmt(r.get('median_wall_s'), '.2f')} | "
-                     f"{fmt(r.get('objects_per_s'), ',.1f')} | {fmt(r.get('mb_per_s'), ',.1f')} | "
+                     f"{rate(r.get('objects_per_s'))} | {fmt(r.get('mb_per_s'), ',.1f')} | "
                      f"{fmt(r.get('median_cpu_s'), '.2f')} | {fmt(r.get('median_peak_rss_mib'), '.1f')} | {rng} |")
     lines.append("")
     if s["mediashift_vs_best_peer"] is not None:
@@ -289,7 +300,7 @@ def table(s):
                      f"**{s['mediashift_vs_best_peer']:.2f}** (below 1 = mediashift faster)")
     if s["server_ceiling"]:
         lines.append(f"Server ceiling (best single run of any tool): "
-                     f"{s['server_ceiling']['objects_per_s']:,.1f} objects/s, {s['server_ceiling']['mb_per_s']:,.1f} MB/s")
+                     f"{rate(s['server_ceiling']['objects_per_s'])} objects/s, {s['server_ceiling']['mb_per_s']:,.1f} MB/s")
     return "\n".join(lines) + "\n"
 
 
@@ -448,11 +459,12 @@ def main():
     failed = [r for r in all_runs if not r["ok"]] + ([plan] if plan and not plan["ok"] else [])
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     vers = versions(tools)
+    tmp = tempfile.mkdtemp(prefix="bench-cmd-")  # command() writes the aws/rclone config files
     doc = {
         "mode": mode, "date": when, "cores": os.cpu_count(), "runs_per_tool": runs,
         "server": f"SeaweedFS (scripts/s3-server) on {url}", "versions": vers,
         "settings": {t: SETTINGS[t] for t in tools},
-        "commands": {t: " ".join([t] + command(t, "SRC", "PREFIX", "RUNDIR", url)[0][1:])
+        "commands": {t: " ".join([t] + command(t, "SRC", "PREFIX", tmp, url)[0][1:]).replace(tmp, "RUNDIR")
                      for t in tools if t != "rclone"}
         | ({"rclone": "rclone copy SRC bench:media/PREFIX --transfers 32 --s3-upload-concurrency 8 "
             "(remote 'bench' from RCLONE_CONFIG_BENCH_* env: type s3, provider Other, force_path_style)"}
@@ -460,6 +472,7 @@ def main():
         "units": {"MB": "10^6 bytes", "RSS": "MiB (GNU time %M)", "cpu_s": "user + sys"},
         "corpora": summaries, "plan_1m": plan, "runs": all_runs, "failed_runs": len(failed),
     }
+    shutil.rmtree(tmp, ignore_errors=True)
     md = [f"# mediashift vs peers: uploads to a local S3 ({mode} run, {when})", "",
           f"SeaweedFS {vers.get('seaweedfs', '')} on 127.0.0.1 (scripts/s3-server), {os.cpu_count()} cores, "
           f"{runs} run(s) per tool and corpus, round-robin, each into a fresh prefix. Wall, CPU (user+sys) and "
