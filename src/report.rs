@@ -320,6 +320,27 @@ fn row(o: &mut String, label: &str, files: u64, bytes: u64) {
     let _ = writeln!(o, "  {label:<26}{}", amount(files, bytes));
 }
 
+/// The conflicts and failures sections shared by the plan and migrate
+/// reports: every file not handled, with why.
+fn unhandled(o: &mut String, conflicts: &[Conflict], failed: &[Failure], title: &str) {
+    use std::fmt::Write as _;
+    if !conflicts.is_empty() {
+        let _ = writeln!(
+            o,
+            "\nConflicts, not uploaded (different content already under the key; --overwrite replaces it):"
+        );
+        for c in conflicts {
+            let _ = writeln!(o, "  {} -> {}: {}", c.path, c.key, c.detail);
+        }
+    }
+    if !failed.is_empty() {
+        let _ = writeln!(o, "\n{title} ({}):", thousands(failed.len() as u64));
+        for f in failed {
+            let _ = writeln!(o, "  {}: {}", f.path, f.error);
+        }
+    }
+}
+
 fn amount(files: u64, bytes: u64) -> String {
     format!(
         "{:>10}  {:>10}",
@@ -422,25 +443,12 @@ pub fn plan_text(doc: &PlanDoc<'_>) -> String {
             );
         }
     }
-    if !doc.conflicts.is_empty() {
-        let _ = writeln!(
-            o,
-            "\nConflicts (different content already under the key; --overwrite replaces it):"
-        );
-        for c in doc.conflicts {
-            let _ = writeln!(o, "  {} -> {}: {}", c.path, c.key, c.detail);
-        }
-    }
-    if !doc.failed.is_empty() {
-        let _ = writeln!(
-            o,
-            "\nFiles that cannot be migrated ({}):",
-            thousands(doc.failed.len() as u64)
-        );
-        for f in &doc.failed {
-            let _ = writeln!(o, "  {}: {}", f.path, f.error);
-        }
-    }
+    unhandled(
+        &mut o,
+        doc.conflicts,
+        &doc.failed,
+        "Files that cannot be migrated",
+    );
     let _ = writeln!(
         o,
         "\nNothing was written. Run `mediashift migrate` with the same arguments to carry this out."
@@ -574,21 +582,7 @@ pub fn migrate_text(doc: &MigrateDoc<'_>) -> String {
         doc.elapsed_s,
         crate::types::ByteSize(doc.throughput_bytes_per_s as u64)
     );
-    if !p.conflicts.is_empty() {
-        let _ = writeln!(
-            o,
-            "\nConflicts, not uploaded (different content under the key; --overwrite replaces it):"
-        );
-        for c in p.conflicts {
-            let _ = writeln!(o, "  {} -> {}: {}", c.path, c.key, c.detail);
-        }
-    }
-    if !p.failed.is_empty() {
-        let _ = writeln!(o, "\nFailed ({}):", thousands(p.failed.len() as u64));
-        for f in &p.failed {
-            let _ = writeln!(o, "  {}: {}", f.path, f.error);
-        }
-    }
+    unhandled(&mut o, p.conflicts, &p.failed, "Failed");
     let _ = writeln!(
         o,
         "\nURL maps ({} entries) in {}:",

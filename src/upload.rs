@@ -473,12 +473,7 @@ async fn put_small(
 
     let local = sum.to_base64();
     let meta = metadata(job, &digests);
-    let obj = NewObject {
-        key: &job.key,
-        content_type: &job.content_type,
-        metadata: &meta,
-        options: &ctx.settings.options,
-    };
+    let obj = job.new_object(&meta, &ctx.settings.options);
     let send = faults::maybe_corrupt(&job.key, body.clone());
     let written = ctx
         .store
@@ -565,6 +560,20 @@ impl Job {
     fn path(&self, root: &Path) -> PathBuf {
         root.join(&*self.rel)
     }
+
+    /// What PutObject or CreateMultipartUpload create for this job.
+    fn new_object<'a>(
+        &'a self,
+        metadata: &'a [(&'static str, String)],
+        options: &'a ObjectOptions,
+    ) -> NewObject<'a> {
+        NewObject {
+            key: &self.key,
+            content_type: &self.content_type,
+            metadata,
+            options,
+        }
+    }
 }
 
 /// A part's data, read and summed on the blocking pool.
@@ -633,12 +642,7 @@ async fn put_multipart(ctx: &Arc<Ctx>, job: &Job) -> Result<Uploaded, JobError> 
         Some(r) => r,
         None => {
             let meta = metadata(job, &digests);
-            let obj = NewObject {
-                key: &job.key,
-                content_type: &job.content_type,
-                metadata: &meta,
-                options: &ctx.settings.options,
-            };
+            let obj = job.new_object(&meta, &ctx.settings.options);
             let id = {
                 let _req = ctx
                     .requests

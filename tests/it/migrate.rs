@@ -76,6 +76,11 @@ pub fn get(t: &Target, key: &str) -> (Vec<u8>, String, BTreeMap<String, String>)
 }
 
 pub fn incomplete_uploads(t: &Target) -> usize {
+    upload_ids(t).len()
+}
+
+/// The ids of the multipart uploads in progress under the target.
+pub fn upload_ids(t: &Target) -> Vec<String> {
     runtime().block_on(async {
         let out = s3()
             .list_multipart_uploads()
@@ -84,7 +89,10 @@ pub fn incomplete_uploads(t: &Target) -> usize {
             .send()
             .await
             .expect("list uploads");
-        out.uploads().len()
+        out.uploads()
+            .iter()
+            .filter_map(|u| u.upload_id().map(str::to_string))
+            .collect()
     })
 }
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::migrate::{check_migrated, incomplete_uploads};
+use crate::migrate::{check_migrated, incomplete_uploads, upload_ids};
 use crate::support::{
     CountingProxy, Target, Tree, bytes, json as doc, mediashift, runtime, s3, spawn_mediashift,
     stderr, target,
@@ -265,33 +265,17 @@ fn a_file_changed_since_its_upload_began_starts_over() {
     let out = m.run(&[("MEDIASHIFT_TEST_CRASH_AT", "part-acked:4")]);
     assert!(killed(&out));
     assert_eq!(incomplete_uploads(&m.target), 1);
-    let old_upload = list_upload_ids(&m.target);
+    let old_upload = upload_ids(&m.target);
 
     m.tree.file("video/clip-0.mp4", &bytes(77, 40 * MIB));
     let out = m.run(&[]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let ids_after = list_upload_ids(&m.target);
+    let ids_after = upload_ids(&m.target);
     assert!(
         ids_after.is_empty(),
         "the stale upload {old_upload:?} was aborted"
     );
     check_migrated(&m.target, &m.maps(), &m.files());
-}
-
-fn list_upload_ids(t: &Target) -> Vec<String> {
-    runtime().block_on(async {
-        let out = s3()
-            .list_multipart_uploads()
-            .bucket(&t.bucket)
-            .prefix(&t.prefix)
-            .send()
-            .await
-            .unwrap();
-        out.uploads()
-            .iter()
-            .filter_map(|u| u.upload_id().map(str::to_string))
-            .collect()
-    })
 }
 
 #[test]
@@ -484,7 +468,7 @@ fn gc_aborts_only_what_nobody_will_resume() {
     );
     let v = gc(&["--older-than", "0", "--dry-run"]);
     assert_eq!(v["aborted"], 0);
-    assert_eq!(list_upload_ids(&m.target).len(), 2);
+    assert_eq!(upload_ids(&m.target).len(), 2);
 
     let v = gc(&["--older-than", "0"]);
     let actions: BTreeMap<String, String> = v["uploads"]
@@ -504,7 +488,7 @@ fn gc_aborts_only_what_nobody_will_resume() {
         1,
         "{v}"
     );
-    assert_eq!(list_upload_ids(&m.target).len(), 1);
+    assert_eq!(upload_ids(&m.target).len(), 1);
 
     // The kept upload is resumed by the next run.
     let out = m.run(&[]);
