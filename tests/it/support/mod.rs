@@ -99,6 +99,7 @@ fn start_seaweedfs() -> Server {
                 "mediashift-it",
                 "--port",
                 &port.to_string(),
+                "--remove-dir",
                 "--owner-pid",
             ])
             .arg(std::process::id().to_string())
