@@ -32,12 +32,18 @@ fn init_logging(cli: &Cli) {
     // logs at debug (request details) shows unless RUST_LOG asks for it.
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(format!("error,mediashift={level}")));
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(report::LogWriter)
-        .with_target(false)
-        .without_time()
-        .init();
+        .with_target(false);
+    // Warnings are one-liners for the user; -v logs are for finding where
+    // time goes, so they carry the seconds since start.
+    if cli.verbose > 0 {
+        logs.with_timer(tracing_subscriber::fmt::time::uptime())
+            .init();
+    } else {
+        logs.without_time().init();
+    }
 }
 
 fn run() -> anyhow::Result<ExitCode> {
