@@ -148,6 +148,13 @@ pub struct ConnectionArgs {
     /// profile, then 5.
     #[arg(long, value_name = "N", help_heading = "Connection")]
     pub max_attempts: Option<u32>,
+
+    /// Sign file data into each request (SigV4 payload hash) even over
+    /// HTTPS or loopback, where it is skipped by default as the AWS SDKs do:
+    /// TLS or the absence of a network already guards the data in transit,
+    /// and the checksum the server validates still covers every byte.
+    #[arg(long, help_heading = "Connection")]
+    pub sign_payload: bool,
 }
 
 #[derive(Debug, Args)]

@@ -99,6 +99,7 @@ pub fn connection(args: &ConnectionArgs) -> Result<ConnectionSettings, SettingsE
         profile: args.profile.clone(),
         adaptive_retries: args.retry_mode.as_deref().map(|m| m == "adaptive"),
         max_attempts: args.max_attempts,
+        always_sign_payload: args.sign_payload,
     })
 }
 

@@ -38,6 +38,36 @@ pub struct ConnectionSettings {
     /// AWS_RETRY_MODE or the profile say (standard by default).
     pub adaptive_retries: Option<bool>,
     pub max_attempts: Option<u32>,
+    /// `--sign-payload`: sign request bodies whatever the endpoint.
+    pub always_sign_payload: bool,
+}
+
+/// Whether request bodies sent to `endpoint` must be signed (a SHA-256 of
+/// the body in the SigV4 signature). SigV4 payload signing guards the body
+/// against change in transit. Over HTTPS, TLS does that already (the AWS
+/// SDKs send unsigned payloads there too), and on a loopback address there
+/// is no network to cross; either way the checksum header, which is signed,
+/// still lets the server reject a corrupted body. Skipping it saves one
+/// SHA-256 pass over every byte on both sides, which on a small machine
+/// shared with the server is CPU the server gets back. Plain HTTP to another
+/// host keeps it.
+pub fn payload_signing_needed(endpoint: &str) -> bool {
+    let Some(rest) = endpoint.strip_prefix("http://") else {
+        // https:// (or the default AWS endpoint)
+        return !endpoint.starts_with("https://");
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if let Some(v6) = host.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        host.split(':').next().unwrap_or("")
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    !loopback
 }
 
 /// Attempts per request when nothing else says: a migration over a flaky
@@ -216,6 +246,7 @@ pub struct Store {
     endpoint: String,
     path_style: bool,
     region: String,
+    sign_payload: bool,
 }
 
 impl Store {
@@ -277,12 +308,15 @@ impl Store {
             .region(Region::new(region.clone()))
             .force_path_style(path_style)
             .build();
+        let sign_payload = conn.always_sign_payload || payload_signing_needed(&endpoint);
+        tracing::debug!(sign_payload, "request bodies");
         Ok(Self {
             client: Client::from_conf(config),
             bucket: bucket.to_string(),
             endpoint: endpoint.trim_end_matches('/').to_string(),
             path_style,
             region,
+            sign_payload,
         })
     }
 
@@ -533,7 +567,13 @@ impl Store {
         if must_not_exist {
             req = req.if_none_match("*");
         }
-        let out = with_checksum!(req, algorithm, checksum)
+        let op = with_checksum!(req, algorithm, checksum).customize();
+        let op = if self.sign_payload {
+            op
+        } else {
+            op.disable_payload_signing()
+        };
+        let out = op
             .send()
             .await
             .map_err(|e| self.err(&format!("PutObject {}", obj.key), &e))?;
@@ -596,7 +636,13 @@ impl Store {
             .part_number(number as i32)
             .content_length(len)
             .body(ByteStream::from(body));
-        let out = with_checksum!(req, algorithm, checksum)
+        let op = with_checksum!(req, algorithm, checksum).customize();
+        let op = if self.sign_payload {
+            op
+        } else {
+            op.disable_payload_signing()
+        };
+        let out = op
             .send()
             .await
             .map_err(|e| self.err(&format!("UploadPart {key} #{number}"), &e))?;
@@ -857,5 +903,30 @@ mod tests {
             (r.max_attempts(), r.mode()),
             (9, aws_config::retry::RetryMode::Adaptive)
         );
+    }
+
+    #[test]
+    fn payload_is_signed_only_over_plain_http_to_another_host() {
+        for unsigned in [
+            "https://s3.eu-west-1.amazonaws.com",
+            "https://minio.example.com:9000/",
+            "http://127.0.0.1:8333",
+            "http://127.8.0.1",
+            "http://localhost:9000/path",
+            "http://LOCALHOST",
+            "http://[::1]:8333",
+            "http://user@127.0.0.1:8333",
+        ] {
+            assert!(!payload_signing_needed(unsigned), "{unsigned}");
+        }
+        for signed in [
+            "http://10.0.0.5:9000",
+            "http://minio.internal",
+            "http://localhost.example.com",
+            "http://[2001:db8::1]:8333",
+            "http://127.0.0.1.nip.io",
+        ] {
+            assert!(payload_signing_needed(signed), "{signed}");
+        }
     }
 }

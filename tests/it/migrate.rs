@@ -490,3 +490,48 @@ fn object_settings_are_stored() {
         assert_eq!(meta.get("source-path").map(String::as_str), Some(key));
     }
 }
+
+#[test]
+fn bodies_are_signed_only_when_asked_on_a_loopback_endpoint() {
+    let tree = Tree::new();
+    let small = bytes(1, 7000);
+    tree.file("small.jpg", &small)
+        .file("video/big.mp4", &bytes(2, 12 * MIB + 5));
+    let files: BTreeMap<String, Vec<u8>> = ["small.jpg", "video/big.mp4"]
+        .iter()
+        .map(|n| (n.to_string(), std::fs::read(tree.join(n)).unwrap()))
+        .collect();
+    for sign in [false, true] {
+        let proxy = crate::support::CountingProxy::start();
+        let t = target(&format!("signing-{sign}"));
+        let maps = tempfile::tempdir().unwrap();
+        let mut flags = MULTIPART_FLAGS.to_vec();
+        flags.extend(["--endpoint-url", &proxy.endpoint]);
+        if sign {
+            flags.push("--sign-payload");
+        }
+        let (out, v) = migrate_in(&tree, &t, maps.path(), &flags, &[]);
+        assert!(out.status.success(), "sign {sign}: {}", stderr(&out));
+        assert_eq!(v["objects_uploaded"], 2);
+        check_migrated(&t, maps.path(), &files);
+
+        // One PutObject and three UploadParts carry file data.
+        let puts: Vec<String> = proxy
+            .payload_hashes()
+            .into_iter()
+            .filter(|(m, _)| m == "PUT")
+            .map(|(_, h)| h)
+            .collect();
+        assert_eq!(puts.len(), 4, "sign {sign}: {puts:?}");
+        if sign {
+            assert!(
+                puts.iter()
+                    .all(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit())),
+                "{puts:?}"
+            );
+            assert!(puts.contains(&hex(&small)), "the small file's own SHA-256");
+        } else {
+            assert!(puts.iter().all(|h| h == "unsigned-payload"), "{puts:?}");
+        }
+    }
+}

@@ -352,7 +352,11 @@ pub fn bytes(seed: u64, len: usize) -> Vec<u8> {
 pub struct CountingProxy {
     pub endpoint: String,
     sent: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    payload_hashes: Seen,
 }
+
+/// `x-amz-content-sha256` values seen in requests, with their method.
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>;
 
 impl CountingProxy {
     pub fn start() -> Self {
@@ -366,6 +370,8 @@ impl CountingProxy {
         let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
         let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let counter = sent.clone();
+        let payload_hashes = Seen::default();
+        let seen = payload_hashes.clone();
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { continue };
@@ -376,23 +382,52 @@ impl CountingProxy {
                     client.try_clone().expect("clone"),
                     server.try_clone().expect("clone"),
                 );
-                let counter = counter.clone();
-                std::thread::spawn(move || copy(client, server, Some(counter)));
+                let (counter, seen) = (counter.clone(), seen.clone());
+                std::thread::spawn(move || copy(client, server, Some((counter, seen))));
                 std::thread::spawn(move || copy(s2, c2, None));
             }
         });
-        Self { endpoint, sent }
+        Self {
+            endpoint,
+            sent,
+            payload_hashes,
+        }
     }
 
     pub fn bytes_sent(&self) -> u64 {
         self.sent.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// (method, `x-amz-content-sha256`) of each request seen so far.
+    pub fn payload_hashes(&self) -> Vec<(String, String)> {
+        self.payload_hashes.lock().unwrap().clone()
+    }
+}
+
+/// Notes the method and payload-hash header of any request head in `chunk`
+/// (hyper writes a request's head in one piece, so it is not split).
+fn note_payload_hashes(chunk: &[u8], seen: &Seen) {
+    let text = String::from_utf8_lossy(chunk);
+    let mut method = None;
+    for line in text.split("\r\n") {
+        if let Some(m) = ["PUT ", "POST ", "GET ", "HEAD ", "DELETE "]
+            .iter()
+            .find(|m| line.starts_with(**m))
+        {
+            method = Some(m.trim().to_string());
+        }
+        let lower = line.to_ascii_lowercase();
+        if let (Some(m), Some(v)) = (&method, lower.strip_prefix("x-amz-content-sha256:")) {
+            seen.lock().unwrap().push((m.clone(), v.trim().to_string()));
+            method = None;
+        }
     }
 }
 
 fn copy(
     mut from: std::net::TcpStream,
     mut to: std::net::TcpStream,
-    count: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
+    count: Option<(std::sync::Arc<std::sync::atomic::AtomicU64>, Seen)>,
 ) {
     use std::io::{Read, Write};
     let mut buf = vec![0u8; 256 * 1024];
@@ -400,8 +435,9 @@ fn copy(
         match from.read(&mut buf) {
             Ok(0) | Err(_) => break,
             Ok(n) => {
-                if let Some(c) = &count {
+                if let Some((c, seen)) = &count {
                     c.fetch_add(n as u64, std::sync::atomic::Ordering::SeqCst);
+                    note_payload_hashes(&buf[..n], seen);
                 }
                 if to.write_all(&buf[..n]).is_err() {
                     break;
