@@ -29,6 +29,9 @@ use serde::Serialize;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
+mod buffers;
+
+use self::buffers::BufferPool;
 use crate::checksum::{self, Algorithm, Summer};
 use crate::dedup::{Digests, Hasher};
 use crate::faults;
@@ -189,6 +192,7 @@ struct Ctx {
     settings: UploadSettings,
     requests: Arc<Semaphore>,
     memory: Arc<Semaphore>,
+    buffers: Arc<BufferPool>,
     cpu: Arc<Semaphore>,
     progress: TransferProgress,
     journal: Option<Recorder>,
@@ -238,6 +242,7 @@ pub async fn run(
         settings: settings.clone(),
         requests: Arc::new(Semaphore::new(settings.concurrency)),
         memory: Arc::new(Semaphore::new(units(effective_memory(settings)) as usize)),
+        buffers: BufferPool::new(settings.part_size as usize, effective_memory(settings)),
         cpu: Arc::new(Semaphore::new(settings.hash_threads.max(1))),
         progress,
         journal,
@@ -588,25 +593,27 @@ fn read_part(
     start: u64,
     len: u64,
     algorithm: Algorithm,
+    pool: &Arc<BufferPool>,
 ) -> Result<ReadPart, JobError> {
     let file = std::fs::File::open(path)
         .map_err(|e| JobError::Failed(format!("cannot read the file: {e}")))?;
-    let mut buf = vec![0u8; len as usize];
-    file.read_exact_at(&mut buf, start).map_err(|e| {
+    let mut pooled = pool.take(len as usize);
+    let buf = pooled.as_mut_slice();
+    file.read_exact_at(buf, start).map_err(|e| {
         if e.kind() == std::io::ErrorKind::UnexpectedEof {
             JobError::Changed("the file became shorter while being uploaded".into())
         } else {
             JobError::Failed(format!("cannot read the file: {e}"))
         }
     })?;
-    let crc64 = Summer::of(Algorithm::Crc64nvme, &buf);
+    let crc64 = Summer::of(Algorithm::Crc64nvme, buf);
     let sum = if algorithm == Algorithm::Crc64nvme {
         crc64
     } else {
-        Summer::of(algorithm, &buf)
+        Summer::of(algorithm, buf)
     };
     Ok(ReadPart {
-        body: Bytes::from(buf),
+        body: pooled.freeze(),
         sum,
         crc64,
     })
@@ -917,7 +924,8 @@ async fn upload_parts(
         set.spawn(async move {
             let _held = (req, mem);
             let alg = c.settings.algorithm;
-            let read = blocking(&c, move || read_part(&p, start, len, alg)).await??;
+            let pool = c.buffers.clone();
+            let read = blocking(&c, move || read_part(&p, start, len, alg, &pool)).await??;
             let local = read.sum.value.to_base64();
             let body = faults::maybe_corrupt(&key, read.body.clone());
             let w = c
