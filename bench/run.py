@@ -102,6 +102,30 @@ class Server:
     def url(self):
         return self.vars["AWS_ENDPOINT_URL"]
 
+    def warm_up(self):
+        """One untimed upload: SeaweedFS creates its volumes on the first
+        write after a start or wipe (about a second), which would otherwise
+        land on whichever tool runs first."""
+        probe = os.path.join(WORK, "warm-up.bin")
+        with open(probe, "wb") as f:
+            f.write(os.urandom(64 * 1024))
+        r = subprocess.run([peer("s5cmd"), "--endpoint-url", self.url, "cp", probe,
+                            f"s3://{BUCKET}/warm-up/probe.bin"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if r.returncode != 0:
+            sys.exit(f"bench/run: the warm-up upload failed:\n{r.stderr}")
+
+    def cpu_s(self):
+        """CPU seconds (user + sys) the server process has used so far, or
+        None: the server shares the cores with the tool, so its share shows
+        which side limits a run."""
+        try:
+            pid = open(os.path.join(S3_DIR, "weed.pid")).read().strip()
+            fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError):
+            return None
+
 
 # --- corpora -----------------------------------------------------------------------
 
@@ -193,15 +217,20 @@ def timed(cmd, env, rundir):
     return rc, float(wall), float(user) + float(sys_), int(rss), out
 
 
-def one_run(tool, c, i, url, tag):
+def one_run(tool, c, i, server, tag):
+    url = server.url
     prefix = f"peers/{tag}/{c['kind']}/{tool}/run{i}"
     rundir = os.path.join(WORK, "peers-runs", tag, c["kind"], f"{tool}-{i}")
     shutil.rmtree(rundir, ignore_errors=True)
     os.makedirs(rundir)
     cmd, env = command(tool, c["dir"], prefix, rundir, url)
+    server_before = server.cpu_s()
     rc, wall, cpu, rss, out = timed(cmd, env, rundir)
+    server_after = server.cpu_s()
+    server_cpu = round(server_after - server_before, 2) if None not in (server_before, server_after) else None
     run = {"tool": tool, "corpus": c["kind"], "run": i, "prefix": prefix, "exit_code": rc,
-           "ok": rc == 0, "wall_s": wall, "cpu_s": round(cpu, 2), "peak_rss_kib": rss}
+           "ok": rc == 0, "wall_s": wall, "cpu_s": round(cpu, 2), "peak_rss_kib": rss,
+           "server_cpu_s": server_cpu}
     problems = []
     if rc != 0:
         problems.append(f"exit code {rc}")
@@ -225,12 +254,13 @@ def one_run(tool, c, i, url, tag):
         run["ok"] = False
         run["problems"] = problems
         run["log"] = os.path.relpath(rundir, ROOT)
-        for k in ("wall_s", "cpu_s", "peak_rss_kib"):
+        for k in ("wall_s", "cpu_s", "peak_rss_kib", "server_cpu_s"):
             run[k] = None  # a failed run is not timed
     else:
         shutil.rmtree(rundir, ignore_errors=True)
     status = "ok" if run["ok"] else "FAILED: " + "; ".join(problems) + f" (logs in {run['log']})"
-    log(f"{c['kind']:<6} {tool:<10} run {i}: wall {wall:7.2f} s, cpu {cpu:7.2f} s, "
+    server_part = f", server cpu {server_cpu:6.2f} s" if server_cpu is not None else ""
+    log(f"{c['kind']:<6} {tool:<10} run {i}: wall {wall:7.2f} s, cpu {cpu:7.2f} s{server_part}, "
         f"rss {rss / 1024:7.1f} MiB  {status}")
     return run
 
@@ -254,6 +284,13 @@ def summarise(c, runs, tools):
                 "median_peak_rss_mib": round(statistics.median(r["peak_rss_kib"] for r in ok) / 1024, 1),
                 "min_wall_s": min(walls), "max_wall_s": max(walls),
             })
+            server = [r["server_cpu_s"] for r in ok if r.get("server_cpu_s") is not None]
+            if server:
+                row["median_server_cpu_s"] = round(statistics.median(server), 2)
+            journal = [r["mediashift"]["journal_write_s"] for r in ok
+                       if r.get("mediashift", {}).get("journal_write_s") is not None]
+            if journal:
+                row["median_journal_write_s"] = round(statistics.median(journal), 3)
         rows.append(row)
     peers = [r for r in rows if r["tool"] != "mediashift" and "median_wall_s" in r]
     ms = next((r for r in rows if r["tool"] == "mediashift" and "median_wall_s" in r), None)
@@ -286,15 +323,21 @@ def table(s):
         f"### {c['kind']}: {c['files']:,} files, {c['bytes'] / 1e6:,.1f} MB "
         f"(gen-media {c['kind']} --seed {c['seed']} --scale {c['scale']:g})",
         "",
-        "| tool | ok runs | median wall (s) | objects/s | MB/s | median CPU (s) | median peak RSS (MiB) | wall min–max (s) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| tool | ok runs | median wall (s) | objects/s | MB/s | median CPU (s) | server CPU (s) | median peak RSS (MiB) | wall min–max (s) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in s["tools"]:
         rng = f"{r['min_wall_s']:.2f}–{r['max_wall_s']:.2f}" if "min_wall_s" in r else "–"
         lines.append(f"| {r['tool']} | {r['runs_ok']}/{r['runs']} | {fmt(r.get('median_wall_s'), '.2f')} | "
                      f"{rate(r.get('objects_per_s'))} | {fmt(r.get('mb_per_s'), ',.1f')} | "
-                     f"{fmt(r.get('median_cpu_s'), '.2f')} | {fmt(r.get('median_peak_rss_mib'), '.1f')} | {rng} |")
+                     f"{fmt(r.get('median_cpu_s'), '.2f')} | {fmt(r.get('median_server_cpu_s'), '.2f')} | "
+                     f"{fmt(r.get('median_peak_rss_mib'), '.1f')} | {rng} |")
     lines.append("")
+    ms = next((r for r in s["tools"] if r["tool"] == "mediashift" and "median_journal_write_s" in r), None)
+    if ms:
+        lines.append(f"mediashift's journal writes (SQLite, on their own thread): median "
+                     f"{ms['median_journal_write_s']:.3f} s per run, "
+                     f"{100 * ms['median_journal_write_s'] / ms['median_wall_s']:.1f}% of its wall time")
     if s["mediashift_vs_best_peer"] is not None:
         lines.append(f"mediashift median wall / best peer's ({s['best_peer']}): "
                      f"**{s['mediashift_vs_best_peer']:.2f}** (below 1 = mediashift faster)")
@@ -421,6 +464,7 @@ def main():
     need = max((c["bytes"] for c in corpora), default=0) * 1.5 + 2 * 2**30
     server = Server()
     server.start()
+    server.warm_up()
     if not server.owned:
         log(f"a server is already running on port {PORT}: using it, not wiping or stopping it")
     url = server.url
@@ -429,6 +473,7 @@ def main():
     all_runs, summaries = [], []
     for ci, c in enumerate(corpora):
         if ci > 0 and server.wipe():
+            server.warm_up()
             log("wiped the server's data between corpora")
         warm(c)
         runs_c = []
@@ -438,10 +483,11 @@ def main():
             for tool in tools[k:] + tools[:k]:
                 if shutil.disk_usage(WORK).free < need:
                     if server.wipe():
+                        server.warm_up()
                         log("wiped the server's data (disk space)")
                     else:
                         log("warning: disk is filling and the server is not ours to wipe")
-                runs_c.append(one_run(tool, c, i, url, tag))
+                runs_c.append(one_run(tool, c, i, server, tag))
         all_runs += runs_c
         s = summarise(c, runs_c, tools)
         summaries.append(s)
@@ -469,7 +515,8 @@ def main():
         | ({"rclone": "rclone copy SRC bench:media/PREFIX --transfers 32 --s3-upload-concurrency 8 "
             "(remote 'bench' from RCLONE_CONFIG_BENCH_* env: type s3, provider Other, force_path_style)"}
            if "rclone" in tools else {}),
-        "units": {"MB": "10^6 bytes", "RSS": "MiB (GNU time %M)", "cpu_s": "user + sys"},
+        "units": {"MB": "10^6 bytes", "RSS": "MiB (GNU time %M)", "cpu_s": "user + sys",
+                  "server_cpu_s": "the SeaweedFS process's user + sys during the run"},
         "corpora": summaries, "plan_1m": plan, "runs": all_runs, "failed_runs": len(failed),
     }
     shutil.rmtree(tmp, ignore_errors=True)
