@@ -408,17 +408,22 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn unique_sizes_are_not_read() {
-        let (dir, files) = setup(&[("a.jpg", b"1"), ("b.jpg", b"22"), ("c.jpg", b"333")]);
-        let g = group(
+    /// Groups with no full hashing asked for, 2 threads, no journal.
+    fn group_plain(dir: &tempfile::TempDir, files: &[SourceFile]) -> Grouping {
+        group(
             dir.path(),
-            &files,
+            files,
             false,
             2,
             &Phase::hidden(),
             &HashMap::new(),
-        );
+        )
+    }
+
+    #[test]
+    fn unique_sizes_are_not_read() {
+        let (dir, files) = setup(&[("a.jpg", b"1"), ("b.jpg", b"22"), ("c.jpg", b"333")]);
+        let g = group_plain(&dir, &files);
         assert_eq!(g.bytes_read, 0);
         assert!(g.digests.is_empty());
         assert!((0..3).all(|i| g.is_canonical(i)));
@@ -427,14 +432,7 @@ mod tests {
     #[test]
     fn same_size_different_content_is_not_a_duplicate() {
         let (dir, files) = setup(&[("a.jpg", b"abc"), ("b.jpg", b"abd"), ("z/c.jpg", b"abc")]);
-        let g = group(
-            dir.path(),
-            &files,
-            false,
-            2,
-            &Phase::hidden(),
-            &HashMap::new(),
-        );
+        let g = group_plain(&dir, &files);
         assert_eq!(
             canon_names(&files, &g),
             [("a.jpg", "a.jpg"), ("b.jpg", "b.jpg"), ("z/c.jpg", "a.jpg")]
@@ -449,14 +447,7 @@ mod tests {
         let mut b = a.clone();
         b[size / 2] = 8;
         let (dir, files) = setup(&[("a.mp4", &a), ("b.mp4", &b), ("c.mp4", &a)]);
-        let g = group(
-            dir.path(),
-            &files,
-            false,
-            2,
-            &Phase::hidden(),
-            &HashMap::new(),
-        );
+        let g = group_plain(&dir, &files);
         assert_eq!(
             canon_names(&files, &g),
             [("a.mp4", "a.mp4"), ("b.mp4", "b.mp4"), ("c.mp4", "a.mp4")]
@@ -471,14 +462,7 @@ mod tests {
         let a = vec![1u8; size];
         let b = vec![2u8; size];
         let (dir, files) = setup(&[("a.mp4", &a), ("b.mp4", &b)]);
-        let g = group(
-            dir.path(),
-            &files,
-            false,
-            2,
-            &Phase::hidden(),
-            &HashMap::new(),
-        );
+        let g = group_plain(&dir, &files);
         assert_eq!(g.bytes_read, 2 * 2 * PARTIAL_BYTES);
         assert!(g.is_canonical(0) && g.is_canonical(1));
     }
@@ -488,14 +472,7 @@ mod tests {
         let (dir, _) = setup(&[("a.jpg", b"same"), ("other.jpg", b"diff")]);
         fs::hard_link(dir.path().join("a.jpg"), dir.path().join("b.jpg")).unwrap();
         let files = rescan(dir.path());
-        let g = group(
-            dir.path(),
-            &files,
-            false,
-            2,
-            &Phase::hidden(),
-            &HashMap::new(),
-        );
+        let g = group_plain(&dir, &files);
         let names = canon_names(&files, &g);
         assert_eq!(names[1], ("b.jpg", "a.jpg"));
         // a.jpg and other.jpg have the same size and distinct inodes: those
@@ -506,14 +483,7 @@ mod tests {
     #[test]
     fn zero_byte_files_are_one_content() {
         let (dir, files) = setup(&[("x/e1.jpg", b""), ("e2.jpg", b""), ("f.jpg", b"x")]);
-        let g = group(
-            dir.path(),
-            &files,
-            false,
-            2,
-            &Phase::hidden(),
-            &HashMap::new(),
-        );
+        let g = group_plain(&dir, &files);
         assert_eq!(canon_names(&files, &g)[2], ("x/e1.jpg", "e2.jpg"));
         assert_eq!(g.bytes_read, 0);
     }
@@ -550,14 +520,7 @@ mod tests {
     fn a_file_that_vanishes_is_reported() {
         let (dir, files) = setup(&[("a.jpg", b"ab"), ("b.jpg", b"ab")]);
         fs::remove_file(dir.path().join("b.jpg")).unwrap();
-        let g = group(
-            dir.path(),
-            &files,
-            false,
-            2,
-            &Phase::hidden(),
-            &HashMap::new(),
-        );
+        let g = group_plain(&dir, &files);
         assert_eq!(g.canonical, [Some(0), None]);
         assert_eq!(g.failed.len(), 1);
         assert_eq!(g.failed[0].1.kind(), io::ErrorKind::NotFound);

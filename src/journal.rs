@@ -217,6 +217,21 @@ pub struct Journal {
     write_nanos: Arc<AtomicU64>,
 }
 
+/// Every row of `query` with `params`, each mapped by `row`; errors name
+/// the journal file. Statements are cached, so a query run once per upload
+/// is prepared once.
+pub fn query_all<T, P: rusqlite::Params>(
+    conn: &Connection,
+    path: &Path,
+    query: &str,
+    params: P,
+    row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>, JournalError> {
+    let mut stmt = conn.prepare_cached(query).map_err(sql(path))?;
+    let rows = stmt.query_map(params, row).map_err(sql(path))?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(sql(path))
+}
+
 fn sql(path: &Path) -> impl Fn(rusqlite::Error) -> JournalError + '_ {
     move |source| JournalError::Sqlite {
         path: path.display().to_string(),
@@ -512,14 +527,13 @@ fn digests_from(sha: Option<Vec<u8>>, crc: Option<i64>) -> Option<Digests> {
 }
 
 pub fn read_files(conn: &Connection, path: &Path) -> Result<Vec<FileRow>, JournalError> {
-    let mut stmt = conn
-        .prepare(
-            "SELECT path, size, mtime_ns, ino, sha256, crc64, key, state, verification, error
-             FROM files ORDER BY path",
-        )
-        .map_err(sql(path))?;
-    let rows = stmt
-        .query_map([], |r| {
+    query_all(
+        conn,
+        path,
+        "SELECT path, size, mtime_ns, ino, sha256, crc64, key, state, verification, error
+         FROM files ORDER BY path",
+        [],
+        |r| {
             Ok(FileRow {
                 path: r.get(0)?,
                 size: r.get::<_, i64>(1)? as u64,
@@ -531,9 +545,8 @@ pub fn read_files(conn: &Connection, path: &Path) -> Result<Vec<FileRow>, Journa
                 verification: r.get(8)?,
                 error: r.get(9)?,
             })
-        })
-        .map_err(sql(path))?;
-    rows.collect::<Result<Vec<_>, _>>().map_err(sql(path))
+        },
+    )
 }
 
 pub fn read_uploads(
@@ -541,11 +554,12 @@ pub fn read_uploads(
     path: &Path,
 ) -> Result<HashMap<String, UploadRow>, JournalError> {
     let mut out: HashMap<String, UploadRow> = HashMap::new();
-    let mut stmt = conn
-        .prepare("SELECT upload_id, key, path, part_size, size, mtime_ns, sha256, started_at FROM uploads")
-        .map_err(sql(path))?;
-    let uploads = stmt
-        .query_map([], |r| {
+    let uploads = query_all(
+        conn,
+        path,
+        "SELECT upload_id, key, path, part_size, size, mtime_ns, sha256, started_at FROM uploads",
+        [],
+        |r| {
             let sha: Vec<u8> = r.get(6)?;
             Ok(UploadRow {
                 upload_id: UploadId(r.get(0)?),
@@ -558,16 +572,15 @@ pub fn read_uploads(
                 started_at: r.get(7)?,
                 parts: Vec::new(),
             })
-        })
-        .map_err(sql(path))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(sql(path))?;
-    let mut parts = conn
-        .prepare("SELECT number, size, checksum, crc64, etag FROM parts WHERE upload_id = ?1 ORDER BY number")
-        .map_err(sql(path))?;
+        },
+    )?;
     for mut u in uploads {
-        u.parts = parts
-            .query_map([&u.upload_id.0], |r| {
+        u.parts = query_all(
+            conn,
+            path,
+            "SELECT number, size, checksum, crc64, etag FROM parts WHERE upload_id = ?1 ORDER BY number",
+            [&u.upload_id.0],
+            |r| {
                 Ok(PartRow {
                     number: r.get::<_, i64>(0)? as u32,
                     size: r.get::<_, i64>(1)? as u64,
@@ -575,10 +588,8 @@ pub fn read_uploads(
                     crc64: r.get::<_, i64>(3)? as u64,
                     etag: r.get(4)?,
                 })
-            })
-            .map_err(sql(path))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(sql(path))?;
+            },
+        )?;
         // Two uploads for one key can exist after a crash between create
         // and record; the newest wins, the other is left for `gc`.
         match out.get(&u.key) {

@@ -42,6 +42,15 @@ pub struct ConnectionSettings {
     pub always_sign_payload: bool,
 }
 
+/// A lookup's error as "absent" when the thing is not there (`Ok(None)`).
+fn absent<T>(err: StoreError) -> Result<Option<T>, StoreError> {
+    if err.kind == ErrorKind::NotFound {
+        Ok(None)
+    } else {
+        Err(err)
+    }
+}
+
 /// Whether request bodies sent to `endpoint` must be signed (a SHA-256 of
 /// the body in the SigV4 signature). SigV4 payload signing guards the body
 /// against change in transit. Over HTTPS, TLS does that already (the AWS
@@ -442,14 +451,7 @@ impl Store {
                 checksum_crc32c: o.checksum_crc32_c().map(str::to_string),
                 checksum_type: o.checksum_type().map(|t| t.as_str().to_string()),
             })),
-            Err(e) => {
-                let err = self.err(&format!("HeadObject {key}"), &e);
-                if err.kind == ErrorKind::NotFound {
-                    Ok(None)
-                } else {
-                    Err(err)
-                }
-            }
+            Err(e) => absent(self.err(&format!("HeadObject {key}"), &e)),
         }
     }
 }
@@ -507,6 +509,19 @@ macro_rules! with_checksum {
             Algorithm::Crc32c => $req.checksum_crc32_c($value),
         }
     };
+}
+
+/// PutObject or UploadPart, with its body signed or not as the endpoint
+/// needs (`payload_signing_needed`); the two builders share no trait.
+macro_rules! signing {
+    ($store:expr, $req:expr) => {{
+        let op = $req.customize();
+        if $store.sign_payload {
+            op
+        } else {
+            op.disable_payload_signing()
+        }
+    }};
 }
 
 /// Reads the returned checksum of the chosen algorithm from any output.
@@ -567,13 +582,7 @@ impl Store {
         if must_not_exist {
             req = req.if_none_match("*");
         }
-        let op = with_checksum!(req, algorithm, checksum).customize();
-        let op = if self.sign_payload {
-            op
-        } else {
-            op.disable_payload_signing()
-        };
-        let out = op
+        let out = signing!(self, with_checksum!(req, algorithm, checksum))
             .send()
             .await
             .map_err(|e| self.err(&format!("PutObject {}", obj.key), &e))?;
@@ -636,13 +645,7 @@ impl Store {
             .part_number(number as i32)
             .content_length(len)
             .body(ByteStream::from(body));
-        let op = with_checksum!(req, algorithm, checksum).customize();
-        let op = if self.sign_payload {
-            op
-        } else {
-            op.disable_payload_signing()
-        };
-        let out = op
+        let out = signing!(self, with_checksum!(req, algorithm, checksum))
             .send()
             .await
             .map_err(|e| self.err(&format!("UploadPart {key} #{number}"), &e))?;
@@ -752,14 +755,7 @@ impl Store {
             }
             let page = match req.send().await {
                 Ok(p) => p,
-                Err(e) => {
-                    let err = self.err(&format!("ListParts {key}"), &e);
-                    return if err.kind == ErrorKind::NotFound {
-                        Ok(None)
-                    } else {
-                        Err(err)
-                    };
-                }
+                Err(e) => return absent(self.err(&format!("ListParts {key}"), &e)),
             };
             for p in page.parts() {
                 if let (Some(n), Some(etag)) = (p.part_number(), p.e_tag()) {
@@ -852,14 +848,7 @@ impl Store {
             .await
         {
             Ok(o) => o,
-            Err(e) => {
-                let err = self.err(&format!("GetObject {key}"), &e);
-                return if err.kind == ErrorKind::NotFound {
-                    Ok(None)
-                } else {
-                    Err(err)
-                };
-            }
+            Err(e) => return absent(self.err(&format!("GetObject {key}"), &e)),
         };
         let mut body = out.body;
         let mut sha = Sha256::new();

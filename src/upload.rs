@@ -452,11 +452,10 @@ async fn put_small(
     let algorithm = ctx.settings.algorithm;
     let size = job.size;
     let (body, digests, sum) = blocking(ctx, move || -> Result<_, JobError> {
-        let before = std::fs::metadata(&path)
-            .map_err(|e| JobError::Failed(format!("cannot read the file: {e}")))?;
+        // A size or mtime change after this read is caught by the stat below.
         let data = std::fs::read(&path)
             .map_err(|e| JobError::Failed(format!("cannot read the file: {e}")))?;
-        if data.len() as u64 != size || before.len() != size {
+        if data.len() as u64 != size {
             return Err(JobError::Changed(format!(
                 "the file is now {} bytes, not {size}",
                 data.len()

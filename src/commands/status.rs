@@ -7,7 +7,7 @@ use std::path::Path;
 use rusqlite::Connection;
 use serde::Serialize;
 
-use crate::journal::{self, Identity, JournalError};
+use crate::journal::{self, Identity, JournalError, query_all};
 
 #[derive(Debug, Serialize, Default)]
 pub struct Count {
@@ -47,13 +47,6 @@ pub struct StatusDoc {
     pub failures: Vec<FailedFile>,
 }
 
-fn sql(path: &Path) -> impl Fn(rusqlite::Error) -> JournalError + '_ {
-    move |source| JournalError::Sqlite {
-        path: path.display().to_string(),
-        source,
-    }
-}
-
 pub fn run(state_dir: &Path) -> Result<StatusDoc, JournalError> {
     let (conn, identity) = journal::Journal::open_read_only(state_dir)?;
     let path = state_dir.join(journal::FILE_NAME);
@@ -62,20 +55,20 @@ pub fn run(state_dir: &Path) -> Result<StatusDoc, JournalError> {
 
 fn build(conn: &Connection, path: &Path, identity: Identity) -> Result<StatusDoc, JournalError> {
     let mut files: BTreeMap<String, Count> = BTreeMap::new();
-    let mut stmt = conn
-        .prepare("SELECT state, COUNT(*), COALESCE(SUM(size), 0) FROM files GROUP BY state")
-        .map_err(sql(path))?;
-    let rows = stmt
-        .query_map([], |r| {
+    let counts = query_all(
+        conn,
+        path,
+        "SELECT state, COUNT(*), COALESCE(SUM(size), 0) FROM files GROUP BY state",
+        [],
+        |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, i64>(1)?,
                 r.get::<_, i64>(2)?,
             ))
-        })
-        .map_err(sql(path))?;
-    for row in rows {
-        let (state, n, bytes) = row.map_err(sql(path))?;
+        },
+    )?;
+    for (state, n, bytes) in counts {
         files.insert(
             state,
             Count {
@@ -92,16 +85,15 @@ fn build(conn: &Connection, path: &Path, identity: Identity) -> Result<StatusDoc
         .map(|(_, c)| c.bytes)
         .sum();
 
-    let mut stmt = conn
-        .prepare(
-            "SELECT u.key, u.path, u.upload_id, u.size, u.started_at,
-                    COUNT(p.number), COALESCE(SUM(p.size), 0)
-             FROM uploads u LEFT JOIN parts p ON p.upload_id = u.upload_id
-             GROUP BY u.upload_id ORDER BY u.key",
-        )
-        .map_err(sql(path))?;
-    let uploads = stmt
-        .query_map([], |r| {
+    let uploads = query_all(
+        conn,
+        path,
+        "SELECT u.key, u.path, u.upload_id, u.size, u.started_at,
+                COUNT(p.number), COALESCE(SUM(p.size), 0)
+         FROM uploads u LEFT JOIN parts p ON p.upload_id = u.upload_id
+         GROUP BY u.upload_id ORDER BY u.key",
+        [],
+        |r| {
             Ok(InFlight {
                 key: r.get(0)?,
                 path: r.get(1)?,
@@ -111,24 +103,20 @@ fn build(conn: &Connection, path: &Path, identity: Identity) -> Result<StatusDoc
                 parts_done: r.get::<_, i64>(5)? as u64,
                 bytes_done: r.get::<_, i64>(6)? as u64,
             })
-        })
-        .map_err(sql(path))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(sql(path))?;
-
-    let mut stmt = conn
-        .prepare("SELECT path, COALESCE(error, '') FROM files WHERE state = 'failed' ORDER BY path")
-        .map_err(sql(path))?;
-    let failures = stmt
-        .query_map([], |r| {
+        },
+    )?;
+    let failures = query_all(
+        conn,
+        path,
+        "SELECT path, COALESCE(error, '') FROM files WHERE state = 'failed' ORDER BY path",
+        [],
+        |r| {
             Ok(FailedFile {
                 path: r.get(0)?,
                 error: r.get(1)?,
             })
-        })
-        .map_err(sql(path))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(sql(path))?;
+        },
+    )?;
 
     Ok(StatusDoc {
         journal: path.display().to_string(),
