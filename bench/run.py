@@ -449,6 +449,10 @@ def main():
     for k in kinds:
         if k not in ALL_CORPORA:
             ap.error(f"unknown corpus {k!r}")
+    if a.runs is not None and a.runs < 1:
+        ap.error(f"--runs must be at least 1, not {a.runs}")
+    if not tools:
+        ap.error("--tools names no tool")
     runs = a.runs if a.runs is not None else (1 if a.smoke else 3)
     scale = SMOKE_SCALE if a.smoke else FULL_SCALE
     mode = "smoke" if a.smoke else "full"
