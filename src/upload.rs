@@ -19,6 +19,7 @@
 //! it is retried once at the end of the run, then reported.
 
 use std::collections::HashMap;
+use std::io::Read as _;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -46,6 +47,13 @@ use crate::verify::{SHA256_METADATA, SOURCE_PATH_METADATA};
 
 /// Buffers are accounted in units of this many bytes.
 const MEMORY_UNIT: u64 = 64 * 1024;
+
+/// Small-file read buffers: allocated with at least this capacity (most
+/// shop images fit), and kept for reuse up to `SMALL_BUFFER_MAX`, one per
+/// request slot, so the pool holds 256 KiB x concurrency in the usual case
+/// and 1 MiB x concurrency at most.
+const SMALL_BUFFER_MIN: usize = 256 * 1024;
+const SMALL_BUFFER_MAX: usize = 1024 * 1024;
 
 /// How the engine runs.
 #[derive(Debug, Clone)]
@@ -193,6 +201,7 @@ struct Ctx {
     requests: Arc<Semaphore>,
     memory: Arc<Semaphore>,
     buffers: Arc<BufferPool>,
+    small_buffers: Arc<BufferPool>,
     cpu: Arc<Semaphore>,
     progress: TransferProgress,
     journal: Option<Recorder>,
@@ -243,6 +252,7 @@ pub async fn run(
         requests: Arc::new(Semaphore::new(settings.concurrency)),
         memory: Arc::new(Semaphore::new(units(effective_memory(settings)) as usize)),
         buffers: BufferPool::new(settings.part_size as usize, effective_memory(settings)),
+        small_buffers: BufferPool::sized(SMALL_BUFFER_MIN, SMALL_BUFFER_MAX, settings.concurrency),
         cpu: Arc::new(Semaphore::new(settings.hash_threads.max(1))),
         progress,
         journal,
@@ -442,6 +452,40 @@ fn same_digests(job: &Job, got: &Digests) -> Result<(), JobError> {
     }
 }
 
+/// Reads a small file whole into a pooled buffer and computes its digests
+/// and request checksum in the same pass. A size or mtime change after this
+/// read is caught by the caller's stat; one byte more than planned is read,
+/// so growth is seen here too.
+fn read_small(
+    path: &Path,
+    size: u64,
+    algorithm: Algorithm,
+    pool: &Arc<BufferPool>,
+) -> Result<(Bytes, Digests, checksum::Value), JobError> {
+    let mut buf = pool.take_empty(size as usize + 1);
+    std::fs::File::open(path)
+        .and_then(|f| f.take(size + 1).read_to_end(buf.as_mut_vec()))
+        .map_err(|e| JobError::Failed(format!("cannot read the file: {e}")))?;
+    let data = buf.as_ref();
+    let got = data.len() as u64;
+    if got != size {
+        return Err(JobError::Changed(if got > size {
+            format!("the file grew beyond its planned {size} bytes")
+        } else {
+            format!("the file is now {got} bytes, not {size}")
+        }));
+    }
+    let mut h = Hasher::new();
+    h.update(data);
+    let digests = h.finish();
+    let sum = match algorithm {
+        Algorithm::Crc64nvme => checksum::Value::Crc64(digests.crc64.0),
+        Algorithm::Sha256 => checksum::Value::Sha256(digests.sha256.0),
+        Algorithm::Crc32c => Summer::of(algorithm, data).value,
+    };
+    Ok((buf.freeze(), digests, sum))
+}
+
 async fn put_small(
     ctx: &Ctx,
     job: &Job,
@@ -451,27 +495,9 @@ async fn put_small(
     let path = job.path(&ctx.root);
     let algorithm = ctx.settings.algorithm;
     let size = job.size;
-    let (body, digests, sum) = blocking(ctx, move || -> Result<_, JobError> {
-        // A size or mtime change after this read is caught by the stat below.
-        let data = std::fs::read(&path)
-            .map_err(|e| JobError::Failed(format!("cannot read the file: {e}")))?;
-        if data.len() as u64 != size {
-            return Err(JobError::Changed(format!(
-                "the file is now {} bytes, not {size}",
-                data.len()
-            )));
-        }
-        let mut h = Hasher::new();
-        h.update(&data);
-        let digests = h.finish();
-        let sum = match algorithm {
-            Algorithm::Crc64nvme => checksum::Value::Crc64(digests.crc64.0),
-            Algorithm::Sha256 => checksum::Value::Sha256(digests.sha256.0),
-            Algorithm::Crc32c => Summer::of(algorithm, &data).value,
-        };
-        Ok((Bytes::from(data), digests, sum))
-    })
-    .await??;
+    let pool = ctx.small_buffers.clone();
+    let (body, digests, sum) =
+        blocking(ctx, move || read_small(&path, size, algorithm, &pool)).await??;
     unchanged(job, stat(&job.path(&ctx.root))?, "while being read")?;
     same_digests(job, &digests)?;
 
@@ -1034,6 +1060,32 @@ mod tests {
             multipart_etag(&[Some(a), Some(b)]),
             format!("{}-2", md5_hex(&both))
         );
+    }
+
+    #[test]
+    fn a_small_file_is_read_whole_and_a_size_change_is_caught() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.jpg");
+        std::fs::write(&path, b"twelve bytes").unwrap();
+        let pool = BufferPool::sized(4, 64, 2);
+
+        let (body, digests, sum) = read_small(&path, 12, Algorithm::Sha256, &pool).unwrap();
+        assert_eq!(body.as_ref(), b"twelve bytes");
+        let mut expected = Hasher::new();
+        expected.update(b"twelve bytes");
+        assert_eq!(digests, expected.finish());
+        assert_eq!(sum, checksum::Value::Sha256(digests.sha256.0));
+        drop(body);
+
+        // Planned at 10 bytes: the file grew. Planned at 20: it shrank.
+        let grew = read_small(&path, 10, Algorithm::Crc64nvme, &pool);
+        assert!(
+            matches!(grew, Err(JobError::Changed(m)) if m.contains("grew beyond its planned 10"))
+        );
+        let shrank = read_small(&path, 20, Algorithm::Crc64nvme, &pool);
+        assert!(matches!(shrank, Err(JobError::Changed(m)) if m.contains("now 12 bytes, not 20")));
+        let gone = read_small(&dir.path().join("gone.jpg"), 1, Algorithm::Crc64nvme, &pool);
+        assert!(matches!(gone, Err(JobError::Failed(m)) if m.contains("cannot read the file")));
     }
 
     #[test]
