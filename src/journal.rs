@@ -561,14 +561,25 @@ pub fn read_uploads(
         [],
         |r| {
             let sha: Vec<u8> = r.get(6)?;
+            let key: String = r.get(1)?;
+            // A damaged digest cannot prove the file is the one whose parts
+            // were sent. All zeros matches no real file, so the resume check
+            // aborts that upload and starts the file over.
+            let sha256 = sha.try_into().map(Sha256Digest).unwrap_or_else(|_| {
+                tracing::warn!(
+                    "{}: the journal's SHA-256 for the upload of {key} is damaged; it will start over",
+                    path.display()
+                );
+                Sha256Digest([0; 32])
+            });
             Ok(UploadRow {
                 upload_id: UploadId(r.get(0)?),
-                key: r.get(1)?,
+                key,
                 path: r.get(2)?,
                 part_size: r.get::<_, i64>(3)? as u64,
                 size: r.get::<_, i64>(4)? as u64,
                 mtime_ns: r.get(5)?,
-                sha256: Sha256Digest(sha.try_into().unwrap_or([0; 32])),
+                sha256,
                 started_at: r.get(7)?,
                 parts: Vec::new(),
             })
@@ -812,6 +823,22 @@ mod tests {
     }
 
     #[test]
+    fn a_damaged_upload_digest_reads_as_one_no_file_has() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(dir.path(), &identity()).unwrap();
+        j.conn
+            .execute(
+                "INSERT INTO uploads (upload_id, key, path, part_size, size, mtime_ns, sha256, started_at)
+                 VALUES ('u1', 'p/v.mp4', 'v.mp4', 5, 11, 1, x'0102', 10)",
+                [],
+            )
+            .unwrap();
+        let ups = j.uploads().unwrap();
+        assert_eq!(ups["p/v.mp4"].sha256, Sha256Digest([0; 32]));
+        assert_ne!(Digests::of_bytes(b"").sha256, Sha256Digest([0; 32]));
+    }
+
+    #[test]
     fn uploads_and_parts_round_trip_and_end() {
         let dir = tempfile::tempdir().unwrap();
         let mut j = Journal::open(dir.path(), &identity()).unwrap();
@@ -844,6 +871,7 @@ mod tests {
         let ups = j.uploads().unwrap();
         let got = &ups["p/v.mp4"];
         assert_eq!(got.upload_id, up.upload_id);
+        assert_eq!(got.sha256, up.sha256);
         assert_eq!(
             got.parts.iter().map(|p| p.number).collect::<Vec<_>>(),
             [1, 2]
