@@ -8,4 +8,5 @@ mod migrate;
 mod nginx;
 mod plan;
 mod resume;
+mod scripts;
 mod support;

@@ -70,7 +70,7 @@ pub fn server() -> &'static Server {
     })
 }
 
-fn free_port_base() -> u16 {
+pub fn free_port_base() -> u16 {
     use std::net::TcpListener;
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
     let seed = std::process::id() as u64 ^ now.map_or(7, |d| d.as_nanos() as u64);
