@@ -36,7 +36,7 @@ MIB = 1024 * 1024
 
 # Peer settings, recorded in the output.
 SETTINGS = {
-    "mediashift": "defaults (--concurrency 32, 4 large files at once); --key-layout preserve",
+    "mediashift": "defaults (--concurrency 64, 4 large files at once); --key-layout preserve",
     "s5cmd": "--numworkers 64",
     "rclone": "--transfers 32 --s3-upload-concurrency 8",
     "aws": "s3.max_concurrent_requests = 32 (AWS_CONFIG_FILE); --only-show-errors",
