@@ -50,10 +50,16 @@ const MEMORY_UNIT: u64 = 64 * 1024;
 
 /// Small-file read buffers: allocated with at least this capacity (most
 /// shop images fit), and kept for reuse up to `SMALL_BUFFER_MAX`, one per
-/// request slot, so the pool holds 256 KiB x concurrency in the usual case
-/// and 1 MiB x concurrency at most.
+/// request slot but no more than the memory budget holds, so idle buffers
+/// never exceed `--max-memory` (16 MiB in the usual case at the defaults).
 const SMALL_BUFFER_MIN: usize = 256 * 1024;
 const SMALL_BUFFER_MAX: usize = 1024 * 1024;
+
+/// How many small-file buffers the pool keeps.
+fn small_buffers_kept(settings: &UploadSettings) -> usize {
+    let by_budget = effective_memory(settings) / SMALL_BUFFER_MAX as u64;
+    settings.concurrency.min(by_budget as usize).max(1)
+}
 
 /// How the engine runs.
 #[derive(Debug, Clone)]
@@ -252,7 +258,11 @@ pub async fn run(
         requests: Arc::new(Semaphore::new(settings.concurrency)),
         memory: Arc::new(Semaphore::new(units(effective_memory(settings)) as usize)),
         buffers: BufferPool::new(settings.part_size as usize, effective_memory(settings)),
-        small_buffers: BufferPool::sized(SMALL_BUFFER_MIN, SMALL_BUFFER_MAX, settings.concurrency),
+        small_buffers: BufferPool::sized(
+            SMALL_BUFFER_MIN,
+            SMALL_BUFFER_MAX,
+            small_buffers_kept(settings),
+        ),
         cpu: Arc::new(Semaphore::new(settings.hash_threads.max(1))),
         progress,
         journal,
@@ -1104,5 +1114,24 @@ mod tests {
         assert_eq!(units(1), 1);
         assert_eq!(units(0), 1);
         assert_eq!(units(MEMORY_UNIT + 1), 2);
+    }
+
+    #[test]
+    fn idle_small_buffers_stay_within_the_memory_budget() {
+        let mut s = UploadSettings {
+            algorithm: Algorithm::Crc64nvme,
+            concurrency: 64,
+            max_memory: 128 << 20,
+            multipart_threshold: 16 << 20,
+            part_size: 8 << 20,
+            large_files: 1,
+            hash_threads: 1,
+            options: ObjectOptions::default(),
+        };
+        assert_eq!(small_buffers_kept(&s), 64, "one per request slot");
+        s.max_memory = 32 << 20;
+        assert_eq!(small_buffers_kept(&s), 32, "no more than the budget holds");
+        s.concurrency = 1;
+        assert_eq!(small_buffers_kept(&s), 1);
     }
 }
