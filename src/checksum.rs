@@ -7,9 +7,14 @@
 //! without reading twice, as the AWS CLI does); SHA-256 is *composite* (the
 //! SHA-256 of the part digests, suffixed `-N`). Comparing the server's
 //! answer with these values is the end-to-end proof.
+//!
+//! Servers that return no checksum still return an ETag, which for a plain
+//! object is the MD5 of its bytes and for a multipart object the MD5 of the
+//! part MD5s suffixed `-N`; those are computed here too.
 
 use base64::Engine as _;
 use crc_fast::CrcAlgorithm as Crc;
+use md5::Md5;
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
@@ -169,6 +174,30 @@ pub fn multipart_value(algorithm: Algorithm, parts: &[Part]) -> String {
     }
 }
 
+/// The MD5 of `data`.
+pub fn md5(data: &[u8]) -> [u8; 16] {
+    Md5::digest(data).into()
+}
+
+/// Lower-case hex, as ETags show digests.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The hex MD5 of `data`: the ETag of a plain object.
+pub fn md5_hex(data: &[u8]) -> String {
+    hex(&md5(data))
+}
+
+/// `md5(concat(part md5s))-N`, the ETag S3 gives a multipart object.
+pub fn multipart_etag(md5s: &[Option<[u8; 16]>]) -> String {
+    let mut outer = Md5::new();
+    for m in md5s.iter().flatten() {
+        outer.update(m);
+    }
+    format!("{}-{}", hex(&outer.finalize()), md5s.len())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,6 +255,18 @@ mod tests {
         assert_eq!(
             multipart_value(Algorithm::Sha256, &[a, b]),
             format!("{}-2", b64(&outer.finalize()))
+        );
+    }
+
+    #[test]
+    fn etags_are_md5s_and_multipart_etags_hash_the_part_md5s() {
+        assert_eq!(md5_hex(b""), "d41d8cd98f00b204e9800998ecf8427e");
+        let (a, b) = (md5(b"a"), md5(b"b"));
+        let mut both = a.to_vec();
+        both.extend_from_slice(&b);
+        assert_eq!(
+            multipart_etag(&[Some(a), Some(b)]),
+            format!("{}-2", md5_hex(&both))
         );
     }
 }

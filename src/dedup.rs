@@ -1,16 +1,17 @@
 //! Finding identical content, reading as little as possible.
 //!
-//! A staged pipeline in the manner of fclones: files are grouped by size; a
-//! file whose size is unique cannot have a twin and is not read at all here
-//! (migrate hashes it while uploading). Within a same-size group, hard links
-//! to one inode are the same content without reading; the remaining inodes
-//! get a cheap partial hash (head and tail), and only those that still
-//! collide get a full SHA-256. Zero-byte files are all the same content.
+//! A staged pipeline in the manner of fclones, one function per stage:
+//! [`by_size`] (a file whose size is unique cannot have a twin and is not
+//! read at all here; migrate hashes it while uploading), [`by_inode`] (hard
+//! links to one inode are the same content without reading; zero-byte files
+//! are all one content), [`by_partial_hash`] (a cheap hash of head and tail)
+//! and [`by_full_hash`] (SHA-256, only for what still collides). Then every
+//! file is resolved to its canonical file, or to its failure.
 //!
 //! Hashing runs on plain OS threads, one per core, never on the async
 //! runtime. A file that cannot be read is reported, not dropped.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
@@ -19,92 +20,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use sha2::{Digest as _, Sha256};
 
-use crate::report::Phase;
+use crate::digest::{Digests, hash_file};
+use crate::progress::Phase;
 use crate::scan::SourceFile;
-use crate::types::{Crc64Nvme, Sha256Digest};
 
 /// Bytes read from each end of a file for the partial hash.
 pub const PARTIAL_BYTES: u64 = 16 * 1024;
-const READ_BUF: usize = 256 * 1024;
 /// Files hashed per batch: bounds the results held before they are sorted.
 const HASH_CHUNK: usize = 16 * 1024;
-
-/// The full digests of a file: SHA-256 (identity, `sha256` metadata) and
-/// CRC64/NVME (S3's default full-object checksum), from one read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Digests {
-    pub sha256: Sha256Digest,
-    pub crc64: Crc64Nvme,
-}
-
-impl Digests {
-    pub fn of_bytes(data: &[u8]) -> Self {
-        let mut h = Hasher::new();
-        h.update(data);
-        h.finish()
-    }
-}
-
-/// Incremental computation of [`Digests`].
-pub struct Hasher {
-    sha: Sha256,
-    crc: crc_fast::Digest,
-}
-
-impl Default for Hasher {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Hasher {
-    pub fn new() -> Self {
-        Self {
-            sha: Sha256::new(),
-            crc: crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc64Nvme),
-        }
-    }
-
-    pub fn update(&mut self, data: &[u8]) {
-        self.sha.update(data);
-        self.crc.update(data);
-    }
-
-    pub fn finish(self) -> Digests {
-        Digests {
-            sha256: Sha256Digest(self.sha.finalize().into()),
-            crc64: Crc64Nvme(self.crc.finalize()),
-        }
-    }
-}
-
-/// Reads a whole file and returns its digests. Fails if the file is not
-/// `expected_size` bytes long (it changed since the walk).
-pub fn hash_file(path: &Path, expected_size: u64, progress: &Phase) -> io::Result<Digests> {
-    let mut file = File::open(path)?;
-    let mut buf = vec![0u8; READ_BUF];
-    let mut h = Hasher::new();
-    let mut total = 0u64;
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-        total += n as u64;
-        progress.inc(n as u64);
-    }
-    if total != expected_size {
-        return Err(changed(expected_size, total));
-    }
-    Ok(h.finish())
-}
-
-fn changed(expected: u64, now: u64) -> io::Error {
-    io::Error::other(format!(
-        "file changed while being read: {expected} bytes at the walk, {now} now"
-    ))
-}
 
 /// A hash of the first and last [`PARTIAL_BYTES`] of a file.
 fn partial_hash(path: &Path, size: u64) -> io::Result<[u8; 32]> {
@@ -125,7 +48,7 @@ fn partial_hash(path: &Path, size: u64) -> io::Result<[u8; 32]> {
 }
 
 /// Runs `job` over `items` on `threads` OS threads, keeping the order.
-pub fn parallel_map<T: Sync, R: Send>(
+fn parallel_map<T: Sync, R: Send>(
     items: &[T],
     threads: usize,
     job: impl Fn(&T) -> R + Sync,
@@ -171,11 +94,54 @@ impl Grouping {
     pub fn is_canonical(&self, i: usize) -> bool {
         self.canonical[i] == Some(i as u32)
     }
+
+    /// Hashes the canonical files in `which` whose digests are not known
+    /// yet (the existence check needs them). A file that cannot be read
+    /// fails, and so does every duplicate that relied on it.
+    pub fn hash_more(&mut self, root: &Path, files: &[SourceFile], which: &[u32], threads: usize) {
+        let todo: Vec<u32> = which
+            .iter()
+            .copied()
+            .filter(|i| !self.digests.contains_key(i))
+            .collect();
+        let results = parallel_map(&todo, threads, |&i| {
+            let f = &files[i as usize];
+            hash_file(&f.path(root), f.size, &Phase::hidden())
+        });
+        for (i, r) in todo.into_iter().zip(results) {
+            self.bytes_read += files[i as usize].size;
+            match r {
+                Ok(d) => {
+                    self.digests.insert(i, d);
+                }
+                Err(e) => {
+                    for (j, c) in self.canonical.iter_mut().enumerate() {
+                        if *c == Some(i) {
+                            *c = None;
+                            let err = io::Error::new(e.kind(), e.to_string());
+                            self.failed.push((j as u32, err));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What the stages learn, by file index.
+struct Links {
+    /// The representative of each file's inode (itself for most files).
+    link: Vec<u32>,
+    /// Representative → canonical representative, for proven duplicates.
+    merged: HashMap<u32, u32>,
+    /// Representatives that could not be read.
+    failed: HashMap<u32, io::Error>,
 }
 
 /// Groups `files` (sorted by path) by content. With `hash_all`, every
 /// canonical file also gets its full digests (content-addressed keys need
-/// them); otherwise only same-size candidates are read.
+/// them); otherwise only same-size candidates are read. Files whose
+/// digests the journal knows (`known`) are not read again.
 pub fn group(
     root: &Path,
     files: &[SourceFile],
@@ -184,30 +150,73 @@ pub fn group(
     progress: &Phase,
     known: &HashMap<u32, Digests>,
 ) -> Grouping {
-    let n = files.len();
     let mut g = Grouping::default();
-    // `link[i]`: the representative of i's inode (itself for most files).
-    let mut link: Vec<u32> = (0..n as u32).collect();
-    // Representative → canonical representative, for proven duplicates.
-    let mut merged: HashMap<u32, u32> = HashMap::new();
-    let mut failed_reps: HashMap<u32, io::Error> = HashMap::new();
+    let mut links = Links {
+        link: (0..files.len() as u32).collect(),
+        merged: HashMap::new(),
+        failed: HashMap::new(),
+    };
+    let candidates = by_inode(files, by_size(files), &mut links, &mut g);
+    // A group with a file whose digests the journal already knows skips the
+    // partial stage: its other members are hashed in full and compared.
+    let (known_groups, candidates): (Vec<Vec<u32>>, Vec<Vec<u32>>) = candidates
+        .into_iter()
+        .partition(|reps| reps.iter().any(|r| known.contains_key(r)));
+    let mut full = by_partial_hash(root, files, &candidates, threads, &mut links, &mut g);
+    full.extend(known_groups.into_iter().flatten());
+    if hash_all {
+        let queued: HashSet<u32> = full.iter().copied().collect();
+        full.extend((0..files.len() as u32).filter(|&i| {
+            links.link[i as usize] == i
+                && !queued.contains(&i)
+                && !links.failed.contains_key(&i)
+                && !g.digests.contains_key(&i)
+        }));
+    }
+    by_full_hash(
+        root, files, full, threads, progress, known, &mut links, &mut g,
+    );
+    // Digests the journal knows need no reading: keep those of files that
+    // are their own canonical (unique sizes, say).
+    for (&i, d) in known {
+        if links.link.get(i as usize) == Some(&i)
+            && !links.merged.contains_key(&i)
+            && !links.failed.contains_key(&i)
+        {
+            g.digests.entry(i).or_insert(*d);
+        }
+    }
+    resolve(files, &links, &mut g);
+    g
+}
 
-    // Stage 1: sizes. Files are sorted by path, so each bucket's first
-    // member is the lexicographically first.
+/// Stage 1: files by size. Files are sorted by path, so each bucket's
+/// first member is the lexicographically first.
+fn by_size(files: &[SourceFile]) -> HashMap<u64, Vec<u32>> {
     let mut by_size: HashMap<u64, Vec<u32>> = HashMap::new();
     for (i, f) in files.iter().enumerate() {
         by_size.entry(f.size).or_default().push(i as u32);
     }
+    by_size
+}
 
-    // Stage 2: hard links. Representatives are one file per inode.
-    let mut candidates: Vec<Vec<u32>> = Vec::new();
+/// Stage 2: within each size, one representative per inode (hard links
+/// are one content); zero-byte files are all one content. Returns the
+/// groups of representatives that may still share content.
+fn by_inode(
+    files: &[SourceFile],
+    by_size: HashMap<u64, Vec<u32>>,
+    links: &mut Links,
+    g: &mut Grouping,
+) -> Vec<Vec<u32>> {
+    let mut candidates = Vec::new();
     for (size, members) in by_size {
         if members.len() < 2 {
             continue;
         }
         if size == 0 {
             for &m in &members {
-                link[m as usize] = members[0];
+                links.link[m as usize] = members[0];
             }
             g.digests.insert(members[0], Digests::of_bytes(&[]));
             continue;
@@ -217,7 +226,7 @@ pub fn group(
         for &m in &members {
             let f = &files[m as usize];
             match by_inode.get(&(f.dev, f.ino)) {
-                Some(&rep) => link[m as usize] = rep,
+                Some(&rep) => links.link[m as usize] = rep,
                 None => {
                     by_inode.insert((f.dev, f.ino), m);
                     reps.push(m);
@@ -228,73 +237,79 @@ pub fn group(
             candidates.push(reps);
         }
     }
+    candidates
+}
 
-    // Stage 3: partial hashes, for files large enough that it saves reading.
-    // A group with a file whose digests the journal already knows skips the
-    // partial stage: its other members are hashed in full and compared.
-    let (known_groups, candidates): (Vec<Vec<u32>>, Vec<Vec<u32>>) = candidates
-        .into_iter()
-        .partition(|reps| reps.iter().any(|r| known.contains_key(r)));
-    let partial_jobs: Vec<u32> = candidates
+/// Stage 3: a partial hash (head and tail) of files large enough that it
+/// saves reading; returns the files whose partial hashes (or sizes, for
+/// small files) still collide, to be hashed in full.
+fn by_partial_hash(
+    root: &Path,
+    files: &[SourceFile],
+    candidates: &[Vec<u32>],
+    threads: usize,
+    links: &mut Links,
+    g: &mut Grouping,
+) -> Vec<u32> {
+    let jobs: Vec<u32> = candidates
         .iter()
         .flatten()
         .copied()
         .filter(|&i| files[i as usize].size > 2 * PARTIAL_BYTES)
         .collect();
-    let partials = parallel_map(&partial_jobs, threads, |&i| {
+    let partials = parallel_map(&jobs, threads, |&i| {
         let f = &files[i as usize];
         partial_hash(&f.path(root), f.size)
     });
     let mut partial_of: HashMap<u32, [u8; 32]> = HashMap::new();
-    for (&i, r) in partial_jobs.iter().zip(partials) {
+    for (&i, r) in jobs.iter().zip(partials) {
         g.bytes_read += (2 * PARTIAL_BYTES).min(files[i as usize].size);
         match r {
             Ok(h) => {
                 partial_of.insert(i, h);
             }
             Err(e) => {
-                failed_reps.insert(i, e);
+                links.failed.insert(i, e);
             }
         }
     }
-    let mut full_jobs: Vec<u32> = known_groups.into_iter().flatten().collect();
-    for reps in &candidates {
+    let mut full = Vec::new();
+    for reps in candidates {
         let mut by_partial: HashMap<Option<[u8; 32]>, Vec<u32>> = HashMap::new();
         for &r in reps {
-            if failed_reps.contains_key(&r) {
-                continue;
-            }
-            by_partial
-                .entry(partial_of.get(&r).copied())
-                .or_default()
-                .push(r);
-        }
-        for group in by_partial.into_values() {
-            if group.len() > 1 {
-                full_jobs.extend(group);
+            if !links.failed.contains_key(&r) {
+                by_partial
+                    .entry(partial_of.get(&r).copied())
+                    .or_default()
+                    .push(r);
             }
         }
+        full.extend(by_partial.into_values().filter(|g| g.len() > 1).flatten());
     }
+    full
+}
 
-    // Stage 4: full hashes of what still collides (and, with `hash_all`,
-    // of every other canonical file).
-    if hash_all {
-        let queued: std::collections::HashSet<u32> = full_jobs.iter().copied().collect();
-        full_jobs.extend((0..n as u32).filter(|&i| {
-            link[i as usize] == i
-                && !queued.contains(&i)
-                && !failed_reps.contains_key(&i)
-                && !g.digests.contains_key(&i)
-        }));
-    }
-    full_jobs.sort_unstable();
-    progress.inc_length(full_jobs.iter().map(|&i| files[i as usize].size).sum());
-    // In chunks, so the results waiting to be sorted stay small; the digest
-    // index keys on 8 bytes of the SHA-256 and confirms on the full value.
+/// Stage 4: full digests of `jobs`; files with equal SHA-256 are merged
+/// into the first (in path order). In chunks, so the results waiting to be
+/// sorted stay small; the digest index keys on 8 bytes of the SHA-256 and
+/// confirms on the full value.
+#[allow(clippy::too_many_arguments)]
+fn by_full_hash(
+    root: &Path,
+    files: &[SourceFile],
+    mut jobs: Vec<u32>,
+    threads: usize,
+    progress: &Phase,
+    known: &HashMap<u32, Digests>,
+    links: &mut Links,
+    g: &mut Grouping,
+) {
+    jobs.sort_unstable();
+    progress.inc_length(jobs.iter().map(|&i| files[i as usize].size).sum());
     let mut by_digest: HashMap<u64, u32> = HashMap::new();
     // Canonical files whose 8-byte prefix met another content's (rare).
     let mut rare: Vec<u32> = Vec::new();
-    for chunk in full_jobs.chunks(HASH_CHUNK) {
+    for chunk in jobs.chunks(HASH_CHUNK) {
         let fulls = parallel_map(chunk, threads, |&i| {
             if let Some(d) = known.get(&i) {
                 return Ok(*d);
@@ -306,54 +321,43 @@ pub fn group(
             if !known.contains_key(&i) {
                 g.bytes_read += files[i as usize].size;
             }
-            match r {
-                Ok(d) => {
-                    // Jobs are in path order, so the first one seen is canonical.
-                    let short = u64::from_le_bytes(d.sha256.0[..8].try_into().unwrap_or_default());
-                    let same = |c: &u32| g.digests.get(c).is_some_and(|cd| cd.sha256 == d.sha256);
-                    let canon = match by_digest.get(&short) {
-                        Some(c) if same(c) => Some(*c),
-                        Some(_) => rare.iter().find(|c| same(c)).copied(),
-                        None => None,
-                    };
-                    match canon {
-                        Some(c) => {
-                            merged.insert(i, c);
-                        }
-                        None => {
-                            if let std::collections::hash_map::Entry::Vacant(e) =
-                                by_digest.entry(short)
-                            {
-                                e.insert(i);
-                            } else {
-                                rare.push(i);
-                            }
-                            g.digests.insert(i, d);
-                        }
-                    }
-                }
+            let d = match r {
+                Ok(d) => d,
                 Err(e) => {
-                    failed_reps.insert(i, e);
+                    links.failed.insert(i, e);
+                    continue;
+                }
+            };
+            // Jobs are in path order, so the first one seen is canonical.
+            let short = u64::from_le_bytes(d.sha256.0[..8].try_into().unwrap_or_default());
+            let same = |c: &u32| g.digests.get(c).is_some_and(|cd| cd.sha256 == d.sha256);
+            let canon = match by_digest.get(&short) {
+                Some(c) if same(c) => Some(*c),
+                Some(_) => rare.iter().find(|c| same(c)).copied(),
+                None => None,
+            };
+            match canon {
+                Some(c) => {
+                    links.merged.insert(i, c);
+                }
+                None => {
+                    if let std::collections::hash_map::Entry::Vacant(e) = by_digest.entry(short) {
+                        e.insert(i);
+                    } else {
+                        rare.push(i);
+                    }
+                    g.digests.insert(i, d);
                 }
             }
         }
     }
+}
 
-    // Digests the journal knows need no reading: keep those of files that
-    // are their own canonical (unique sizes, say).
-    for (&i, d) in known {
-        if link.get(i as usize) == Some(&i)
-            && !merged.contains_key(&i)
-            && !failed_reps.contains_key(&i)
-        {
-            g.digests.entry(i).or_insert(*d);
-        }
-    }
-
-    // Resolve every file to its canonical file, or to its failure.
-    g.canonical = Vec::with_capacity(n);
-    for (i, &rep) in link.iter().enumerate() {
-        if let Some(err) = failed_reps.get(&rep) {
+/// Resolves every file to its canonical file, or to its failure.
+fn resolve(files: &[SourceFile], links: &Links, g: &mut Grouping) {
+    g.canonical = Vec::with_capacity(files.len());
+    for (i, &rep) in links.link.iter().enumerate() {
+        if let Some(err) = links.failed.get(&rep) {
             g.canonical.push(None);
             let msg = if rep == i as u32 {
                 err.to_string()
@@ -365,16 +369,15 @@ pub fn group(
             };
             g.failed.push((i as u32, io::Error::new(err.kind(), msg)));
         } else {
-            g.canonical.push(Some(*merged.get(&rep).unwrap_or(&rep)));
+            g.canonical
+                .push(Some(*links.merged.get(&rep).unwrap_or(&rep)));
         }
     }
-    g
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::Phase;
     use crate::scan::{ScanOptions, scan};
     use crate::select::Selector;
     use std::fs;
@@ -527,13 +530,6 @@ mod tests {
     }
 
     #[test]
-    fn crc64nvme_matches_the_s3_reference_value() {
-        // The CRC-64/NVME check value from the CRC catalogue.
-        let d = Digests::of_bytes(b"123456789");
-        assert_eq!(d.crc64.0, 0xae8b_1486_0a79_9888);
-    }
-
-    #[test]
     fn parallel_map_keeps_order() {
         let v: Vec<u32> = (0..1000).collect();
         assert_eq!(
@@ -541,5 +537,23 @@ mod tests {
             v.iter().map(|x| x * 2).collect::<Vec<_>>()
         );
         assert!(parallel_map(&[] as &[u32], 4, |x| *x).is_empty());
+    }
+
+    #[test]
+    fn hash_more_digests_what_is_asked_and_fails_a_file_with_its_duplicates() {
+        let (dir, files) = setup(&[("a.jpg", b"same"), ("b.jpg", b"same"), ("c.jpg", b"uniq!")]);
+        let mut g = group_plain(&dir, &files);
+        assert!(!g.digests.contains_key(&2), "a unique size is not read");
+        g.hash_more(dir.path(), &files, &[0, 2], 2);
+        assert_eq!(g.digests[&2], Digests::of_bytes(b"uniq!"));
+        assert_eq!(g.bytes_read, 8 + 5, "a.jpg was known from grouping");
+
+        let mut g = group_plain(&dir, &files);
+        g.digests.clear();
+        fs::remove_file(dir.path().join("a.jpg")).unwrap();
+        g.hash_more(dir.path(), &files, &[0], 2);
+        assert_eq!(g.canonical[..2], [None, None], "b.jpg relied on a.jpg");
+        assert_eq!(g.canonical[2], Some(2));
+        assert_eq!(g.failed.len(), 2);
     }
 }

@@ -1,45 +1,45 @@
 //! mediashift moves a web shop's media from local disk to S3 or any
 //! S3-compatible store: it walks the tree, deduplicates by content, uploads
-//! each distinct content once with checksums the server validates, and
-//! writes the URL maps the application needs to switch over.
+//! each distinct content once with checksums the server validates, proves
+//! every object, and writes the URL maps the application needs to switch
+//! over.
 //!
-//! The library is organised as the pipeline is: `scan` (the walk), `select`
-//! (which files), `dedup` (identical content), `plan` (pure: keys, actions,
-//! requests, cost), `store` (the only code that knows aws-sdk-s3), `verify`
-//! (proof of content), `report` (the only code that knows indicatif) and
-//! `commands` (each subcommand's I/O). `cli` and `settings` are the only code
-//! that knows clap.
+//! The modules follow the life of a file: found (`scan`, with `select`
+//! deciding which files), grouped (`dedup`), planned (`plan`, pure), sent
+//! (`upload`, through `store`, the only code that knows aws-sdk-s3), proven
+//! (`verify`, the one home of the proof rules), remembered (`journal`, the
+//! one home of SQL), mapped (`maps`) and reported (`report`). Shared
+//! vocabulary sits in leaves: `types`, `digest`, `checksum`, `limits`,
+//! `urls`, `progress` (how stages report, drawn by `ui`, the only code that
+//! knows indicatif) and `cancel` (the stop signal). `commands` runs each
+//! subcommand; `cli` and `settings` are the only code that knows clap; `app`
+//! ties them together for `main`.
 
-pub mod checksum;
+mod app;
+mod cancel;
+mod checksum;
 pub mod cli;
-pub mod commands;
-pub mod dedup;
-pub mod faults;
-pub mod journal;
-pub mod plan;
-pub mod report;
-pub mod rewrite;
-pub mod scan;
-pub mod select;
-pub mod settings;
-pub mod store;
-pub mod types;
-pub mod upload;
-pub mod urls;
-pub mod verify;
+mod commands;
+mod dedup;
+mod digest;
+mod error;
+mod faults;
+mod journal;
+mod limits;
+mod maps;
+mod plan;
+mod progress;
+mod report;
+mod scan;
+mod select;
+mod settings;
+mod store;
+mod types;
+mod ui;
+mod upload;
+mod urls;
+mod verify;
 
-/// Errors that end a run as a whole (exit code 2). Failures of single files
-/// are not errors: they are recorded in the plan or report.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error(transparent)]
-    Settings(#[from] settings::SettingsError),
-    #[error(transparent)]
-    Store(#[from] store::StoreError),
-    #[error(transparent)]
-    Journal(#[from] journal::JournalError),
-    #[error("{0}")]
-    Internal(String),
-}
-
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub use app::{Exit, run};
+pub use error::{Error, Result};
+pub use ui::init_logging;

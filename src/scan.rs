@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use walkdir::WalkDir;
 
-use crate::report::Phase;
+use crate::progress::Phase;
 use crate::select::{Selector, Verdict};
 
 /// One file that the run takes.
@@ -102,6 +102,7 @@ impl SkipLog {
         }
     }
 
+    #[cfg(test)]
     pub fn count(&self, reason: SkipReason) -> u64 {
         self.0.get(&reason).map_or(0, |g| g.count)
     }

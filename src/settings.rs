@@ -7,12 +7,14 @@
 use std::path::{Path, PathBuf};
 
 use crate::checksum::Algorithm;
-use crate::cli::{ChecksumArg, ConnectionArgs, KeyLayoutArg, MigrateArgs, RunArgs};
-use crate::plan::{KeyLayout, MAX_PART_SIZE, MAX_PUT_SIZE, MIN_PART_SIZE, PlanRules, Prices};
+use crate::cli::{
+    ChecksumArg, ConnectionArgs, GcArgs, KeyLayoutArg, MigrateArgs, RunArgs, StatusArgs, VerifyArgs,
+};
+use crate::limits::{MAX_PART_SIZE, MAX_PUT_SIZE, MIN_PART_SIZE};
+use crate::plan::{KeyLayout, PlanRules, Prices};
 use crate::scan::ScanOptions;
 use crate::select::Selector;
-use crate::store::ConnectionSettings;
-use crate::store::ObjectOptions;
+use crate::store::{ConnectionSettings, ObjectOptions};
 use crate::types::{ByteSize, Destination};
 use crate::upload::UploadSettings;
 
@@ -341,6 +343,22 @@ impl MigrateSettings {
     }
 }
 
+/// Everything `status` needs.
+#[derive(Debug, Clone)]
+pub struct StatusSettings {
+    pub state_dir: PathBuf,
+    pub json: bool,
+}
+
+impl StatusSettings {
+    pub fn from_args(args: &StatusArgs) -> Result<Self, SettingsError> {
+        Ok(Self {
+            state_dir: absolute(&args.state)?,
+            json: args.json,
+        })
+    }
+}
+
 /// Everything `verify` needs.
 #[derive(Debug, Clone)]
 pub struct VerifySettings {
@@ -354,7 +372,7 @@ pub struct VerifySettings {
 }
 
 impl VerifySettings {
-    pub fn from_args(args: &crate::cli::VerifyArgs) -> Result<Self, SettingsError> {
+    pub fn from_args(args: &VerifyArgs) -> Result<Self, SettingsError> {
         if args.concurrency == 0 || args.concurrency > 1024 {
             return Err(bad("--concurrency must be between 1 and 1024"));
         }
@@ -386,7 +404,7 @@ pub struct GcSettings {
 }
 
 impl GcSettings {
-    pub fn from_args(args: &crate::cli::GcArgs) -> Result<Self, SettingsError> {
+    pub fn from_args(args: &GcArgs) -> Result<Self, SettingsError> {
         Ok(Self {
             destination: args.destination.parse().map_err(|e| bad(format!("{e}")))?,
             connection: connection(&args.connection)?,

@@ -11,6 +11,8 @@ use std::str::FromStr;
 use base64::Engine as _;
 use serde::Serialize;
 
+use crate::limits::MAX_KEY_BYTES;
+
 /// A number of bytes. Displays as a human-readable binary size ("16 MiB").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize)]
 #[serde(transparent)]
@@ -21,10 +23,6 @@ impl ByteSize {
     pub const MIB: u64 = 1024 * 1024;
     pub const GIB: u64 = 1024 * 1024 * 1024;
     pub const TIB: u64 = 1024 * 1024 * 1024 * 1024;
-
-    pub const fn mib(n: u64) -> Self {
-        Self(n * Self::MIB)
-    }
 
     pub const fn get(self) -> u64 {
         self.0
@@ -89,7 +87,7 @@ impl FromStr for ByteSize {
 pub struct Sha256Digest(pub [u8; 32]);
 
 impl Sha256Digest {
-    pub fn to_hex(&self) -> String {
+    pub fn to_hex(self) -> String {
         let mut s = String::with_capacity(64);
         for b in self.0 {
             s.push_str(&format!("{b:02x}"));
@@ -98,20 +96,8 @@ impl Sha256Digest {
     }
 
     /// The base64 form S3 uses in `x-amz-checksum-sha256`.
-    pub fn to_base64(&self) -> String {
+    pub fn to_base64(self) -> String {
         base64::engine::general_purpose::STANDARD.encode(self.0)
-    }
-
-    pub fn from_hex(s: &str) -> Option<Self> {
-        if s.len() != 64 {
-            return None;
-        }
-        let mut out = [0u8; 32];
-        for (i, chunk) in s.as_bytes().chunks(2).enumerate() {
-            let hex = std::str::from_utf8(chunk).ok()?;
-            out[i] = u8::from_str_radix(hex, 16).ok()?;
-        }
-        Some(Self(out))
     }
 }
 
@@ -143,9 +129,6 @@ impl Crc64Nvme {
         base64::engine::general_purpose::STANDARD.encode(self.0.to_be_bytes())
     }
 }
-
-/// S3's limit on the length of a key, in bytes of UTF-8.
-pub const MAX_KEY_BYTES: usize = 1024;
 
 /// An S3 object key: valid UTF-8 (guaranteed by `String`) and at most
 /// 1,024 bytes long.
@@ -268,15 +251,16 @@ mod tests {
     #[test]
     fn sizes_display_readably() {
         assert_eq!(ByteSize(512).to_string(), "512 B");
-        assert_eq!(ByteSize::mib(16).to_string(), "16 MiB");
+        assert_eq!(ByteSize(16 << 20).to_string(), "16 MiB");
         assert_eq!(ByteSize(1536).to_string(), "1.5 KiB");
     }
 
     #[test]
-    fn digests_round_trip_hex() {
+    fn digests_show_as_hex_and_base64() {
         let d = Sha256Digest([0xab; 32]);
-        assert_eq!(Sha256Digest::from_hex(&d.to_hex()), Some(d));
-        assert_eq!(Sha256Digest::from_hex("xyz"), None);
+        assert_eq!(d.to_hex(), "ab".repeat(32));
+        assert_eq!(d.to_string(), d.to_hex());
+        assert_eq!(d.to_base64().len(), 44);
     }
 
     #[test]

@@ -7,51 +7,64 @@ use std::collections::HashSet;
 
 use serde::Serialize;
 
-use crate::journal::Journal;
+use crate::error::{Error, Result};
+use crate::journal::{self, Reader};
 use crate::settings::GcSettings;
-use crate::store::Store;
-use crate::{Error, Result};
+use crate::store::{ObjectStore, S3};
+
+/// What was done with one upload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GcAction {
+    Aborted,
+    WouldAbort,
+    KeptRecent,
+    KeptForResume,
+    Failed,
+}
+
+impl GcAction {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Aborted => "aborted",
+            Self::WouldAbort => "would_abort",
+            Self::KeptRecent => "kept_recent",
+            Self::KeptForResume => "kept_for_resume",
+            Self::Failed => "failed",
+        }
+    }
+}
 
 #[derive(Debug, Serialize)]
 pub struct GcUpload {
     pub key: String,
     pub upload_id: String,
     pub age_s: Option<i64>,
-    /// aborted, would_abort, kept_recent, kept_for_resume, failed
-    pub action: &'static str,
+    pub action: GcAction,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
-/// The `gc --json` document.
+/// What `gc` found and did.
 #[derive(Debug, Serialize)]
-pub struct GcDoc {
-    pub destination: String,
-    pub older_than_s: u64,
-    pub dry_run: bool,
+pub struct Collected {
     pub uploads: Vec<GcUpload>,
     pub aborted: u64,
     pub failed: u64,
 }
 
-pub async fn run(settings: &GcSettings) -> Result<GcDoc> {
+pub async fn run(settings: &GcSettings) -> Result<Collected> {
     // Uploads a migration will resume, from its journal if there is one.
-    let resumable: HashSet<String> = if settings.state_dir.join(crate::journal::FILE_NAME).exists()
-    {
-        let (conn, _) = Journal::open_read_only(&settings.state_dir)?;
-        let ids = crate::journal::read_uploads(&conn, &settings.state_dir)?;
-        ids.into_values().map(|u| u.upload_id.0).collect()
+    let resumable = if journal::exists(&settings.state_dir) {
+        Reader::open(&settings.state_dir)?.resumable()?
     } else {
         HashSet::new()
     };
-    let store = Store::connect(&settings.connection, &settings.destination.bucket).await?;
+    let store = S3::connect(&settings.connection, &settings.destination.bucket).await?;
     store.check_bucket().await?;
-    let now = crate::journal::now();
+    let now = journal::now();
     let min_age = settings.older_than.as_secs() as i64;
-    let mut doc = GcDoc {
-        destination: settings.destination.to_string(),
-        older_than_s: settings.older_than.as_secs(),
-        dry_run: settings.dry_run,
+    let mut done = Collected {
         uploads: Vec::new(),
         aborted: 0,
         failed: 0,
@@ -61,38 +74,41 @@ pub async fn run(settings: &GcSettings) -> Result<GcDoc> {
     for u in listed {
         let age = u.initiated.map(|t| now - t);
         let old_enough = min_age == 0 || age.is_some_and(|a| a >= min_age);
-        let mut entry = GcUpload {
-            key: u.key.clone(),
-            upload_id: u.upload_id.0.clone(),
-            age_s: age,
-            action: "kept_recent",
-            error: None,
-        };
-        if !old_enough {
-        } else if resumable.contains(&u.upload_id.0) && !settings.all {
-            entry.action = "kept_for_resume";
+        let mut error = None;
+        let action = if !old_enough {
+            GcAction::KeptRecent
+        } else if resumable.contains(&u.upload_id) && !settings.all {
+            GcAction::KeptForResume
         } else if settings.dry_run {
-            entry.action = "would_abort";
+            GcAction::WouldAbort
         } else {
             match store.abort_multipart(&u.key, &u.upload_id).await {
                 Ok(()) => {
-                    entry.action = "aborted";
-                    doc.aborted += 1;
+                    done.aborted += 1;
+                    GcAction::Aborted
                 }
                 Err(e) => {
-                    entry.action = "failed";
-                    entry.error = Some(e.to_string());
-                    doc.failed += 1;
+                    error = Some(e.to_string());
+                    done.failed += 1;
+                    GcAction::Failed
                 }
             }
-        }
-        doc.uploads.push(entry);
+        };
+        done.uploads.push(GcUpload {
+            key: u.key,
+            upload_id: u.upload_id.0,
+            age_s: age,
+            action,
+            error,
+        });
     }
-    if doc.failed > 0 && doc.aborted == 0 && doc.uploads.iter().all(|u| u.action == "failed") {
-        return Err(Error::Internal(format!(
-            "no upload could be aborted: {}",
-            doc.uploads[0].error.clone().unwrap_or_default()
-        )));
+    if done.failed > 0
+        && done.aborted == 0
+        && done.uploads.iter().all(|u| u.action == GcAction::Failed)
+    {
+        return Err(Error::NothingAborted(
+            done.uploads[0].error.clone().unwrap_or_default(),
+        ));
     }
-    Ok(doc)
+    Ok(done)
 }

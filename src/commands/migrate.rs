@@ -6,19 +6,22 @@
 //! objects verified before are not asked about again, and multipart uploads
 //! continue from their last acknowledged part.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::commands::plan::{self, Planned};
+use super::plan::{self, Planned};
+use crate::cancel::Stop;
+use crate::error::{Error, Result};
 use crate::journal::{FileRow, FileState, Identity, Journal, Record, Recorder};
-use crate::plan::{Action, KeyLayout};
-use crate::report::{Reporter, TransferProgress};
-use crate::rewrite::{self, Entry, Maps};
+use crate::maps::{self, Entry, Maps};
+use crate::plan::Action;
+use crate::progress::{Progress, Transfer};
 use crate::select;
 use crate::settings::MigrateSettings;
-use crate::upload::{self, Failed, Job, Stop, Uploaded};
-use crate::{Error, Result};
+use crate::upload::{self, Failed, Job, Uploaded};
+use crate::verify::{How, Proof};
 
 /// Everything a migration did, for the report.
 pub struct Migrated {
@@ -39,16 +42,12 @@ pub fn identity(settings: &MigrateSettings) -> Identity {
     Identity {
         source: settings.run.scan.root.display().to_string(),
         destination: settings.run.destination.to_string(),
-        key_layout: match settings.run.rules.key_layout {
-            KeyLayout::Preserve => "preserve",
-            KeyLayout::Content => "content",
-        }
-        .to_string(),
+        key_layout: settings.run.rules.key_layout.name().to_string(),
         checksum: settings.upload.algorithm.name().to_lowercase(),
     }
 }
 
-pub async fn run(settings: &MigrateSettings, reporter: &Reporter, stop: Stop) -> Result<Migrated> {
+pub async fn run(settings: &MigrateSettings, progress: &Progress, stop: Stop) -> Result<Migrated> {
     let started = Instant::now();
     let mut journal = Journal::open(&settings.run.state_dir, &identity(settings))?;
     if !settings.run.output.json {
@@ -57,7 +56,7 @@ pub async fn run(settings: &MigrateSettings, reporter: &Reporter, stop: Stop) ->
     let rows = journal.files()?;
     let mut uploads = journal.uploads()?;
 
-    let mut planned = plan::run_with(&settings.run, reporter, Some(&rows)).await?;
+    let mut planned = plan::run_with(&settings.run, progress, Some(&rows)).await?;
     let recorder = journal.recorder()?;
     sync_rows(&planned, &rows, &recorder);
     drop(rows);
@@ -68,7 +67,11 @@ pub async fn run(settings: &MigrateSettings, reporter: &Reporter, stop: Stop) ->
         job.resume = uploads.remove(&job.key);
     }
     for (key, u) in uploads {
-        if planned.remote.get(&key) == Some(&crate::plan::Remote::Same) {
+        if planned
+            .existing
+            .get(&key)
+            .is_some_and(|e| e.proof.is_proven())
+        {
             // Completed before the last run stopped: the id is spent.
             recorder.record(Record::UploadEnded {
                 upload_id: u.upload_id,
@@ -77,14 +80,14 @@ pub async fn run(settings: &MigrateSettings, reporter: &Reporter, stop: Stop) ->
     }
 
     let s = &planned.plan.summary;
-    let progress = TransferProgress::new(reporter, s.bytes_to_upload, s.objects_to_upload);
+    let transfer = Transfer::new(progress, s.bytes_to_upload, s.objects_to_upload);
     stop.uploading();
     let outcome = upload::run(
         &planned.store,
         &settings.run.scan.root,
         jobs,
         &settings.upload,
-        progress,
+        transfer,
         Some(recorder),
         stop,
     )
@@ -98,15 +101,17 @@ pub async fn run(settings: &MigrateSettings, reporter: &Reporter, stop: Stop) ->
     let journal_write = journal.write_time();
     journal.close()?;
 
-    let maps = maps(&planned, settings, &outcome.uploaded);
+    let maps = map_entries(&planned, settings, &outcome.uploaded);
     let map_entries = maps.entries.len();
     let dir = settings.map_dir.clone();
     let source_base = settings.run.urls.source_base.clone();
-    let written =
-        tokio::task::spawn_blocking(move || rewrite::write_all(&dir, &maps, &source_base))
-            .await
-            .map_err(|e| Error::Internal(format!("the map writer failed: {e}")))?
-            .map_err(|e| Error::Internal(format!("cannot write the URL maps: {e}")))?;
+    let written = tokio::task::spawn_blocking(move || maps::write_all(&dir, &maps, &source_base))
+        .await
+        .map_err(|source| Error::Task {
+            what: "the map writer",
+            source,
+        })?
+        .map_err(Error::Maps)?;
     Ok(Migrated {
         planned,
         uploaded: outcome.uploaded,
@@ -125,7 +130,7 @@ pub async fn run(settings: &MigrateSettings, reporter: &Reporter, stop: Stop) ->
 /// place, planned where it is to be uploaded, failed with the reason).
 fn sync_rows(p: &Planned, rows: &[FileRow], rec: &Recorder) {
     let files = &p.scan.files;
-    let mut failed: std::collections::HashMap<u32, String> = p
+    let mut failed: HashMap<u32, String> = p
         .grouping
         .failed
         .iter()
@@ -149,11 +154,22 @@ fn sync_rows(p: &Planned, rows: &[FileRow], rec: &Recorder) {
         let (state, verification, error) = match (failed.get(&(i as u32)), action) {
             (Some(e), _) => (FileState::Failed, None, Some(e.clone())),
             (None, Some(Action::AlreadyPresent)) => {
-                let v = old
-                    .filter(|o| o.state == FileState::Verified && o.key == key)
-                    .and_then(|o| o.verification.clone())
-                    .unwrap_or_else(|| "existing".to_string());
-                (FileState::Verified, Some(v), None)
+                // How the plan proved it; the journal's shortcut keeps what
+                // the earlier run recorded.
+                let how = key
+                    .as_deref()
+                    .and_then(|k| p.existing.get(k))
+                    .and_then(|e| match e.proof {
+                        Proof::Proven { how } if how != How::Journal => Some(how),
+                        _ => None,
+                    });
+                let v = match how {
+                    Some(how) => Some(how.name().to_string()),
+                    None => old
+                        .filter(|o| o.state == FileState::Verified && o.key == key)
+                        .and_then(|o| o.verification.clone()),
+                };
+                (FileState::Verified, v, None)
             }
             (None, Some(Action::Upload)) => (FileState::Planned, None, None),
             (None, Some(Action::Conflict)) => (FileState::Failed, None, Some("conflict".into())),
@@ -195,7 +211,7 @@ fn jobs(p: &Planned) -> Vec<Job> {
                 size: f.size,
                 mtime_ns: f.mtime_ns,
                 digests: p.grouping.digests.get(&slot.canonical).copied(),
-                must_not_exist: !p.remote.contains_key(slot.key.as_str()),
+                must_not_exist: !p.existing.contains_key(slot.key.as_str()),
                 resume: None,
             }
         })
@@ -203,7 +219,7 @@ fn jobs(p: &Planned) -> Vec<Job> {
 }
 
 /// Map rows for every file whose content is now at the destination.
-fn maps(p: &Planned, settings: &MigrateSettings, uploaded: &[Uploaded]) -> Maps {
+fn map_entries(p: &Planned, settings: &MigrateSettings, uploaded: &[Uploaded]) -> Maps {
     let files = &p.scan.files;
     let mut in_place = vec![false; p.plan.keys.objects.len()];
     for (i, a) in p.plan.actions.iter().enumerate() {
@@ -228,7 +244,7 @@ fn maps(p: &Planned, settings: &MigrateSettings, uploaded: &[Uploaded]) -> Maps 
             continue;
         };
         let key = p.plan.keys.objects[o as usize].key.as_str();
-        let (old_url, new_url) = rewrite::urls_for(source_base, &p.public_base, &f.rel, key);
+        let (old_url, new_url) = maps::urls_for(source_base, &p.public_base, &f.rel, key);
         entries.push(Entry {
             old_url,
             new_url,
@@ -250,37 +266,4 @@ fn maps(p: &Planned, settings: &MigrateSettings, uploaded: &[Uploaded]) -> Maps 
         destination: settings.run.destination.to_string(),
         entries,
     }
-}
-
-/// Ctrl-C and SIGTERM: before uploads start, stop at once (nothing to
-/// save); during uploads, the first asks for a graceful stop (requests in
-/// flight finish, the journal is flushed, maps are written), the second
-/// exits at once (the journal is consistent at any instant).
-pub fn handle_signals(stop: Stop) {
-    tokio::spawn(async move {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate()).ok();
-        loop {
-            let sigterm = async {
-                match term.as_mut() {
-                    Some(t) => {
-                        t.recv().await;
-                    }
-                    None => std::future::pending::<()>().await,
-                }
-            };
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = sigterm => {}
-            }
-            if stop.requested() || !stop.is_uploading() {
-                eprintln!("mediashift: stopped; run the same command again to resume");
-                std::process::exit(130);
-            }
-            stop.request();
-            eprintln!(
-                "mediashift: stopping after the requests in flight (Ctrl-C again to quit at once); progress is kept in the journal"
-            );
-        }
-    });
 }

@@ -1,24 +1,25 @@
-//! `mediashift verify`: re-checks, against the store, every object the
-//! journal says is in place. Each must exist with the recorded size, and its
-//! `sha256` metadata and full-object CRC64NVME (when it has one) must match
-//! the file's; with `--deep` its bytes are downloaded and re-hashed. Objects
-//! under the prefix that no file maps to are reported as unexpected.
+//! `mediashift verify`: proves again, against the store, every object the
+//! journal says is in place, by the rules of `verify` (the module): each
+//! must exist with the file's size and evidence that matches the file's
+//! digests; with `--deep` its bytes are downloaded and hashed. Objects that
+//! offer no evidence are reported as unproven. Objects under the prefix
+//! that no file maps to are reported as unexpected.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde::Serialize;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::journal::{Journal, JournalError};
-use crate::report::Reporter;
+use crate::error::{Error, Result};
+use crate::journal::{JournalError, Reader, VerifiedObject};
+use crate::progress::Progress;
 use crate::settings::VerifySettings;
-use crate::store::Store;
-use crate::types::{Crc64Nvme, Sha256Digest};
-use crate::verify::SHA256_METADATA;
-use crate::{Error, Result};
+use crate::store::{ObjectStore, S3, StoreError};
+use crate::verify::{self, Local, Proof};
 
+/// An object that did not check out.
 #[derive(Debug, Serialize)]
 pub struct Problem {
     pub key: String,
@@ -26,35 +27,47 @@ pub struct Problem {
     pub detail: String,
 }
 
-/// The `verify --json` document.
+/// What `verify` found.
 #[derive(Debug, Serialize)]
-pub struct VerifyDoc {
-    pub destination: String,
+pub struct Checked {
     pub endpoint: String,
-    pub deep: bool,
     pub objects_checked: u64,
     pub objects_ok: u64,
     pub missing: Vec<Problem>,
     pub mismatched: Vec<Problem>,
+    /// Objects whose content nothing proves (no checksum to compare, no
+    /// metadata); `--deep` proves them by their bytes.
+    pub unproven: Vec<Problem>,
     /// Keys under the prefix that no file of the journal maps to.
     pub unexpected: Vec<String>,
 }
 
-impl VerifyDoc {
+impl Checked {
     pub fn is_clean(&self) -> bool {
-        self.missing.is_empty() && self.mismatched.is_empty() && self.unexpected.is_empty()
+        self.missing.is_empty()
+            && self.mismatched.is_empty()
+            && self.unproven.is_empty()
+            && self.unexpected.is_empty()
+    }
+
+    fn add(&mut self, o: &VerifiedObject, proof: Proof) {
+        let problem = |detail: String| Problem {
+            key: o.key.clone(),
+            path: o.path.clone(),
+            detail,
+        };
+        match proof {
+            Proof::Proven { .. } => self.objects_ok += 1,
+            Proof::Missing => self.missing.push(problem("no such object".into())),
+            Proof::Different { why } => self.mismatched.push(problem(why)),
+            Proof::Unproven { why } => self.unproven.push(problem(why)),
+        }
     }
 }
 
-struct Expected {
-    path: String,
-    size: u64,
-    sha256: Option<Sha256Digest>,
-    crc64: Option<Crc64Nvme>,
-}
-
-fn expected(settings: &VerifySettings) -> Result<(HashMap<String, Expected>, HashSet<String>)> {
-    let (conn, identity) = Journal::open_read_only(&settings.state_dir)?;
+pub async fn run(settings: &VerifySettings, progress: &Progress) -> Result<Checked> {
+    let journal = Reader::open(&settings.state_dir)?;
+    let identity = journal.identity();
     let source = settings.source.display().to_string();
     let destination = settings.destination.to_string();
     if identity.source != source || identity.destination != destination {
@@ -66,59 +79,19 @@ fn expected(settings: &VerifySettings) -> Result<(HashMap<String, Expected>, Has
         ))
         .into());
     }
-    let db = |e: rusqlite::Error| -> Error {
-        JournalError::Sqlite {
-            path: settings.state_dir.display().to_string(),
-            source: e,
-        }
-        .into()
-    };
-    let mut stmt = conn
-        .prepare(
-            "SELECT key, MIN(path), size, sha256, crc64 FROM files
-             WHERE state = 'verified' AND key IS NOT NULL GROUP BY key",
-        )
-        .map_err(db)?;
-    let rows = stmt
-        .query_map([], |r| {
-            let sha: Option<Vec<u8>> = r.get(3)?;
-            let crc: Option<i64> = r.get(4)?;
-            Ok((
-                r.get::<_, String>(0)?,
-                Expected {
-                    path: r.get(1)?,
-                    size: r.get::<_, i64>(2)? as u64,
-                    sha256: sha.and_then(|s| s.try_into().ok()).map(Sha256Digest),
-                    crc64: crc.map(|c| Crc64Nvme(c as u64)),
-                },
-            ))
-        })
-        .map_err(db)?;
-    let mut out = HashMap::new();
-    for r in rows {
-        let (k, e) = r.map_err(db)?;
-        out.insert(k, e);
-    }
-    let mut all = HashSet::new();
-    let mut stmt = conn
-        .prepare("SELECT DISTINCT key FROM files WHERE key IS NOT NULL")
-        .map_err(db)?;
-    for k in stmt.query_map([], |r| r.get::<_, String>(0)).map_err(db)? {
-        all.insert(k.map_err(db)?);
-    }
-    Ok((out, all))
-}
-
-pub async fn run(settings: &VerifySettings, reporter: &Reporter) -> Result<VerifyDoc> {
-    let (expected, known_keys) = expected(settings)?;
-    let store = Store::connect(&settings.connection, &settings.destination.bucket).await?;
+    let expected = journal.verified()?;
+    let known_keys = journal.keys()?;
+    drop(journal);
+    let store = S3::connect(&settings.connection, &settings.destination.bucket).await?;
     store.check_bucket().await?;
 
+    let wanted: HashMap<&str, &VerifiedObject> =
+        expected.iter().map(|o| (o.key.as_str(), o)).collect();
     let mut listed: HashMap<String, u64> = HashMap::new();
     let mut unexpected = Vec::new();
     store
         .list(&settings.destination.prefix, |key, size| {
-            if expected.contains_key(key) {
+            if wanted.contains_key(key) {
                 listed.insert(key.to_string(), size);
             } else if !known_keys.contains(key) {
                 unexpected.push(key.to_string());
@@ -127,128 +100,67 @@ pub async fn run(settings: &VerifySettings, reporter: &Reporter) -> Result<Verif
         .await?;
     unexpected.sort();
 
-    let mut doc = VerifyDoc {
-        destination: settings.destination.to_string(),
+    let mut doc = Checked {
         endpoint: store.endpoint().to_string(),
-        deep: settings.deep,
         objects_checked: expected.len() as u64,
         objects_ok: 0,
         missing: Vec::new(),
         mismatched: Vec::new(),
+        unproven: Vec::new(),
         unexpected,
     };
-    let progress = reporter.items("verifying", expected.len() as u64);
+    let bar = progress.items("verifying", expected.len() as u64);
     let limit = Arc::new(Semaphore::new(settings.concurrency));
-    let mut tasks: JoinSet<(String, Result<Option<String>, crate::store::StoreError>)> =
-        JoinSet::new();
+    let mut tasks: JoinSet<(usize, std::result::Result<Proof, StoreError>)> = JoinSet::new();
     let expected = Arc::new(expected);
-    for (key, e) in expected.iter() {
-        match listed.get(key) {
-            None => {
-                doc.missing.push(Problem {
-                    key: key.clone(),
-                    path: e.path.clone(),
-                    detail: "no such object".into(),
-                });
-                progress.inc(1);
-                continue;
-            }
-            Some(&size) if size != e.size => {
-                doc.mismatched.push(Problem {
-                    key: key.clone(),
-                    path: e.path.clone(),
-                    detail: format!("the object holds {size} bytes, the journal says {}", e.size),
-                });
-                progress.inc(1);
-                continue;
-            }
-            Some(_) => {}
+    for (i, o) in expected.iter().enumerate() {
+        // The listing tells what is gone or has another size: no HEAD needed.
+        let local = Local::file(o.size, o.digests);
+        if let Some(proof) = verify::from_listing(listed.get(&o.key).copied(), &local) {
+            doc.add(o, proof);
+            bar.inc(1);
+            continue;
         }
-        let (store, limit, key, exp, deep) = (
+        let (store, limit, all, deep) = (
             store.clone(),
             limit.clone(),
-            key.clone(),
             expected.clone(),
             settings.deep,
         );
         tasks.spawn(async move {
             let _permit = limit.acquire_owned().await;
-            let r = check(&store, &key, &exp[&key], deep).await;
-            (key, r)
+            (i, check(&store, &all[i], deep).await)
         });
     }
     while let Some(joined) = tasks.join_next().await {
-        let (key, r) = joined.map_err(|e| Error::Internal(format!("a check failed: {e}")))?;
-        progress.inc(1);
-        let path = expected[&key].path.clone();
-        match r? {
-            None => doc.objects_ok += 1,
-            Some(detail) if detail == "missing" => doc.missing.push(Problem {
-                key,
-                path,
-                detail: "deleted during the check".into(),
-            }),
-            Some(detail) => doc.mismatched.push(Problem { key, path, detail }),
-        }
+        let (i, proof) = joined.map_err(|source| Error::Task {
+            what: "a check",
+            source,
+        })?;
+        bar.inc(1);
+        doc.add(&expected[i], proof?);
     }
-    progress.finish();
-    doc.missing.sort_by(|a, b| a.key.cmp(&b.key));
-    doc.mismatched.sort_by(|a, b| a.key.cmp(&b.key));
+    bar.finish();
+    for list in [&mut doc.missing, &mut doc.mismatched, &mut doc.unproven] {
+        list.sort_by(|a, b| a.key.cmp(&b.key));
+    }
     Ok(doc)
 }
 
-/// `None` when the object checks out, else what is wrong.
+/// The proof of one object now: HeadObject, then with `deep` its bytes.
 async fn check(
-    store: &Store,
-    key: &str,
-    e: &Expected,
+    store: &S3,
+    o: &VerifiedObject,
     deep: bool,
-) -> Result<Option<String>, crate::store::StoreError> {
-    let Some(head) = store.head(key).await? else {
-        return Ok(Some("missing".into()));
-    };
-    if head.size != e.size {
-        return Ok(Some(format!(
-            "the object holds {} bytes, the journal says {}",
-            head.size, e.size
-        )));
+) -> std::result::Result<Proof, StoreError> {
+    let local = Local::file(o.size, o.digests);
+    let head = store.head(&o.key).await?;
+    let proof = verify::prove(head.as_ref(), &local);
+    if !deep || matches!(proof, Proof::Different { .. } | Proof::Missing) {
+        return Ok(proof);
     }
-    if let (Some(meta), Some(sha)) = (head.metadata.get(SHA256_METADATA), e.sha256)
-        && !meta.eq_ignore_ascii_case(&sha.to_hex())
-    {
-        return Ok(Some(format!(
-            "its sha256 metadata {meta} is not the file's {}",
-            sha.to_hex()
-        )));
-    }
-    let full_object = head.checksum_type.as_deref() != Some("COMPOSITE");
-    if let (Some(c), Some(crc), true) = (&head.checksum_crc64nvme, e.crc64, full_object)
-        && *c != crc.to_base64()
-    {
-        return Ok(Some(format!(
-            "its CRC64NVME {c} is not the file's {}",
-            crc.to_base64()
-        )));
-    }
-    if deep {
-        match store.read_sha256(key).await? {
-            None => return Ok(Some("missing".into())),
-            Some((len, sha)) => {
-                if len != e.size {
-                    return Ok(Some(format!(
-                        "{len} bytes downloaded, the journal says {}",
-                        e.size
-                    )));
-                }
-                if let Some(want) = e.sha256
-                    && sha != want
-                {
-                    return Ok(Some(format!(
-                        "its bytes hash to {sha}, the file's SHA-256 is {want}"
-                    )));
-                }
-            }
-        }
-    }
-    Ok(None)
+    Ok(match store.read_sha256(&o.key).await? {
+        None => Proof::Missing,
+        Some((len, sha)) => verify::prove_download(len, sha, &local),
+    })
 }

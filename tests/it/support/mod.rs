@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+pub use aws_sdk_s3::types::ChecksumAlgorithm;
 
 pub const REPO: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -187,15 +188,28 @@ impl Target {
         })
     }
 
-    /// Puts an object directly (not through mediashift).
+    /// Puts an object directly (not through mediashift), with a CRC64NVME
+    /// checksum.
     pub fn put(&self, key: &str, body: &[u8], sha256_meta: Option<&str>) {
+        self.put_with(key, body, sha256_meta, ChecksumAlgorithm::Crc64Nvme);
+    }
+
+    /// Puts an object as another client would, with its `checksum` (boto3
+    /// sends CRC32 by default) and optional `sha256` metadata.
+    pub fn put_with(
+        &self,
+        key: &str,
+        body: &[u8],
+        sha256_meta: Option<&str>,
+        checksum: ChecksumAlgorithm,
+    ) {
         runtime().block_on(async {
             let mut req = s3()
                 .put_object()
                 .bucket(&self.bucket)
                 .key(key)
                 .body(body.to_vec().into())
-                .checksum_algorithm(aws_sdk_s3::types::ChecksumAlgorithm::Crc64Nvme);
+                .checksum_algorithm(checksum);
             if let Some(m) = sha256_meta {
                 req = req.metadata("sha256", m);
             }

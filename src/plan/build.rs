@@ -1,86 +1,17 @@
-//! The plan: which objects a run creates, under which keys, in how many
-//! requests, at what cost. Pure code, no I/O: every input (the walk, the
-//! dedup grouping, what the bucket already holds) is handed in, so the plan
-//! is tested exhaustively without a server, and `plan` and `migrate
-//! --dry-run` can never disagree.
+//! Building the plan: each object's action, the requests it takes, what
+//! it costs, and every file that cannot be handled.
 
-use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use serde::Serialize;
 
+use super::keys::{KeyLayout, Keys};
+use super::names::{NameProblems, name_problems};
 use crate::dedup::Grouping;
+use crate::limits::PartLayout;
 use crate::scan::{SkipLog, SourceFile};
-use crate::types::{ByteSize, ObjectKey};
-
-/// S3's multipart limits.
-pub const MIN_PART_SIZE: u64 = 5 * ByteSize::MIB;
-pub const MAX_PART_SIZE: u64 = 5 * ByteSize::GIB;
-pub const MAX_PARTS: u64 = 10_000;
-pub const MAX_OBJECT_SIZE: u64 = 5 * ByteSize::TIB;
-/// The largest object a single PutObject may carry.
-pub const MAX_PUT_SIZE: u64 = 5 * ByteSize::GIB;
-
-/// How a large object is cut into parts: all parts `part_size` bytes except
-/// the last, which holds the rest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct PartLayout {
-    pub part_size: u64,
-    pub parts: u64,
-    pub last_part_size: u64,
-}
-
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum LayoutError {
-    #[error("{size} bytes is larger than S3's 5 TiB object limit")]
-    TooLarge { size: u64 },
-    #[error("a part size of {0} is larger than S3's 5 GiB part limit")]
-    PartTooLarge(u64),
-}
-
-impl PartLayout {
-    /// `part_size = max(target, ceil(size / 10,000), 5 MiB)`, so any object
-    /// up to 5 TiB fits in 10,000 parts.
-    pub fn new(size: u64, target_part_size: u64) -> Result<Self, LayoutError> {
-        if size > MAX_OBJECT_SIZE {
-            return Err(LayoutError::TooLarge { size });
-        }
-        let part_size = target_part_size
-            .max(size.div_ceil(MAX_PARTS))
-            .max(MIN_PART_SIZE);
-        if part_size > MAX_PART_SIZE {
-            return Err(LayoutError::PartTooLarge(part_size));
-        }
-        let parts = size.div_ceil(part_size).max(1);
-        let last_part_size = size - (parts - 1) * part_size;
-        Ok(Self {
-            part_size,
-            parts,
-            last_part_size,
-        })
-    }
-
-    /// Byte range `[start, end)` of part `number` (1-based).
-    pub fn range(&self, number: u64) -> (u64, u64) {
-        let start = (number - 1) * self.part_size;
-        let len = if number == self.parts {
-            self.last_part_size
-        } else {
-            self.part_size
-        };
-        (start, start + len)
-    }
-}
-
-/// How objects are named.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum KeyLayout {
-    /// `<prefix><relative path>`.
-    Preserve,
-    /// `<prefix>ab/cd/<sha256>.<ext>`: identical content, identical key.
-    Content,
-}
+use crate::types::ByteSize;
+use crate::verify::{How, Proof};
 
 /// List prices used for the cost estimate, in USD.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -103,6 +34,7 @@ impl Default for Prices {
 /// The rules a plan is made with.
 #[derive(Debug, Clone)]
 pub struct PlanRules {
+    /// The destination's prefix, where every key starts.
     pub prefix: String,
     pub key_layout: KeyLayout,
     pub multipart_threshold: u64,
@@ -111,86 +43,25 @@ pub struct PlanRules {
     pub overwrite: bool,
 }
 
-/// One object to exist at the destination.
+/// What the destination holds under a planned key (keys with nothing
+/// there are not in the plan's input at all).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ObjectSlot {
-    /// Index of the canonical file.
-    pub canonical: u32,
-    pub key: ObjectKey,
+pub struct Existing {
+    /// Whether it holds the file's bytes, by the rules of `verify`.
+    pub proof: Proof,
+    /// mediashift wrote it from this same path: when not proven, it is an
+    /// earlier upload of a file that has changed since, and is replaced.
+    pub same_path: bool,
 }
 
-/// A file whose key S3 would refuse.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct LongKey {
-    pub path: String,
-    pub key_bytes: usize,
-}
-
-/// Keys for every distinct content.
-#[derive(Debug, Default)]
-pub struct Keys {
-    pub objects: Vec<ObjectSlot>,
-    /// Object index by canonical file index.
-    pub object_of: HashMap<u32, u32>,
-    pub too_long: Vec<LongKey>,
-}
-
-/// The key for a canonical file.
-pub fn key_for(rules: &PlanRules, file: &SourceFile, grouping: &Grouping, index: u32) -> String {
-    match rules.key_layout {
-        KeyLayout::Preserve => format!("{}{}", rules.prefix, file.rel),
-        KeyLayout::Content => {
-            let hex = grouping
-                .digests
-                .get(&index)
-                .expect("content layout hashes every canonical file")
-                .sha256
-                .to_hex();
-            let name = file.rel.rsplit('/').next().unwrap_or(&file.rel);
-            let ext = name
-                .rsplit_once('.')
-                .map(|(stem, ext)| (stem, ext.to_lowercase()))
-                .filter(|(stem, ext)| !stem.is_empty() && !ext.is_empty())
-                .map(|(_, ext)| format!(".{ext}"))
-                .unwrap_or_default();
-            format!("{}{}/{}/{hex}{ext}", rules.prefix, &hex[..2], &hex[2..4])
+impl Existing {
+    /// A proven object (the journal's shortcut uses it too).
+    pub fn proven(how: How) -> Self {
+        Self {
+            proof: Proof::Proven { how },
+            same_path: false,
         }
     }
-}
-
-/// Names every distinct content's object.
-pub fn assign_keys(files: &[SourceFile], grouping: &Grouping, rules: &PlanRules) -> Keys {
-    let mut keys = Keys::default();
-    for (i, f) in files.iter().enumerate() {
-        if !grouping.is_canonical(i) {
-            continue;
-        }
-        match ObjectKey::new(key_for(rules, f, grouping, i as u32)) {
-            Ok(key) => {
-                keys.object_of.insert(i as u32, keys.objects.len() as u32);
-                keys.objects.push(ObjectSlot {
-                    canonical: i as u32,
-                    key,
-                });
-            }
-            Err(e) => keys.too_long.push(LongKey {
-                path: f.rel.to_string(),
-                key_bytes: e.len,
-            }),
-        }
-    }
-    keys
-}
-
-/// What the destination holds under a planned key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Remote {
-    /// Same size and a matching checksum or `sha256` metadata.
-    Same,
-    /// Something else is there.
-    Different { detail: String },
-    /// An earlier upload of this same file, which has changed since.
-    Stale,
 }
 
 /// What happens to one object.
@@ -233,21 +104,6 @@ pub struct Conflict {
 pub struct Failure {
     pub path: String,
     pub error: String,
-}
-
-/// Names that will cause trouble even though they upload.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct NameProblems {
-    /// Groups of paths equal but for letter case: they collide on
-    /// case-insensitive file systems and in case-insensitive URL maps.
-    pub case_collisions: Vec<Vec<String>>,
-    /// Groups of paths equal once Unicode-normalized (NFC vs NFD):
-    /// they look identical to people and collide on macOS.
-    pub normalization_collisions: Vec<Vec<String>>,
-    /// Paths that are not valid UTF-8 (escaped); S3 keys must be.
-    pub not_utf8: Vec<String>,
-    /// Files whose key would exceed 1,024 bytes.
-    pub long_keys: Vec<LongKey>,
 }
 
 /// The numbers of a plan; field names are part of the `--json` contract.
@@ -301,12 +157,13 @@ impl Plan {
     }
 }
 
-/// Builds the plan from its inputs.
+/// Builds the plan from its inputs: the walk, the dedup grouping, the keys,
+/// and what exists under those keys.
 pub fn build(
     files: &[SourceFile],
     grouping: &Grouping,
     keys: Keys,
-    remote: &HashMap<String, Remote>,
+    existing: &HashMap<String, Existing>,
     rules: &PlanRules,
     skipped: &SkipLog,
 ) -> Plan {
@@ -353,22 +210,25 @@ pub fn build(
             continue;
         }
         let f = &files[slot.canonical as usize];
-        let action = match remote.get(slot.key.as_str()) {
-            Some(Remote::Same) => Action::AlreadyPresent,
-            Some(Remote::Stale) => {
-                s.objects_changed_since_upload += 1;
-                Action::Upload
-            }
-            Some(Remote::Different { .. }) if rules.overwrite => Action::Upload,
-            Some(Remote::Different { detail }) => {
-                plan.conflicts.push(Conflict {
-                    path: f.rel.to_string(),
-                    key: slot.key.to_string(),
-                    detail: detail.clone(),
-                });
-                Action::Conflict
-            }
+        let action = match existing.get(slot.key.as_str()) {
             None => Action::Upload,
+            Some(e) => match &e.proof {
+                Proof::Proven { .. } => Action::AlreadyPresent,
+                Proof::Missing => Action::Upload,
+                _ if e.same_path => {
+                    s.objects_changed_since_upload += 1;
+                    Action::Upload
+                }
+                _ if rules.overwrite => Action::Upload,
+                Proof::Different { why } | Proof::Unproven { why } => {
+                    plan.conflicts.push(Conflict {
+                        path: f.rel.to_string(),
+                        key: slot.key.to_string(),
+                        detail: why.clone(),
+                    });
+                    Action::Conflict
+                }
+            },
         };
         match action {
             Action::AlreadyPresent => {
@@ -421,124 +281,40 @@ fn round_cents(usd: f64) -> f64 {
     (usd * 10_000.0).round() / 10_000.0
 }
 
-fn name_problems(files: &[SourceFile], skipped: &SkipLog, long: &[LongKey]) -> NameProblems {
-    use unicode_normalization::UnicodeNormalization;
-    NameProblems {
-        case_collisions: collisions(files, |r| {
-            if r.bytes().any(|b| b.is_ascii_uppercase()) || !r.is_ascii() {
-                Cow::Owned(r.to_lowercase())
-            } else {
-                Cow::Borrowed(r)
-            }
-        }),
-        normalization_collisions: collisions(files, |r| {
-            if r.is_ascii() {
-                Cow::Borrowed(r)
-            } else {
-                Cow::Owned(r.nfc().collect())
-            }
-        }),
-        not_utf8: skipped
-            .problems()
-            .filter(|(r, _)| *r == crate::scan::SkipReason::NotUtf8)
-            .map(|(_, s)| s.path.clone())
-            .collect(),
-        long_keys: long.to_vec(),
-    }
-}
-
-/// Groups of paths that are equal once `fold`ed, in path order. Keeps only
-/// a 64-bit hash per file; the few files whose hashes meet are compared for
-/// real, so memory stays small for millions of files.
-fn collisions(files: &[SourceFile], fold: impl Fn(&str) -> Cow<'_, str>) -> Vec<Vec<String>> {
-    use std::hash::{BuildHasher, RandomState};
-    let hasher = RandomState::new();
-    let mut first: HashMap<u64, u32> = HashMap::with_capacity(files.len());
-    let mut met: BTreeMap<u64, Vec<u32>> = BTreeMap::new();
-    for (i, f) in files.iter().enumerate() {
-        let h = hasher.hash_one(fold(&f.rel).as_ref());
-        match first.get(&h) {
-            Some(&j) => met.entry(h).or_insert_with(|| vec![j]).push(i as u32),
-            None => {
-                first.insert(h, i as u32);
-            }
-        }
-    }
-    let mut groups: Vec<Vec<String>> = Vec::new();
-    for members in met.into_values() {
-        let mut by_name: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for i in members {
-            let rel = &files[i as usize].rel;
-            by_name
-                .entry(fold(rel).into_owned())
-                .or_default()
-                .push(rel.to_string());
-        }
-        groups.extend(by_name.into_values().filter(|v| v.len() > 1));
-    }
-    groups.sort();
-    groups
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dedup::Digests;
+    use crate::digest::Digests;
+    use crate::plan::keys::assign_keys;
 
     const MIB: u64 = ByteSize::MIB;
 
-    #[test]
-    fn part_layout_uses_the_target_when_it_fits() {
-        let l = PartLayout::new(100 * MIB + 1, 16 * MIB).unwrap();
-        assert_eq!(l.part_size, 16 * MIB);
-        assert_eq!(l.parts, 7);
-        assert_eq!(l.last_part_size, 100 * MIB + 1 - 6 * 16 * MIB);
-        assert_eq!(l.range(1), (0, 16 * MIB));
-        assert_eq!(l.range(7), (96 * MIB, 100 * MIB + 1));
+    fn keys_of(files: &[SourceFile], g: &Grouping, r: &PlanRules) -> Keys {
+        assign_keys(files, g, &r.prefix, r.key_layout)
     }
 
-    #[test]
-    fn part_layout_never_below_5_mib() {
-        let l = PartLayout::new(12 * MIB, MIB).unwrap();
-        assert_eq!(
-            (l.part_size, l.parts, l.last_part_size),
-            (5 * MIB, 3, 2 * MIB)
-        );
+    /// The plan of `files` with what `existing` says is in the bucket.
+    fn plan_of(
+        files: &[SourceFile],
+        g: &Grouping,
+        r: &PlanRules,
+        existing: &HashMap<String, Existing>,
+    ) -> Plan {
+        build(
+            files,
+            g,
+            keys_of(files, g, r),
+            existing,
+            r,
+            &SkipLog::default(),
+        )
     }
 
-    #[test]
-    fn part_layout_exact_multiple_has_a_full_last_part() {
-        let l = PartLayout::new(32 * MIB, 16 * MIB).unwrap();
-        assert_eq!((l.parts, l.last_part_size), (2, 16 * MIB));
-        let l = PartLayout::new(0, 16 * MIB).unwrap();
-        assert_eq!((l.parts, l.last_part_size), (1, 0));
-    }
-
-    #[test]
-    fn part_layout_stretches_parts_to_stay_within_10000() {
-        let size = 5 * ByteSize::TIB;
-        let l = PartLayout::new(size, 8 * MIB).unwrap();
-        assert_eq!(l.part_size, size.div_ceil(10_000));
-        assert!(l.parts <= 10_000);
-        assert!(l.last_part_size <= l.part_size && l.last_part_size > 0);
-        assert_eq!((l.parts - 1) * l.part_size + l.last_part_size, size);
-        // 100 GiB at 8 MiB would be 12,800 parts.
-        let l = PartLayout::new(100 * ByteSize::GIB, 8 * MIB).unwrap();
-        assert_eq!(l.parts, 10_000);
-    }
-
-    #[test]
-    fn part_layout_refuses_what_s3_refuses() {
-        assert_eq!(
-            PartLayout::new(5 * ByteSize::TIB + 1, 8 * MIB),
-            Err(LayoutError::TooLarge {
-                size: 5 * ByteSize::TIB + 1
-            })
-        );
-        assert!(matches!(
-            PartLayout::new(10 * ByteSize::GIB, 6 * ByteSize::GIB),
-            Err(LayoutError::PartTooLarge(_))
-        ));
+    fn unproven(detail: &str) -> Existing {
+        Existing {
+            proof: Proof::Unproven { why: detail.into() },
+            same_path: false,
+        }
     }
 
     fn file(rel: &str, size: u64, ino: u64) -> SourceFile {
@@ -584,7 +360,7 @@ mod tests {
     fn plan_counts_duplicates_requests_and_cost() {
         let (files, g) = fixture();
         let r = rules(KeyLayout::Preserve);
-        let keys = assign_keys(&files, &g, &r);
+        let keys = keys_of(&files, &g, &r);
         let keynames: Vec<_> = keys.objects.iter().map(|o| o.key.as_str()).collect();
         assert_eq!(keynames, ["shop/a.jpg", "shop/big.mp4", "shop/thumb.PNG"]);
         let plan = build(&files, &g, keys, &HashMap::new(), &r, &SkipLog::default());
@@ -626,39 +402,40 @@ mod tests {
         let (files, g) = fixture();
         let mut r = rules(KeyLayout::Preserve);
         let mut remote = HashMap::new();
-        remote.insert("shop/a.jpg".to_string(), Remote::Same);
+        remote.insert(
+            "shop/a.jpg".to_string(),
+            Existing::proven(How::ChecksumInHead),
+        );
         remote.insert(
             "shop/big.mp4".to_string(),
-            Remote::Different {
-                detail: "size 3 differs".into(),
+            Existing {
+                proof: Proof::Different {
+                    why: "size 3 differs".into(),
+                },
+                same_path: false,
             },
         );
-        let plan = build(
-            &files,
-            &g,
-            assign_keys(&files, &g, &r),
-            &remote,
-            &r,
-            &SkipLog::default(),
-        );
+        remote.insert("shop/thumb.PNG".to_string(), unproven("no proof"));
+        let plan = plan_of(&files, &g, &r, &remote);
+        // An object that proves nothing is never taken for the file.
         assert_eq!(
             plan.actions,
-            [Action::AlreadyPresent, Action::Conflict, Action::Upload]
+            [Action::AlreadyPresent, Action::Conflict, Action::Conflict]
         );
         assert_eq!(plan.summary.objects_already_present, 1);
-        assert_eq!(plan.summary.objects_to_upload, 1);
+        assert_eq!(plan.summary.objects_to_upload, 0);
         assert_eq!(plan.conflicts[0].path, "big.mp4");
+        assert_eq!(
+            (
+                plan.conflicts[1].path.as_str(),
+                plan.conflicts[1].detail.as_str()
+            ),
+            ("thumb.PNG", "no proof")
+        );
         assert!(!plan.is_clean(&SkipLog::default()));
 
         r.overwrite = true;
-        let plan = build(
-            &files,
-            &g,
-            assign_keys(&files, &g, &r),
-            &remote,
-            &r,
-            &SkipLog::default(),
-        );
+        let plan = plan_of(&files, &g, &r, &remote);
         assert_eq!(
             plan.actions,
             [Action::AlreadyPresent, Action::Upload, Action::Upload]
@@ -666,10 +443,24 @@ mod tests {
     }
 
     #[test]
+    fn an_unproven_earlier_upload_of_the_same_path_is_replaced() {
+        let (files, g) = fixture();
+        let r = rules(KeyLayout::Preserve);
+        let mut remote = HashMap::new();
+        let mut ours = unproven("size differs");
+        ours.same_path = true;
+        remote.insert("shop/a.jpg".to_string(), ours);
+        let plan = plan_of(&files, &g, &r, &remote);
+        assert_eq!(plan.actions[0], Action::Upload);
+        assert_eq!(plan.summary.objects_changed_since_upload, 1);
+        assert!(plan.conflicts.is_empty());
+    }
+
+    #[test]
     fn content_layout_names_objects_by_hash() {
         let (files, g) = fixture();
         let r = rules(KeyLayout::Content);
-        let keys = assign_keys(&files, &g, &r);
+        let keys = keys_of(&files, &g, &r);
         let hex = Digests::of_bytes(b"thumb").sha256.to_hex();
         assert_eq!(
             keys.objects[2].key.as_str(),
@@ -692,14 +483,7 @@ mod tests {
             ..Grouping::default()
         };
         let r = rules(KeyLayout::Preserve);
-        let plan = build(
-            &files,
-            &g,
-            assign_keys(&files, &g, &r),
-            &HashMap::new(),
-            &r,
-            &SkipLog::default(),
-        );
+        let plan = plan_of(&files, &g, &r, &HashMap::new());
         assert_eq!(
             plan.names.case_collisions,
             [vec!["A.jpg".to_string(), "a.JPG".to_string()]]

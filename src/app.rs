@@ -1,0 +1,147 @@
+//! The program from parsed flags to an exit status: checked settings, the
+//! runtime, the command, its report on stdout.
+//!
+//! Everything here is the library's; `main` only parses, calls [`run`] and
+//! turns the outcome into the process's exit code. Nothing here ends the
+//! process: a stop request that must take effect at once makes [`run`]
+//! return [`Exit::Interrupted`].
+
+use std::io::Write as _;
+
+use serde::Serialize;
+
+use crate::cancel::Stop;
+use crate::cli::{Cli, Command};
+use crate::commands;
+use crate::error::{Error, Result};
+use crate::report::{
+    GcDoc, MigrateDoc, PlanDoc, StatusDoc, VerifyDoc, gc_text, migrate_text, plan_text,
+    status_text, verify_text,
+};
+use crate::settings::{GcSettings, MigrateSettings, RunSettings, StatusSettings, VerifySettings};
+use crate::ui;
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Everything asked for was done.
+    Clean,
+    /// Some files could not be handled (listed in the report).
+    Failures,
+    /// Stopped by a signal; the same command resumes.
+    Interrupted,
+}
+
+impl Exit {
+    /// The process's exit code: 0, 1, or 130 (as a shell reports SIGINT).
+    pub fn code(self) -> u8 {
+        match self {
+            Self::Clean => 0,
+            Self::Failures => 1,
+            Self::Interrupted => 130,
+        }
+    }
+
+    fn of(clean: bool) -> Self {
+        if clean { Self::Clean } else { Self::Failures }
+    }
+}
+
+/// Runs the command `cli` names.
+pub fn run(cli: &Cli) -> Result<Exit> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::Runtime)?;
+    let exit = dispatch(&runtime, cli);
+    // Blocking tasks still running (a walk cut short by a stop) must not
+    // hold the process.
+    runtime.shutdown_background();
+    exit
+}
+
+fn dispatch(runtime: &tokio::runtime::Runtime, cli: &Cli) -> Result<Exit> {
+    match &cli.command {
+        Command::Plan(args) => plan(runtime, &RunSettings::from_args(args)?),
+        Command::Migrate(args) => {
+            let settings = MigrateSettings::from_args(args)?;
+            if settings.dry_run {
+                return plan(runtime, &settings.run);
+            }
+            migrate(runtime, &settings)
+        }
+        Command::Status(args) => {
+            let settings = StatusSettings::from_args(args)?;
+            let status = commands::status::run(&settings.state_dir)?;
+            let doc = StatusDoc::new(&status);
+            print(settings.json, &doc, status_text)?;
+            Ok(Exit::of(doc.is_clean()))
+        }
+        Command::Verify(args) => {
+            let settings = VerifySettings::from_args(args)?;
+            let progress = ui::progress(settings.output.progress);
+            let checked = runtime.block_on(commands::verify::run(&settings, &progress))?;
+            let doc = VerifyDoc::new(&checked, &settings);
+            print(settings.output.json, &doc, verify_text)?;
+            Ok(Exit::of(doc.is_clean()))
+        }
+        Command::Gc(args) => {
+            let settings = GcSettings::from_args(args)?;
+            let collected = runtime.block_on(commands::gc::run(&settings))?;
+            let doc = GcDoc::new(&collected, &settings);
+            print(settings.json, &doc, gc_text)?;
+            Ok(Exit::of(doc.is_clean()))
+        }
+    }
+}
+
+/// `plan`, and `migrate --dry-run`, which prints exactly the same.
+fn plan(runtime: &tokio::runtime::Runtime, settings: &RunSettings) -> Result<Exit> {
+    let progress = ui::progress(settings.output.progress);
+    let planned = runtime.block_on(commands::plan::run(settings, &progress))?;
+    print(
+        settings.output.json,
+        &PlanDoc::new(&planned, settings),
+        plan_text,
+    )?;
+    Ok(Exit::of(planned.plan.is_clean(&planned.scan.skipped)))
+}
+
+fn migrate(runtime: &tokio::runtime::Runtime, settings: &MigrateSettings) -> Result<Exit> {
+    let progress = ui::progress(settings.run.output.progress);
+    let stop = Stop::default();
+    let migrated = runtime.block_on(async {
+        stop.listen();
+        tokio::select! {
+            r = commands::migrate::run(settings, &progress, stop.clone()) => Some(r),
+            () = stop.quitting() => None,
+        }
+    });
+    let Some(migrated) = migrated else {
+        eprintln!("mediashift: stopped; run the same command again to resume");
+        return Ok(Exit::Interrupted);
+    };
+    let migrated = migrated?;
+    let doc = MigrateDoc::new(&migrated, settings);
+    print(settings.run.output.json, &doc, migrate_text)?;
+    if stop.requested() || migrated.interrupted > 0 {
+        eprintln!(
+            "mediashift: interrupted with {} object(s) left; run the same command again to resume",
+            migrated.interrupted
+        );
+        return Ok(Exit::Interrupted);
+    }
+    Ok(Exit::of(doc.is_clean()))
+}
+
+/// Writes a document on stdout: one JSON document, or its text.
+fn print<T: Serialize>(json: bool, doc: &T, text: impl FnOnce(&T) -> String) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, doc).map_err(|e| Error::Output(e.into()))?;
+        out.write_all(b"\n").map_err(Error::Output)?;
+    } else {
+        out.write_all(text(doc).as_bytes()).map_err(Error::Output)?;
+    }
+    out.flush().map_err(Error::Output)
+}

@@ -1,0 +1,108 @@
+//! A file's identity: its SHA-256 and CRC64/NVME, computed in one read.
+//!
+//! A leaf shared by `dedup` (identical content), `upload` (the `sha256`
+//! metadata and the whole-object checksum), `journal` (the hash cache) and
+//! `verify` (what an object must match).
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::Path;
+
+use sha2::{Digest as _, Sha256};
+
+use crate::progress::Phase;
+use crate::types::{Crc64Nvme, Sha256Digest};
+
+const READ_BUF: usize = 256 * 1024;
+
+/// The full digests of a file: SHA-256 (identity, `sha256` metadata) and
+/// CRC64/NVME (S3's default full-object checksum), from one read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Digests {
+    pub sha256: Sha256Digest,
+    pub crc64: Crc64Nvme,
+}
+
+impl Digests {
+    pub fn of_bytes(data: &[u8]) -> Self {
+        let mut h = Hasher::new();
+        h.update(data);
+        h.finish()
+    }
+}
+
+/// Incremental computation of [`Digests`].
+pub struct Hasher {
+    sha: Sha256,
+    crc: crc_fast::Digest,
+}
+
+impl Hasher {
+    pub fn new() -> Self {
+        Self {
+            sha: Sha256::new(),
+            crc: crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc64Nvme),
+        }
+    }
+
+    pub fn update(&mut self, data: &[u8]) {
+        self.sha.update(data);
+        self.crc.update(data);
+    }
+
+    pub fn finish(self) -> Digests {
+        Digests {
+            sha256: Sha256Digest(self.sha.finalize().into()),
+            crc64: Crc64Nvme(self.crc.finalize()),
+        }
+    }
+}
+
+/// Reads a whole file and returns its digests. Fails if the file is not
+/// `expected_size` bytes long (it changed since the walk).
+pub fn hash_file(path: &Path, expected_size: u64, progress: &Phase) -> io::Result<Digests> {
+    let mut file = File::open(path)?;
+    let mut buf = vec![0u8; READ_BUF];
+    let mut h = Hasher::new();
+    let mut total = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+        total += n as u64;
+        progress.inc(n as u64);
+    }
+    if total != expected_size {
+        return Err(io::Error::other(format!(
+            "file changed while being read: {expected_size} bytes at the walk, {total} now"
+        )));
+    }
+    Ok(h.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crc64nvme_matches_the_s3_reference_value() {
+        // The CRC-64/NVME check value from the CRC catalogue.
+        let d = Digests::of_bytes(b"123456789");
+        assert_eq!(d.crc64.0, 0xae8b_1486_0a79_9888);
+    }
+
+    #[test]
+    fn a_file_is_hashed_whole_and_a_size_change_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.jpg");
+        std::fs::write(&p, b"hello").unwrap();
+        assert_eq!(
+            hash_file(&p, 5, &Phase::hidden()).unwrap(),
+            Digests::of_bytes(b"hello")
+        );
+        let e = hash_file(&p, 4, &Phase::hidden()).unwrap_err();
+        assert!(e.to_string().contains("4 bytes at the walk, 5 now"), "{e}");
+    }
+}

@@ -1,0 +1,43 @@
+//! The errors that end a run as a whole, by what failed, each keeping its
+//! cause. Failures of single files are not errors: they are recorded in
+//! the plan or report and make the exit code 1.
+
+use crate::journal::JournalError;
+use crate::settings::SettingsError;
+use crate::store::StoreError;
+
+/// Errors that end a run as a whole (exit code 2). Failures of single files
+/// are not errors: they are recorded in the plan or report.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error("cannot write the URL maps: {0}")]
+    Maps(#[source] std::io::Error),
+    #[error("no upload could be aborted: {0}")]
+    NothingAborted(String),
+    #[error("{what} failed: {source}")]
+    Task {
+        what: &'static str,
+        #[source]
+        source: tokio::task::JoinError,
+    },
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    #[error("cannot write to stdout: {0}")]
+    Output(#[source] std::io::Error),
+}
+
+impl Error {
+    /// Whether stdout was closed early (`mediashift plan --json | head`):
+    /// not an error of the run, which ends quietly.
+    pub fn is_closed_stdout(&self) -> bool {
+        matches!(self, Self::Output(e) if e.kind() == std::io::ErrorKind::BrokenPipe)
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,315 @@
+//! Every query of the journal: the rows `migrate` resumes from, and the
+//! read-only views `status`, `verify` and `gc` take, as typed values.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use rusqlite::Connection;
+use serde::Serialize;
+
+use super::records::{FileRow, FileState, Identity, JournalError, PartRow, UploadRow};
+use super::schema;
+use crate::digest::Digests;
+use crate::types::{Crc64Nvme, Sha256Digest, UploadId};
+
+/// Every row of `query` with `params`, each mapped by `row`; errors name
+/// the journal file. Statements are cached, so a query run once per upload
+/// is prepared once.
+fn query_all<T, P: rusqlite::Params>(
+    conn: &Connection,
+    path: &Path,
+    query: &str,
+    params: P,
+    row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>, JournalError> {
+    let sql = JournalError::sql(path);
+    let mut stmt = conn.prepare_cached(query).map_err(&sql)?;
+    let rows = stmt.query_map(params, row).map_err(&sql)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(&sql)
+}
+
+/// A stored state name as a [`FileState`], or the journal is damaged.
+fn state(path: &Path, file: &str, name: &str) -> Result<FileState, JournalError> {
+    FileState::parse(name).ok_or_else(|| JournalError::Damaged {
+        path: path.display().to_string(),
+        detail: format!("{file} has the unknown state '{name}'"),
+    })
+}
+
+fn digests_from(sha: Option<Vec<u8>>, crc: Option<i64>) -> Option<Digests> {
+    let sha: [u8; 32] = sha?.try_into().ok()?;
+    Some(Digests {
+        sha256: Sha256Digest(sha),
+        crc64: Crc64Nvme(crc? as u64),
+    })
+}
+
+/// All file rows in path order (byte order, as the walk sorts).
+pub(super) fn files(conn: &Connection, path: &Path) -> Result<Vec<FileRow>, JournalError> {
+    let rows = query_all(
+        conn,
+        path,
+        "SELECT path, size, mtime_ns, ino, sha256, crc64, key, state, verification, error
+         FROM files ORDER BY path",
+        [],
+        |r| {
+            Ok((
+                FileRow {
+                    path: r.get(0)?,
+                    size: r.get::<_, i64>(1)? as u64,
+                    mtime_ns: r.get(2)?,
+                    ino: r.get::<_, i64>(3)? as u64,
+                    digests: digests_from(r.get(4)?, r.get(5)?),
+                    key: r.get(6)?,
+                    state: FileState::Planned,
+                    verification: r.get(8)?,
+                    error: r.get(9)?,
+                },
+                r.get::<_, String>(7)?,
+            ))
+        },
+    )?;
+    rows.into_iter()
+        .map(|(mut row, name)| {
+            row.state = state(path, &row.path, &name)?;
+            Ok(row)
+        })
+        .collect()
+}
+
+/// Multipart uploads in progress, with their parts, by key.
+pub(super) fn uploads(
+    conn: &Connection,
+    path: &Path,
+) -> Result<HashMap<String, UploadRow>, JournalError> {
+    let mut out: HashMap<String, UploadRow> = HashMap::new();
+    let uploads = query_all(
+        conn,
+        path,
+        "SELECT upload_id, key, path, part_size, size, mtime_ns, sha256, started_at FROM uploads",
+        [],
+        |r| {
+            let sha: Vec<u8> = r.get(6)?;
+            let key: String = r.get(1)?;
+            // A damaged digest cannot prove the file is the one whose parts
+            // were sent. All zeros matches no real file, so the resume check
+            // aborts that upload and starts the file over.
+            let sha256 = sha.try_into().map(Sha256Digest).unwrap_or_else(|_| {
+                tracing::warn!(
+                    "{}: the journal's SHA-256 for the upload of {key} is damaged; it will start over",
+                    path.display()
+                );
+                Sha256Digest([0; 32])
+            });
+            Ok(UploadRow {
+                upload_id: UploadId(r.get(0)?),
+                key,
+                path: r.get(2)?,
+                part_size: r.get::<_, i64>(3)? as u64,
+                size: r.get::<_, i64>(4)? as u64,
+                mtime_ns: r.get(5)?,
+                sha256,
+                started_at: r.get(7)?,
+                parts: Vec::new(),
+            })
+        },
+    )?;
+    for mut u in uploads {
+        u.parts = query_all(
+            conn,
+            path,
+            "SELECT number, size, checksum, crc64, etag FROM parts WHERE upload_id = ?1 ORDER BY number",
+            [&u.upload_id.0],
+            |r| {
+                Ok(PartRow {
+                    number: r.get::<_, i64>(0)? as u32,
+                    size: r.get::<_, i64>(1)? as u64,
+                    checksum: r.get(2)?,
+                    crc64: r.get::<_, i64>(3)? as u64,
+                    etag: r.get(4)?,
+                })
+            },
+        )?;
+        // Two uploads for one key can exist after a crash between create
+        // and record; the newest wins, the other is left for `gc`.
+        match out.get(&u.key) {
+            Some(old) if old.started_at > u.started_at => {}
+            _ => {
+                out.insert(u.key.clone(), u);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Files and bytes in one state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StateCount {
+    pub state: FileState,
+    pub files: u64,
+    pub bytes: u64,
+}
+
+/// A multipart upload the next run will resume.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InFlight {
+    pub key: String,
+    pub path: String,
+    pub upload_id: String,
+    pub parts_done: u64,
+    pub bytes_done: u64,
+    pub size: u64,
+    pub started_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FailedFile {
+    pub path: String,
+    pub error: String,
+}
+
+/// An object the journal holds as verified: what it must still be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedObject {
+    pub key: String,
+    /// The first file (in path order) mapped to it.
+    pub path: String,
+    pub size: u64,
+    pub digests: Option<Digests>,
+}
+
+/// A journal opened read-only, without the lock.
+pub struct Reader {
+    path: PathBuf,
+    conn: Connection,
+    identity: Identity,
+}
+
+impl Reader {
+    /// Opens the journal in `dir`, which must exist.
+    pub fn open(dir: &Path) -> Result<Self, JournalError> {
+        let (path, conn, identity) = schema::open_read_only(dir)?;
+        Ok(Self {
+            path,
+            conn,
+            identity,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// Files and bytes by state, in state order.
+    pub fn counts(&self) -> Result<Vec<StateCount>, JournalError> {
+        let rows = query_all(
+            &self.conn,
+            &self.path,
+            "SELECT state, COUNT(*), COALESCE(SUM(size), 0) FROM files GROUP BY state",
+            [],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)? as u64,
+                    r.get::<_, i64>(2)? as u64,
+                ))
+            },
+        )?;
+        let mut out = rows
+            .into_iter()
+            .map(|(name, files, bytes)| {
+                Ok(StateCount {
+                    state: state(&self.path, "a file", &name)?,
+                    files,
+                    bytes,
+                })
+            })
+            .collect::<Result<Vec<_>, JournalError>>()?;
+        out.sort_by_key(|c| c.state);
+        Ok(out)
+    }
+
+    /// Multipart uploads in progress, by key.
+    pub fn in_flight(&self) -> Result<Vec<InFlight>, JournalError> {
+        query_all(
+            &self.conn,
+            &self.path,
+            "SELECT u.key, u.path, u.upload_id, u.size, u.started_at,
+                    COUNT(p.number), COALESCE(SUM(p.size), 0)
+             FROM uploads u LEFT JOIN parts p ON p.upload_id = u.upload_id
+             GROUP BY u.upload_id ORDER BY u.key",
+            [],
+            |r| {
+                Ok(InFlight {
+                    key: r.get(0)?,
+                    path: r.get(1)?,
+                    upload_id: r.get(2)?,
+                    size: r.get::<_, i64>(3)? as u64,
+                    started_at: r.get(4)?,
+                    parts_done: r.get::<_, i64>(5)? as u64,
+                    bytes_done: r.get::<_, i64>(6)? as u64,
+                })
+            },
+        )
+    }
+
+    /// Files that failed, with why, by path.
+    pub fn failures(&self) -> Result<Vec<FailedFile>, JournalError> {
+        query_all(
+            &self.conn,
+            &self.path,
+            "SELECT path, COALESCE(error, '') FROM files WHERE state = ?1 ORDER BY path",
+            [FileState::Failed.as_str()],
+            |r| {
+                Ok(FailedFile {
+                    path: r.get(0)?,
+                    error: r.get(1)?,
+                })
+            },
+        )
+    }
+
+    /// Every object the journal holds as verified, one per key.
+    pub fn verified(&self) -> Result<Vec<VerifiedObject>, JournalError> {
+        query_all(
+            &self.conn,
+            &self.path,
+            "SELECT key, MIN(path), size, sha256, crc64 FROM files
+             WHERE state = ?1 AND key IS NOT NULL GROUP BY key ORDER BY key",
+            [FileState::Verified.as_str()],
+            |r| {
+                Ok(VerifiedObject {
+                    key: r.get(0)?,
+                    path: r.get(1)?,
+                    size: r.get::<_, i64>(2)? as u64,
+                    digests: digests_from(r.get(3)?, r.get(4)?),
+                })
+            },
+        )
+    }
+
+    /// Every key any file of the migration maps to.
+    pub fn keys(&self) -> Result<HashSet<String>, JournalError> {
+        Ok(query_all(
+            &self.conn,
+            &self.path,
+            "SELECT DISTINCT key FROM files WHERE key IS NOT NULL",
+            [],
+            |r| r.get::<_, String>(0),
+        )?
+        .into_iter()
+        .collect())
+    }
+
+    /// The ids of the uploads the next run will resume.
+    pub fn resumable(&self) -> Result<HashSet<UploadId>, JournalError> {
+        Ok(uploads(&self.conn, &self.path)?
+            .into_values()
+            .map(|u| u.upload_id)
+            .collect())
+    }
+}

@@ -1,0 +1,205 @@
+//! What the journal holds and what is sent to it: typed rows, records,
+//! and the journal's errors.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::digest::Digests;
+use crate::types::{Sha256Digest, UploadId};
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error(
+        "the journal {path} is in use by another mediashift run{holder}: wait for it to finish, or use another --state"
+    )]
+    Locked { path: String, holder: String },
+    #[error(
+        "the journal in {dir} belongs to another migration ({theirs}); this one is {ours}: use another --state DIR for it (or delete {dir} to start over)"
+    )]
+    OtherRun {
+        dir: String,
+        theirs: String,
+        ours: String,
+    },
+    #[error("no journal in {dir}: give the --state DIR the migration used")]
+    Missing { dir: String },
+    #[error(
+        "the journal {path} is damaged ({detail}): move it aside and run again (the bucket is the truth)"
+    )]
+    Damaged { path: String, detail: String },
+    #[error("journal {path}: {source}")]
+    Sqlite {
+        path: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("journal directory {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Other(String),
+}
+
+impl JournalError {
+    /// Maps an SQLite error to one naming the journal file.
+    pub(super) fn sql(path: &Path) -> impl Fn(rusqlite::Error) -> Self + '_ {
+        move |source| Self::Sqlite {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+}
+
+/// What makes two runs the same migration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Identity {
+    pub source: String,
+    pub destination: String,
+    pub key_layout: String,
+    pub checksum: String,
+}
+
+impl Identity {
+    pub(super) fn describe(&self) -> String {
+        format!(
+            "{} -> {}, key layout {}, checksum {}",
+            self.source, self.destination, self.key_layout, self.checksum
+        )
+    }
+}
+
+/// A file's state in the journal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileState {
+    Planned,
+    Uploading,
+    Uploaded,
+    Verified,
+    Failed,
+}
+
+impl FileState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Planned => "planned",
+            Self::Uploading => "uploading",
+            Self::Uploaded => "uploaded",
+            Self::Verified => "verified",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// The state a stored name stands for; `None` for a name no version of
+    /// mediashift writes (a damaged journal).
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::Planned,
+            Self::Uploading,
+            Self::Uploaded,
+            Self::Verified,
+            Self::Failed,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
+    }
+}
+
+/// A file's row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileRow {
+    pub path: String,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub ino: u64,
+    pub digests: Option<Digests>,
+    pub key: Option<String>,
+    pub state: FileState,
+    /// How the object was proven (a `verify::How` name).
+    pub verification: Option<String>,
+    pub error: Option<String>,
+}
+
+/// A part the server acknowledged, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartRow {
+    pub number: u32,
+    pub size: u64,
+    /// Base64 checksum of the run's algorithm.
+    pub checksum: String,
+    pub crc64: u64,
+    pub etag: String,
+}
+
+/// A multipart upload in progress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadRow {
+    pub key: String,
+    pub path: String,
+    pub upload_id: UploadId,
+    pub part_size: u64,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub sha256: Sha256Digest,
+    pub started_at: i64,
+    pub parts: Vec<PartRow>,
+}
+
+/// Something to write.
+#[derive(Debug, Clone)]
+pub enum Record {
+    /// Insert or refresh a file's row (walk facts, digests, key, state).
+    File(FileRow),
+    /// Every file whose key is `key` is now in `state`.
+    KeyState {
+        key: String,
+        state: FileState,
+        verification: Option<String>,
+        error: Option<String>,
+    },
+    /// The digests of a file, for the hash cache.
+    Digests {
+        path: String,
+        digests: Digests,
+    },
+    UploadStarted(UploadRow),
+    PartDone {
+        upload_id: UploadId,
+        part: PartRow,
+    },
+    /// The upload completed or was abandoned: forget it and its parts.
+    UploadEnded {
+        upload_id: UploadId,
+    },
+}
+
+/// Seconds since the epoch.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_round_trip_and_unknown_names_are_refused() {
+        for s in [
+            FileState::Planned,
+            FileState::Uploading,
+            FileState::Uploaded,
+            FileState::Verified,
+            FileState::Failed,
+        ] {
+            assert_eq!(FileState::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(FileState::parse("bogus"), None);
+        assert_eq!(FileState::parse(""), None);
+    }
+}

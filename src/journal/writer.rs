@@ -1,0 +1,238 @@
+//! The writer thread: records arrive over a channel from any task and are
+//! committed in order, batched into transactions (up to 20 ms or 4,096
+//! records), so the journal never limits throughput.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, params};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+
+use super::records::{FileState, JournalError, Record, now};
+use super::schema::open_conn;
+
+const BATCH_RECORDS: usize = 4096;
+const BATCH_TIME: Duration = Duration::from_millis(20);
+
+enum Msg {
+    Record(Box<Record>),
+    Flush(std::sync::mpsc::Sender<Result<(), String>>),
+    /// Commit what is pending and end the writer thread.
+    Shutdown,
+}
+
+/// A cheap handle for sending records (from any task).
+#[derive(Clone)]
+pub struct Recorder {
+    tx: UnboundedSender<Msg>,
+}
+
+impl Recorder {
+    pub fn record(&self, r: Record) {
+        // If the writer is gone the run is ending; the record is lost, which
+        // the contract allows (it is redone next run).
+        let _ = self.tx.send(Msg::Record(Box::new(r)));
+    }
+}
+
+/// The running writer thread.
+pub(super) struct Writer {
+    tx: UnboundedSender<Msg>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    nanos: Arc<AtomicU64>,
+}
+
+impl Writer {
+    /// Starts a writer on its own connection to the journal at `path`.
+    pub(super) fn start(path: &Path) -> Result<Self, JournalError> {
+        let (tx, rx) = unbounded_channel();
+        let conn = open_conn(path)?;
+        let nanos = Arc::new(AtomicU64::new(0));
+        let (n, p) = (nanos.clone(), path.to_path_buf());
+        let thread = std::thread::Builder::new()
+            .name("journal".into())
+            .spawn(move || run(conn, rx, n, p))
+            .map_err(|e| JournalError::Other(format!("cannot start the journal writer: {e}")))?;
+        Ok(Self {
+            tx,
+            thread: Some(thread),
+            nanos,
+        })
+    }
+
+    pub(super) fn recorder(&self) -> Recorder {
+        Recorder {
+            tx: self.tx.clone(),
+        }
+    }
+
+    /// Waits until everything sent so far is committed.
+    pub(super) fn flush(&self) -> Result<(), JournalError> {
+        let stopped = || JournalError::Other("the journal writer stopped".into());
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        self.tx.send(Msg::Flush(done_tx)).map_err(|_| stopped())?;
+        done_rx
+            .recv()
+            .map_err(|_| stopped())?
+            .map_err(JournalError::Other)
+    }
+
+    /// Time spent inside transactions.
+    pub(super) fn write_time(&self) -> Duration {
+        Duration::from_nanos(self.nanos.load(Ordering::Relaxed))
+    }
+}
+
+impl Drop for Writer {
+    /// Commits what is pending and waits for the thread (recorders still
+    /// held elsewhere just stop recording).
+    fn drop(&mut self) {
+        let _ = self.tx.send(Msg::Shutdown);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn run(mut conn: Connection, mut rx: UnboundedReceiver<Msg>, nanos: Arc<AtomicU64>, path: PathBuf) {
+    let mut failed: Option<String> = None;
+    let mut shutdown = false;
+    while !shutdown && let Some(first) = rx.blocking_recv() {
+        let mut batch = vec![first];
+        let deadline = Instant::now() + BATCH_TIME;
+        while batch.len() < BATCH_RECORDS && Instant::now() < deadline {
+            if matches!(batch.last(), Some(Msg::Flush(_) | Msg::Shutdown)) {
+                break;
+            }
+            match rx.try_recv() {
+                Ok(m) => batch.push(m),
+                Err(_) => std::thread::sleep(Duration::from_millis(2)),
+            }
+        }
+        let started = Instant::now();
+        let mut flushes = Vec::new();
+        let records: Vec<Record> = batch
+            .into_iter()
+            .filter_map(|m| match m {
+                Msg::Record(r) => Some(*r),
+                Msg::Flush(tx) => {
+                    flushes.push(tx);
+                    None
+                }
+                Msg::Shutdown => {
+                    shutdown = true;
+                    None
+                }
+            })
+            .collect();
+        if failed.is_none()
+            && let Err(e) = apply(&mut conn, &records)
+        {
+            let msg = format!("cannot write the journal {}: {e}", path.display());
+            tracing::error!("{msg}");
+            failed = Some(msg);
+        }
+        nanos.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        for tx in flushes {
+            let _ = tx.send(failed.clone().map_or(Ok(()), Err));
+        }
+    }
+}
+
+fn apply(conn: &mut Connection, records: &[Record]) -> rusqlite::Result<()> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    crate::faults::crash_point("journal-batch");
+    let tx = conn.transaction()?;
+    {
+        let now = now();
+        let mut file = tx.prepare_cached(
+            "INSERT INTO files (path, size, mtime_ns, ino, sha256, crc64, key, state, verification, error, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+             ON CONFLICT(path) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns,
+                 ino = excluded.ino, sha256 = excluded.sha256, crc64 = excluded.crc64, key = excluded.key,
+                 state = excluded.state, verification = excluded.verification, error = excluded.error,
+                 updated_at = excluded.updated_at",
+        )?;
+        let mut key_state = tx.prepare_cached(
+            "UPDATE files SET state = ?2, verification = ?3, error = ?4, updated_at = ?5 WHERE key = ?1",
+        )?;
+        let mut digests =
+            tx.prepare_cached("UPDATE files SET sha256 = ?2, crc64 = ?3 WHERE path = ?1")?;
+        let mut upload = tx.prepare_cached(
+            "INSERT OR REPLACE INTO uploads (upload_id, key, path, part_size, size, mtime_ns, sha256, started_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?;
+        let mut part = tx.prepare_cached(
+            "INSERT OR REPLACE INTO parts (upload_id, number, size, checksum, crc64, etag) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        let mut ended = tx.prepare_cached("DELETE FROM uploads WHERE upload_id = ?1")?;
+        for r in records {
+            match r {
+                Record::File(f) => {
+                    file.execute(params![
+                        f.path,
+                        f.size as i64,
+                        f.mtime_ns,
+                        f.ino as i64,
+                        f.digests.map(|d| d.sha256.0.to_vec()),
+                        f.digests.map(|d| d.crc64.0 as i64),
+                        f.key,
+                        f.state.as_str(),
+                        f.verification,
+                        f.error,
+                        now
+                    ])?;
+                }
+                Record::KeyState {
+                    key,
+                    state,
+                    verification,
+                    error,
+                } => {
+                    key_state.execute(params![key, state.as_str(), verification, error, now])?;
+                }
+                Record::Digests { path, digests: d } => {
+                    digests.execute(params![path, d.sha256.0.to_vec(), d.crc64.0 as i64])?;
+                }
+                Record::UploadStarted(u) => {
+                    upload.execute(params![
+                        u.upload_id.0,
+                        u.key,
+                        u.path,
+                        u.part_size as i64,
+                        u.size as i64,
+                        u.mtime_ns,
+                        u.sha256.0.to_vec(),
+                        u.started_at
+                    ])?;
+                    key_state.execute(params![
+                        u.key,
+                        FileState::Uploading.as_str(),
+                        None::<String>,
+                        None::<String>,
+                        now
+                    ])?;
+                }
+                Record::PartDone { upload_id, part: p } => {
+                    part.execute(params![
+                        upload_id.0,
+                        p.number,
+                        p.size as i64,
+                        p.checksum,
+                        p.crc64 as i64,
+                        p.etag
+                    ])?;
+                }
+                Record::UploadEnded { upload_id } => {
+                    ended.execute(params![upload_id.0])?;
+                }
+            }
+        }
+    }
+    crate::faults::crash_point("journal-before-commit");
+    tx.commit()
+}

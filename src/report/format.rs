@@ -1,0 +1,67 @@
+//! Formatting shared by the text reports: counts, rows, and the sections
+//! listing files that were not handled.
+
+use std::fmt::Write as _;
+
+use crate::plan::{Conflict, Failure};
+use crate::types::ByteSize;
+
+/// `1234567` → `1,234,567`.
+pub fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `label  files  bytes` lines of a report.
+pub(super) fn rows(o: &mut String, rows: &[(&str, u64, u64)]) {
+    for (label, files, bytes) in rows {
+        let _ = writeln!(o, "  {label:<26}{}", amount(*files, *bytes));
+    }
+}
+
+/// The conflicts and failures sections shared by the plan and migrate
+/// reports: every file not handled, with why.
+pub(super) fn unhandled(o: &mut String, conflicts: &[Conflict], failed: &[Failure], title: &str) {
+    if !conflicts.is_empty() {
+        let _ = writeln!(
+            o,
+            "\nConflicts, not uploaded (what is under the key is not proven to be the file; --overwrite replaces it):"
+        );
+        for c in conflicts {
+            let _ = writeln!(o, "  {} -> {}: {}", c.path, c.key, c.detail);
+        }
+    }
+    if !failed.is_empty() {
+        let _ = writeln!(o, "\n{title} ({}):", thousands(failed.len() as u64));
+        for f in failed {
+            let _ = writeln!(o, "  {}: {}", f.path, f.error);
+        }
+    }
+}
+
+pub(super) fn amount(files: u64, bytes: u64) -> String {
+    format!(
+        "{:>10}  {:>10}",
+        thousands(files),
+        ByteSize(bytes).to_string()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_are_separated() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+    }
+}

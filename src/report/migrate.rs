@@ -1,0 +1,170 @@
+//! The migration's report: the `migrate --json` document (the plan's
+//! fields plus what happened) and its text.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use super::format::{rows, thousands, unhandled};
+use super::plan::PlanDoc;
+use crate::commands::migrate::Migrated;
+use crate::plan::Failure;
+use crate::settings::MigrateSettings;
+use crate::types::ByteSize;
+use crate::verify::How;
+
+/// The `migrate --json` document: the plan's fields plus what happened.
+#[derive(Serialize)]
+pub struct MigrateDoc<'a> {
+    #[serde(flatten)]
+    pub plan: PlanDoc<'a>,
+    pub objects_uploaded: u64,
+    pub bytes_uploaded: u64,
+    pub objects_skipped_existing: u64,
+    /// Objects by how they were proven to hold the file's bytes.
+    pub verified: BTreeMap<How, u64>,
+    pub map_dir: String,
+    pub map_files: Vec<String>,
+    pub map_entries: usize,
+    pub elapsed_s: f64,
+    pub throughput_bytes_per_s: f64,
+    /// Objects left for the next run because the run was stopped.
+    pub objects_interrupted: usize,
+    pub journal: String,
+    /// Time the journal writer spent in transactions.
+    pub journal_write_s: f64,
+}
+
+impl<'a> MigrateDoc<'a> {
+    pub fn new(m: &'a Migrated, s: &'a MigrateSettings) -> Self {
+        let mut plan = PlanDoc::new(&m.planned, &s.run);
+        plan.command = "migrate";
+        plan.failed.extend(m.failed.iter().map(|f| Failure {
+            path: f.path.to_string(),
+            error: f.error.clone(),
+        }));
+        let mut verified = BTreeMap::new();
+        for u in &m.uploaded {
+            *verified.entry(u.verification).or_insert(0) += 1;
+        }
+        let bytes_uploaded: u64 = m.uploaded.iter().map(|u| u.bytes).sum();
+        let secs = m.elapsed.as_secs_f64();
+        Self {
+            objects_uploaded: m.uploaded.len() as u64,
+            bytes_uploaded,
+            objects_skipped_existing: m.planned.plan.summary.objects_already_present,
+            verified,
+            map_dir: s.map_dir.display().to_string(),
+            map_files: m.maps.iter().map(|p| p.display().to_string()).collect(),
+            map_entries: m.map_entries,
+            elapsed_s: (secs * 1000.0).round() / 1000.0,
+            objects_interrupted: m.interrupted,
+            journal: m.journal.display().to_string(),
+            journal_write_s: (m.journal_write.as_secs_f64() * 1000.0).round() / 1000.0,
+            throughput_bytes_per_s: if secs > 0.0 {
+                (bytes_uploaded as f64 / secs).round()
+            } else {
+                0.0
+            },
+            plan,
+        }
+    }
+
+    pub fn is_clean(&self) -> bool {
+        self.plan.failed.is_empty() && self.plan.conflicts.is_empty()
+    }
+}
+
+/// The human-readable end of a migration.
+pub fn migrate_text(doc: &MigrateDoc<'_>) -> String {
+    let p = &doc.plan;
+    let s = p.summary;
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "Migrated {} -> {}  ({})",
+        p.source, p.destination, p.endpoint
+    );
+    let _ = writeln!(o);
+    rows(
+        &mut o,
+        &[
+            ("media files", s.files_total, s.bytes_total),
+            ("uploaded", doc.objects_uploaded, doc.bytes_uploaded),
+            (
+                "duplicates (not uploaded)",
+                s.duplicate_files,
+                s.duplicate_bytes,
+            ),
+            (
+                "already in the bucket",
+                doc.objects_skipped_existing,
+                s.bytes_already_present,
+            ),
+        ],
+    );
+    let _ = writeln!(
+        o,
+        "  {:<26}{:>10}",
+        "failed",
+        thousands(p.failed.len() as u64)
+    );
+    let levels: Vec<String> = doc
+        .verified
+        .iter()
+        .map(|(level, n)| {
+            let name = match level {
+                How::ChecksumInResponse => "checksum in the write's answer",
+                How::ChecksumInHead => "checksum by HeadObject",
+                How::Etag => "ETag = MD5",
+                How::Sha256Metadata => "sha256 metadata",
+                How::Download => "download",
+                How::Journal => "the journal",
+            };
+            format!("{} by {name}", thousands(*n))
+        })
+        .collect();
+    let _ = writeln!(
+        o,
+        "  {:<26}{}",
+        "verified",
+        if levels.is_empty() {
+            "-".to_string()
+        } else {
+            levels.join(", ")
+        }
+    );
+    let _ = writeln!(
+        o,
+        "  {:<26}{:.1} s, {}/s",
+        "time",
+        doc.elapsed_s,
+        ByteSize(doc.throughput_bytes_per_s as u64)
+    );
+    unhandled(&mut o, p.conflicts, &p.failed, "Failed");
+    let _ = writeln!(
+        o,
+        "\nURL maps ({} entries) in {}:",
+        thousands(doc.map_entries as u64),
+        doc.map_dir
+    );
+    for f in &doc.map_files {
+        let _ = writeln!(o, "  {f}");
+    }
+    if doc.objects_interrupted > 0 {
+        let _ = writeln!(
+            o,
+            "\nInterrupted: {} object(s) not uploaded yet. Run the same command again to resume.",
+            thousands(doc.objects_interrupted as u64)
+        );
+    }
+    if !doc.is_clean() {
+        let _ = writeln!(
+            o,
+            "\nSome files were not migrated (listed above). Fix them and run the same command again:"
+        );
+        let _ = writeln!(o, "what is already uploaded is recognised and skipped.");
+    }
+    o
+}

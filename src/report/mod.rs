@@ -1,0 +1,17 @@
+//! What a command hands the user at the end: the `--json` documents (field
+//! names are a contract) and their text rendering, one module per command.
+//! Reports are built from the commands' results and depend on them and on
+//! the stages, never the reverse.
+
+mod format;
+mod gc;
+mod migrate;
+mod plan;
+mod status;
+mod verify;
+
+pub use gc::{GcDoc, gc_text};
+pub use migrate::{MigrateDoc, migrate_text};
+pub use plan::{PlanDoc, plan_text};
+pub use status::{StatusDoc, status_text};
+pub use verify::{VerifyDoc, verify_text};

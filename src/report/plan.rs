@@ -1,0 +1,177 @@
+//! The plan's report: the `plan --json` document and its text.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use super::format::{rows, thousands, unhandled};
+use crate::commands::plan::Planned;
+use crate::plan::{Conflict, Failure, KeyLayout, NameProblems, Summary};
+use crate::scan::SkipLog;
+use crate::settings::RunSettings;
+use crate::types::ByteSize;
+
+/// The `plan --json` document. Field names are a contract.
+#[derive(Serialize)]
+pub struct PlanDoc<'a> {
+    pub command: &'static str,
+    pub source: String,
+    pub destination: String,
+    pub endpoint: &'a str,
+    pub key_layout: KeyLayout,
+    pub source_base_url: &'a str,
+    pub public_base_url: &'a str,
+    pub multipart_threshold: u64,
+    pub part_size: u64,
+    #[serde(flatten)]
+    pub summary: &'a Summary,
+    pub skipped: &'a SkipLog,
+    pub problems: &'a NameProblems,
+    pub conflicts: &'a [Conflict],
+    /// Every file that cannot be handled: unreadable, not UTF-8, vanished,
+    /// key too long, unreadable while hashing.
+    pub failed: Vec<Failure>,
+    pub bytes_hashed: u64,
+}
+
+impl<'a> PlanDoc<'a> {
+    pub fn new(p: &'a Planned, s: &'a RunSettings) -> Self {
+        let mut failed: Vec<Failure> = p
+            .scan
+            .skipped
+            .problems()
+            .map(|(reason, sk)| Failure {
+                path: sk.path.clone(),
+                error: if sk.detail.is_empty() {
+                    reason.label().to_string()
+                } else {
+                    format!("{}: {}", reason.label(), sk.detail)
+                },
+            })
+            .collect();
+        failed.extend(p.plan.failures.iter().cloned());
+        Self {
+            command: "plan",
+            source: s.scan.root.display().to_string(),
+            destination: s.destination.to_string(),
+            endpoint: p.store.endpoint(),
+            key_layout: s.rules.key_layout,
+            source_base_url: &s.urls.source_base,
+            public_base_url: &p.public_base,
+            multipart_threshold: s.rules.multipart_threshold,
+            part_size: s.rules.part_size,
+            summary: &p.plan.summary,
+            skipped: &p.scan.skipped,
+            problems: &p.plan.names,
+            conflicts: &p.plan.conflicts,
+            failed,
+            bytes_hashed: p.grouping.bytes_read,
+        }
+    }
+}
+
+/// The human-readable plan.
+pub fn plan_text(doc: &PlanDoc<'_>) -> String {
+    let s = doc.summary;
+    let mut o = String::new();
+    let _ = writeln!(o, "Plan: {} -> {}", doc.source, doc.destination);
+    let _ = writeln!(
+        o,
+        "  endpoint {}, key layout {}, multipart from {} in parts of {}",
+        doc.endpoint,
+        doc.key_layout.name(),
+        ByteSize(doc.multipart_threshold),
+        ByteSize(doc.part_size),
+    );
+    let _ = writeln!(o);
+    rows(
+        &mut o,
+        &[
+            ("media files", s.files_total, s.bytes_total),
+            ("distinct contents", s.files_unique, s.bytes_unique),
+            (
+                "duplicates (not uploaded)",
+                s.duplicate_files,
+                s.duplicate_bytes,
+            ),
+            (
+                "already in the bucket",
+                s.objects_already_present,
+                s.bytes_already_present,
+            ),
+            ("to upload", s.objects_to_upload, s.bytes_to_upload),
+        ],
+    );
+    let r = &s.requests;
+    let _ = writeln!(
+        o,
+        "  {:<26}{:>10}  ({} PutObject; {} multipart: {} create, {} parts, {} complete)",
+        "requests",
+        thousands(r.total()),
+        thousands(r.put_object),
+        thousands(s.multipart_objects),
+        thousands(r.create_multipart),
+        thousands(r.upload_part),
+        thousands(r.complete_multipart),
+    );
+    let _ = writeln!(
+        o,
+        "  {:<26}{:>10}  (requests ${:.4} at ${}/1,000; first month of storage ${:.4} at ${}/GB-month)",
+        "estimated cost",
+        format!("${:.4}", s.estimated_cost_usd),
+        s.cost.requests_usd,
+        s.cost.put_per_1000_usd,
+        s.cost.storage_first_month_usd,
+        s.cost.storage_gb_month_usd,
+    );
+
+    if !doc.skipped.0.is_empty() {
+        let _ = writeln!(o, "\nSkipped:");
+        for (reason, group) in &doc.skipped.0 {
+            if reason.is_problem() {
+                continue;
+            }
+            let examples: Vec<&str> = group.examples.iter().map(|e| e.path.as_str()).collect();
+            let more = if group.count as usize > examples.len() {
+                ", ..."
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                o,
+                "  {:<16}{:>8}  (e.g. {}{more})",
+                reason.label(),
+                thousands(group.count),
+                examples.join(", ")
+            );
+        }
+    }
+    let n = &doc.problems;
+    if !n.case_collisions.is_empty() || !n.normalization_collisions.is_empty() {
+        let _ = writeln!(
+            o,
+            "\nNames that collide (fine in S3, trouble in case-insensitive maps and file systems):"
+        );
+        for g in &n.case_collisions {
+            let _ = writeln!(o, "  differ only by case: {}", g.join(" | "));
+        }
+        for g in &n.normalization_collisions {
+            let _ = writeln!(
+                o,
+                "  differ only by Unicode normalization: {}",
+                g.join(" | ")
+            );
+        }
+    }
+    unhandled(
+        &mut o,
+        doc.conflicts,
+        &doc.failed,
+        "Files that cannot be migrated",
+    );
+    let _ = writeln!(
+        o,
+        "\nNothing was written. Run `mediashift migrate` with the same arguments to carry this out."
+    );
+    o
+}

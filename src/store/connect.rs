@@ -1,0 +1,288 @@
+//! Building the S3 client from the standard AWS chain (environment,
+//! profile, `--endpoint-url`, `--region`), with path-style addressing for
+//! custom endpoints (MinIO, Garage, SeaweedFS), and the first check that
+//! the bucket is there and may be used.
+
+use std::time::Duration;
+
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::config::{ProvideCredentials, Region};
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+
+use super::error::{ErrorKind, StoreError, classify};
+
+/// How to reach the store; resolved from flags and environment by `settings`.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectionSettings {
+    pub endpoint_url: Option<String>,
+    pub region: Option<String>,
+    pub profile: Option<String>,
+    /// `Some(true)`: adaptive retries; `Some(false)`: standard; `None`: as
+    /// AWS_RETRY_MODE or the profile say (standard by default).
+    pub adaptive_retries: Option<bool>,
+    pub max_attempts: Option<u32>,
+    /// `--sign-payload`: sign request bodies whatever the endpoint.
+    pub always_sign_payload: bool,
+}
+
+/// Whether request bodies sent to `endpoint` must be signed (a SHA-256 of
+/// the body in the SigV4 signature). SigV4 payload signing guards the body
+/// against change in transit. Over HTTPS, TLS does that already (the AWS
+/// SDKs send unsigned payloads there too), and on a loopback address there
+/// is no network to cross; either way the checksum header, which is signed,
+/// still lets the server reject a corrupted body. Skipping it saves one
+/// SHA-256 pass over every byte on both sides, which on a small machine
+/// shared with the server is CPU the server gets back. Plain HTTP to another
+/// host keeps it.
+pub fn payload_signing_needed(endpoint: &str) -> bool {
+    let Some(rest) = endpoint.strip_prefix("http://") else {
+        // https:// (or the default AWS endpoint)
+        return !endpoint.starts_with("https://");
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if let Some(v6) = host.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        host.split(':').next().unwrap_or("")
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    !loopback
+}
+
+/// Attempts per request when nothing else says: a migration over a flaky
+/// link should ride out a few errors (the SDK's own default is 3).
+const DEFAULT_MAX_ATTEMPTS: u32 = 5;
+
+fn retry_config(conn: &ConnectionSettings) -> Option<RetryConfig> {
+    let env_set = |n: &str| std::env::var(n).is_ok_and(|v| !v.is_empty());
+    let from_env =
+        env_set("AWS_RETRY_MODE") || env_set("AWS_MAX_ATTEMPTS") || conn.profile.is_some();
+    if conn.adaptive_retries.is_none() && conn.max_attempts.is_none() && from_env {
+        return None; // aws-config reads them
+    }
+    let base = if conn.adaptive_retries == Some(true) {
+        RetryConfig::adaptive()
+    } else {
+        RetryConfig::standard()
+    };
+    Some(base.with_max_attempts(conn.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS)))
+}
+
+/// An S3 client bound to one bucket.
+#[derive(Clone)]
+pub struct S3 {
+    client: Client,
+    bucket: String,
+    endpoint: String,
+    path_style: bool,
+    region: String,
+    sign_payload: bool,
+}
+
+impl S3 {
+    /// Builds the client. Fails at once (before any request) when no
+    /// credentials can be found.
+    pub async fn connect(conn: &ConnectionSettings, bucket: &str) -> Result<Self, StoreError> {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .build(),
+        );
+        if let Some(r) = retry_config(conn) {
+            loader = loader.retry_config(r);
+        }
+        if let Some(p) = &conn.profile {
+            loader = loader.profile_name(p);
+        }
+        if let Some(r) = &conn.region {
+            loader = loader.region(Region::new(r.clone()));
+        } else if conn.endpoint_url.is_some() {
+            // A custom endpoint rarely cares about the region; never ask the
+            // EC2 instance metadata service for one (slow, noisy off EC2).
+            let chain = aws_config::meta::region::RegionProviderChain::first_try(
+                aws_config::environment::region::EnvironmentVariableRegionProvider::new(),
+            )
+            .or_else(aws_config::profile::ProfileFileRegionProvider::builder().build())
+            .or_else(Region::new("us-east-1"));
+            loader = loader.region(chain);
+        }
+        if let Some(e) = &conn.endpoint_url {
+            loader = loader.endpoint_url(e);
+        }
+        let sdk = loader.load().await;
+        let endpoint_url = sdk.endpoint_url().map(str::to_string);
+        let region = sdk
+            .region()
+            .map_or_else(|| "us-east-1".to_string(), |r| r.to_string());
+        let endpoint = endpoint_url
+            .clone()
+            .unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));
+
+        let Some(provider) = sdk.credentials_provider() else {
+            return Err(StoreError::new(
+                ErrorKind::AccessDenied,
+                "credentials",
+                "no AWS credentials provider is configured: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or use --profile",
+            ));
+        };
+        if let Err(e) = provider.provide_credentials().await {
+            tracing::debug!("credential chain: {}", DisplayErrorContext(&e));
+            return Err(StoreError::new(
+                ErrorKind::AccessDenied,
+                "credentials",
+                "no AWS credentials found (environment, profile, web identity, container or instance): \
+                 set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or use --profile",
+            ));
+        }
+
+        let path_style = endpoint_url.is_some();
+        let config = aws_sdk_s3::config::Builder::from(&sdk)
+            .region(Region::new(region.clone()))
+            .force_path_style(path_style)
+            .build();
+        let sign_payload = conn.always_sign_payload || payload_signing_needed(&endpoint);
+        tracing::debug!(sign_payload, "request bodies");
+        Ok(Self {
+            client: Client::from_conf(config),
+            bucket: bucket.to_string(),
+            endpoint: endpoint.trim_end_matches('/').to_string(),
+            path_style,
+            region,
+            sign_payload,
+        })
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    /// The URL at which the bucket's objects are served by the endpoint
+    /// itself (the default `--public-base-url`).
+    pub fn bucket_url(&self) -> String {
+        if self.path_style {
+            format!("{}/{}", self.endpoint, self.bucket)
+        } else {
+            format!("https://{}.s3.{}.amazonaws.com", self.bucket, self.region)
+        }
+    }
+
+    /// Classifies an SDK error of `operation` at this endpoint.
+    pub(super) fn err<E>(&self, operation: &str, e: SdkError<E, HttpResponse>) -> StoreError
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        classify(operation, &self.endpoint, e)
+    }
+
+    pub(super) fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub(super) fn sign_payload(&self) -> bool {
+        self.sign_payload
+    }
+
+    /// Checks that the bucket exists and the credentials may use it,
+    /// within seconds even when the endpoint does not answer.
+    pub async fn check_bucket(&self) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .head_bucket()
+            .bucket(&self.bucket)
+            .customize()
+            .config_override(
+                aws_sdk_s3::config::Config::builder()
+                    .timeout_config(
+                        TimeoutConfig::builder()
+                            .connect_timeout(Duration::from_secs(3))
+                            .operation_attempt_timeout(Duration::from_secs(5))
+                            .operation_timeout(Duration::from_secs(12))
+                            .build(),
+                    )
+                    .retry_config(RetryConfig::standard().with_max_attempts(2)),
+            )
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let err = self.err(&format!("HeadBucket {}", self.bucket), e);
+                let message = match err.kind() {
+                    ErrorKind::NotFound => format!(
+                        "bucket '{}' does not exist at {}: create it first or check the name in s3://BUCKET",
+                        self.bucket, self.endpoint
+                    ),
+                    ErrorKind::AccessDenied => format!(
+                        "access to bucket '{}' at {} was refused (HTTP 403): check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or --profile, and the bucket's permissions",
+                        self.bucket, self.endpoint
+                    ),
+                    _ => return Err(err),
+                };
+                Err(err.with_message(message))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_default_to_five_standard_attempts_and_flags_win() {
+        let conn = ConnectionSettings::default();
+        // (The test environment sets neither AWS_RETRY_MODE nor AWS_MAX_ATTEMPTS.)
+        if std::env::var("AWS_RETRY_MODE").is_err() && std::env::var("AWS_MAX_ATTEMPTS").is_err() {
+            let r = retry_config(&conn).unwrap();
+            assert_eq!(r.max_attempts(), 5);
+            assert_eq!(r.mode(), aws_config::retry::RetryMode::Standard);
+        }
+        let conn = ConnectionSettings {
+            adaptive_retries: Some(true),
+            max_attempts: Some(9),
+            ..ConnectionSettings::default()
+        };
+        let r = retry_config(&conn).unwrap();
+        assert_eq!(
+            (r.max_attempts(), r.mode()),
+            (9, aws_config::retry::RetryMode::Adaptive)
+        );
+    }
+
+    #[test]
+    fn payload_is_signed_only_over_plain_http_to_another_host() {
+        for unsigned in [
+            "https://s3.eu-west-1.amazonaws.com",
+            "https://minio.example.com:9000/",
+            "http://127.0.0.1:8333",
+            "http://127.8.0.1",
+            "http://localhost:9000/path",
+            "http://LOCALHOST",
+            "http://[::1]:8333",
+            "http://user@127.0.0.1:8333",
+        ] {
+            assert!(!payload_signing_needed(unsigned), "{unsigned}");
+        }
+        for signed in [
+            "http://10.0.0.5:9000",
+            "http://minio.internal",
+            "http://localhost.example.com",
+            "http://[2001:db8::1]:8333",
+            "http://127.0.0.1.nip.io",
+        ] {
+            assert!(payload_signing_needed(signed), "{signed}");
+        }
+    }
+}

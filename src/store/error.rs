@@ -1,0 +1,329 @@
+//! Store errors, classified by meaning in one place.
+//!
+//! [`classify`] is the only code that reads SDK error variants, HTTP
+//! statuses and S3 error codes. Everything else decides on [`ErrorKind`]
+//! and shows the message; the SDK error itself is kept as the source.
+
+use std::error::Error as StdError;
+
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+
+/// What an error means for the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The bucket, key or upload does not exist.
+    NotFound,
+    /// Credentials missing, wrong, or not allowed.
+    AccessDenied,
+    /// A condition (If-Match, If-None-Match) was not met.
+    Precondition,
+    /// The server asked us to slow down (503 SlowDown, 429).
+    Throttled,
+    /// A checksum or digest was rejected by the server.
+    Checksum,
+    /// The endpoint could not be reached (refused, DNS, timeout).
+    Unreachable,
+    /// A 5xx or a dropped connection: worth retrying later.
+    Transient,
+    /// Anything else: retrying will not help.
+    Fatal,
+}
+
+/// A failed store operation: what it means, which operation, a one-line
+/// message for the user, and the SDK's error as the source.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct StoreError {
+    kind: ErrorKind,
+    operation: String,
+    message: String,
+    #[source]
+    source: Option<Box<dyn StdError + Send + Sync>>,
+}
+
+impl StoreError {
+    /// An error that no SDK call produced (a malformed answer, a missing
+    /// credential chain).
+    pub fn new(kind: ErrorKind, operation: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            operation: operation.into(),
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The operation and its target, e.g. "PutObject shop/a.jpg".
+    pub fn operation(&self) -> &str {
+        &self.operation
+    }
+
+    /// The same error with a message that says more for its context.
+    pub fn with_message(mut self, message: impl Into<String>) -> Self {
+        self.message = message.into();
+        self
+    }
+}
+
+/// A lookup's error as "absent" when the thing is not there (`Ok(None)`).
+pub fn absent<T>(err: StoreError) -> Result<Option<T>, StoreError> {
+    if err.kind == ErrorKind::NotFound {
+        Ok(None)
+    } else {
+        Err(err)
+    }
+}
+
+/// Classifies an SDK error. `operation` names the operation and its target
+/// for the message ("HeadBucket media").
+pub fn classify<E>(operation: &str, endpoint: &str, err: SdkError<E, HttpResponse>) -> StoreError
+where
+    E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+{
+    let status = match &err {
+        SdkError::ServiceError(ctx) => Some(ctx.raw().status().as_u16()),
+        SdkError::ResponseError(ctx) => Some(ctx.raw().status().as_u16()),
+        _ => None,
+    };
+    let code = err.code().map(str::to_string);
+    let kind = kind_of(&err, status, code.as_deref());
+    let message = match kind {
+        ErrorKind::Unreachable => format!(
+            "cannot reach the S3 endpoint {endpoint} ({operation}): {}; check --endpoint-url and that the server is running",
+            chain(&err)
+        ),
+        ErrorKind::AccessDenied if matches!(err, SdkError::ConstructionFailure(_)) => format!(
+            "no usable AWS credentials for {endpoint}: {}; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or use --profile",
+            chain(&err)
+        ),
+        _ => {
+            let said = match (&code, err.message()) {
+                (Some(c), Some(m)) => format!("{c}: {m}"),
+                (Some(c), None) => c.clone(),
+                (None, Some(m)) => m.to_string(),
+                (None, None) => status.map_or_else(
+                    || DisplayErrorContext(&err).to_string(),
+                    |s| format!("HTTP {s}"),
+                ),
+            };
+            format!("{operation} failed at {endpoint}: {said}")
+        }
+    };
+    StoreError {
+        kind,
+        operation: operation.to_string(),
+        message,
+        source: Some(Box::new(err)),
+    }
+}
+
+fn kind_of<E>(err: &SdkError<E, HttpResponse>, status: Option<u16>, code: Option<&str>) -> ErrorKind
+where
+    E: StdError + 'static,
+{
+    match (err, status, code) {
+        (SdkError::TimeoutError(_), _, _) => ErrorKind::Unreachable,
+        (SdkError::DispatchFailure(d), _, _) => {
+            if d.is_io() || d.is_timeout() {
+                ErrorKind::Unreachable
+            } else {
+                ErrorKind::Transient
+            }
+        }
+        (SdkError::ConstructionFailure(_), _, _) => {
+            if DisplayErrorContext(err).to_string().contains("credentials") {
+                ErrorKind::AccessDenied
+            } else {
+                ErrorKind::Fatal
+            }
+        }
+        (_, _, Some("NoSuchBucket" | "NoSuchKey" | "NoSuchUpload" | "NotFound"))
+        | (_, Some(404), _) => ErrorKind::NotFound,
+        (
+            _,
+            _,
+            Some(
+                "AccessDenied"
+                | "InvalidAccessKeyId"
+                | "SignatureDoesNotMatch"
+                | "InvalidToken"
+                | "ExpiredToken"
+                | "AllAccessDisabled",
+            ),
+        )
+        | (_, Some(401 | 403), _) => ErrorKind::AccessDenied,
+        (_, _, Some("PreconditionFailed")) | (_, Some(412), _) => ErrorKind::Precondition,
+        (
+            _,
+            _,
+            Some("SlowDown" | "Throttling" | "ThrottlingException" | "RequestLimitExceeded"),
+        )
+        | (_, Some(429 | 503), _) => ErrorKind::Throttled,
+        (_, _, Some("BadDigest" | "InvalidDigest" | "XAmzContentSHA256Mismatch")) => {
+            ErrorKind::Checksum
+        }
+        (_, Some(s), _) if s >= 500 => ErrorKind::Transient,
+        (SdkError::ResponseError(_), _, _) => ErrorKind::Transient,
+        _ => ErrorKind::Fatal,
+    }
+}
+
+/// The Display of an error and its sources, joined, without repeats and
+/// without the Debug dumps some SDK errors append.
+pub fn chain(err: &(dyn StdError + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur: Option<&(dyn StdError + 'static)> = Some(err);
+    while let Some(e) = cur {
+        let text = e.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        cur = e.source();
+    }
+    parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_s3::error::{ConnectorError, ErrorMetadata};
+    use aws_sdk_s3::operation::head_object::HeadObjectError;
+    use aws_sdk_s3::operation::put_object::PutObjectError;
+    use aws_sdk_s3::primitives::SdkBody;
+
+    const AT: &str = "http://127.0.0.1:8333";
+
+    fn response(status: u16) -> HttpResponse {
+        HttpResponse::new(status.try_into().unwrap(), SdkBody::empty())
+    }
+
+    /// A service error as the SDK builds it from an S3 error document.
+    fn service(status: u16, code: &str, message: &str) -> SdkError<PutObjectError, HttpResponse> {
+        let meta = ErrorMetadata::builder().code(code).message(message).build();
+        SdkError::service_error(PutObjectError::generic(meta), response(status))
+    }
+
+    fn kind(err: SdkError<PutObjectError, HttpResponse>) -> ErrorKind {
+        classify("PutObject k", AT, err).kind()
+    }
+
+    #[test]
+    fn service_errors_are_classified_by_code_then_status() {
+        assert_eq!(kind(service(404, "NoSuchBucket", "")), ErrorKind::NotFound);
+        assert_eq!(
+            kind(service(403, "SignatureDoesNotMatch", "")),
+            ErrorKind::AccessDenied
+        );
+        assert_eq!(
+            kind(service(412, "PreconditionFailed", "")),
+            ErrorKind::Precondition
+        );
+        assert_eq!(
+            kind(service(503, "SlowDown", "Reduce your rate")),
+            ErrorKind::Throttled
+        );
+        assert_eq!(kind(service(400, "BadDigest", "")), ErrorKind::Checksum);
+        assert_eq!(kind(service(400, "InvalidDigest", "")), ErrorKind::Checksum);
+        assert_eq!(
+            kind(service(500, "InternalError", "")),
+            ErrorKind::Transient
+        );
+        assert_eq!(kind(service(400, "InvalidArgument", "")), ErrorKind::Fatal);
+        // A code the server made up: the status decides.
+        assert_eq!(kind(service(429, "TooMany", "")), ErrorKind::Throttled);
+        assert_eq!(kind(service(401, "Nope", "")), ErrorKind::AccessDenied);
+    }
+
+    #[test]
+    fn a_head_404_without_a_code_is_not_found() {
+        let err: SdkError<HeadObjectError, HttpResponse> = SdkError::service_error(
+            HeadObjectError::generic(ErrorMetadata::builder().build()),
+            response(404),
+        );
+        let e = classify("HeadObject k", AT, err);
+        assert_eq!(e.kind(), ErrorKind::NotFound);
+        assert_eq!(
+            e.to_string(),
+            format!("HeadObject k failed at {AT}: HTTP 404")
+        );
+        assert!(absent::<()>(e).unwrap().is_none());
+    }
+
+    #[test]
+    fn connection_failures_are_unreachable_and_say_what_to_check() {
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let err = SdkError::<PutObjectError, HttpResponse>::dispatch_failure(ConnectorError::io(
+            refused.into(),
+        ));
+        let e = classify("HeadBucket media", AT, err);
+        assert_eq!(e.kind(), ErrorKind::Unreachable);
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with(&format!(
+                "cannot reach the S3 endpoint {AT} (HeadBucket media)"
+            )),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("refused") && msg.contains("--endpoint-url"),
+            "{msg}"
+        );
+        assert!(!msg.contains("DispatchFailure"), "no debug dump: {msg}");
+
+        let timeout = SdkError::<PutObjectError, HttpResponse>::timeout_error("too slow");
+        assert_eq!(kind(timeout), ErrorKind::Unreachable);
+        let other = SdkError::<PutObjectError, HttpResponse>::dispatch_failure(
+            ConnectorError::other("tls".into(), None),
+        );
+        assert_eq!(kind(other), ErrorKind::Transient);
+    }
+
+    #[test]
+    fn a_missing_credential_is_access_denied_and_a_bad_body_is_transient() {
+        let err = SdkError::<PutObjectError, HttpResponse>::construction_failure(
+            "failed to load credentials from the chain",
+        );
+        let e = classify("PutObject k", AT, err);
+        assert_eq!(e.kind(), ErrorKind::AccessDenied);
+        assert!(e.to_string().contains("AWS_ACCESS_KEY_ID"), "{e}");
+        let bad = SdkError::<PutObjectError, HttpResponse>::response_error(
+            "unexpected end of XML",
+            response(200),
+        );
+        assert_eq!(kind(bad), ErrorKind::Transient);
+    }
+
+    #[test]
+    fn the_sdk_error_is_kept_as_the_source() {
+        let e = classify(
+            "PutObject k",
+            AT,
+            service(503, "SlowDown", "Reduce your rate"),
+        );
+        assert_eq!(e.operation(), "PutObject k");
+        assert_eq!(
+            e.to_string(),
+            format!("PutObject k failed at {AT}: SlowDown: Reduce your rate")
+        );
+        let source = e.source().expect("a source");
+        assert!(
+            source
+                .downcast_ref::<SdkError<PutObjectError, HttpResponse>>()
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn chains_drop_repeats() {
+        let inner = std::io::Error::other("File exists (os error 17)");
+        #[derive(Debug, thiserror::Error)]
+        #[error("File exists (os error 17)")]
+        struct Outer(#[source] std::io::Error);
+        assert_eq!(chain(&Outer(inner)), "File exists (os error 17)");
+    }
+}

@@ -1,0 +1,194 @@
+//! What the upload engine sees of a store: the [`ObjectStore`] operations
+//! and the plain data they take and return. No SDK type appears here, so an
+//! in-memory store can stand in for S3 in unit tests.
+
+use std::collections::HashMap;
+use std::future::Future;
+
+use bytes::Bytes;
+
+use super::error::StoreError;
+use crate::checksum::Algorithm;
+use crate::types::UploadId;
+
+/// The operations the upload engine needs.
+pub trait ObjectStore: Clone + Send + Sync + 'static {
+    /// HeadObject with checksums; `None` when there is no such object.
+    fn head(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<RemoteObject>, StoreError>> + Send;
+
+    /// PutObject carrying `checksum`, which the server validates.
+    /// `must_not_exist` sends `If-None-Match: *`.
+    fn put_object(
+        &self,
+        obj: &NewObject<'_>,
+        body: Bytes,
+        checksum: &BodyChecksum,
+        must_not_exist: bool,
+    ) -> impl Future<Output = Result<Written, StoreError>> + Send;
+
+    /// Starts a multipart upload whose parts carry `algorithm` checksums
+    /// (full-object type for CRCs, composite for SHA-256).
+    fn create_multipart(
+        &self,
+        obj: &NewObject<'_>,
+        algorithm: Algorithm,
+    ) -> impl Future<Output = Result<UploadId, StoreError>> + Send;
+
+    fn upload_part(
+        &self,
+        key: &str,
+        upload: &UploadId,
+        number: u32,
+        body: Bytes,
+        checksum: &BodyChecksum,
+    ) -> impl Future<Output = Result<Written, StoreError>> + Send;
+
+    /// Completes a multipart upload. `full_object`, for full-object
+    /// algorithms, is the whole object's checksum, which the server checks.
+    fn complete_multipart(
+        &self,
+        key: &str,
+        upload: &UploadId,
+        parts: &[DonePart],
+        algorithm: Algorithm,
+        full_object: Option<&str>,
+        must_not_exist: bool,
+    ) -> impl Future<Output = Result<Written, StoreError>> + Send;
+
+    fn abort_multipart(
+        &self,
+        key: &str,
+        upload: &UploadId,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Every part the server holds for an upload, in listing order (which
+    /// may repeat a part number: SeaweedFS lists a re-sent part twice).
+    /// `None` when the server no longer knows the upload.
+    fn list_parts(
+        &self,
+        key: &str,
+        upload: &UploadId,
+    ) -> impl Future<Output = Result<Option<Vec<ListedPart>>, StoreError>> + Send;
+}
+
+/// The checksum a request body carries (`x-amz-checksum-*`, base64).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BodyChecksum {
+    pub algorithm: Algorithm,
+    pub value: String,
+}
+
+/// Whether a server checksum covers the whole object or combines parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChecksumType {
+    FullObject,
+    Composite,
+}
+
+/// The checksums a server returned for an object or a write (base64, as in
+/// `x-amz-checksum-*`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Checksums {
+    pub crc64nvme: Option<String>,
+    pub sha256: Option<String>,
+    pub crc32c: Option<String>,
+    /// The name of a checksum the server returned in an algorithm
+    /// mediashift does not compute (CRC32, SHA-1, ...): an object written
+    /// by another client still shows that it carries a server checksum.
+    pub other: Option<&'static str>,
+    /// `None` when the server does not say (a single PutObject's checksum
+    /// covers the whole object).
+    pub kind: Option<ChecksumType>,
+}
+
+impl Checksums {
+    /// The value of `algorithm`, if the server returned it.
+    pub fn of(&self, algorithm: Algorithm) -> Option<&str> {
+        match algorithm {
+            Algorithm::Crc64nvme => self.crc64nvme.as_deref(),
+            Algorithm::Sha256 => self.sha256.as_deref(),
+            Algorithm::Crc32c => self.crc32c.as_deref(),
+        }
+    }
+
+    /// A server's answer that holds one value of `algorithm`.
+    #[cfg(test)]
+    pub fn only(algorithm: Algorithm, value: String, kind: Option<ChecksumType>) -> Self {
+        let mut c = Self {
+            kind,
+            ..Self::default()
+        };
+        match algorithm {
+            Algorithm::Crc64nvme => c.crc64nvme = Some(value),
+            Algorithm::Sha256 => c.sha256 = Some(value),
+            Algorithm::Crc32c => c.crc32c = Some(value),
+        }
+        c
+    }
+}
+
+/// What HeadObject tells about an object.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RemoteObject {
+    pub size: u64,
+    pub etag: Option<String>,
+    pub content_type: Option<String>,
+    /// `x-amz-meta-*`, keys lower-case.
+    pub metadata: HashMap<String, String>,
+    pub checksums: Checksums,
+}
+
+/// What the server answered to a write.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Written {
+    pub etag: Option<String>,
+    pub checksums: Checksums,
+}
+
+/// Settings applied to every object written.
+#[derive(Debug, Clone, Default)]
+pub struct ObjectOptions {
+    pub cache_control: Option<String>,
+    pub storage_class: Option<String>,
+    pub acl: Option<String>,
+    /// `AES256` or `aws:kms`.
+    pub sse: Option<String>,
+    pub sse_kms_key_id: Option<String>,
+}
+
+/// One object to create.
+#[derive(Debug, Clone)]
+pub struct NewObject<'a> {
+    pub key: &'a str,
+    pub content_type: &'a str,
+    pub metadata: &'a [(&'static str, String)],
+    pub options: &'a ObjectOptions,
+}
+
+/// A part of a multipart upload that the server acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DonePart {
+    pub number: u32,
+    pub etag: String,
+    pub checksum: String,
+}
+
+/// A part as ListParts shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedPart {
+    pub number: u32,
+    pub etag: String,
+    pub size: u64,
+}
+
+/// A multipart upload in progress, as ListMultipartUploads shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedUpload {
+    pub key: String,
+    pub upload_id: UploadId,
+    /// Seconds since the epoch.
+    pub initiated: Option<i64>,
+}

@@ -1,0 +1,516 @@
+//! An in-memory [`ObjectStore`] for the engine's unit tests (test builds
+//! only). It behaves as the servers the integration tests use do where the
+//! engine depends on it: bodies are checked against their checksum (400
+//! BadDigest), `If-None-Match: *` is honoured (412), ETags are MD5s (of the
+//! part MD5s, `-N`, for multipart objects), an aborted or completed upload
+//! is gone (404), and, as on SeaweedFS, a re-sent part can be listed twice.
+//! Faults are injected per operation and key.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use bytes::Bytes;
+
+use super::error::{ErrorKind, StoreError};
+use super::interface::{
+    BodyChecksum, ChecksumType, Checksums, DonePart, ListedPart, NewObject, ObjectStore,
+    RemoteObject, Written,
+};
+use crate::checksum::{self, Algorithm, Summer};
+use crate::types::UploadId;
+
+/// Which call a fault applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Head,
+    Put,
+    Create,
+    Part,
+    Complete,
+    Abort,
+    ListParts,
+}
+
+/// What a faulty call does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Answer with an error of this kind, storing nothing.
+    Fail(ErrorKind),
+    /// Store other bytes than were sent (the first byte flipped) and
+    /// report their checksum, as a faulty server would.
+    Garble,
+    /// Panic inside the call.
+    Panic,
+}
+
+#[derive(Debug, Clone)]
+struct Stored {
+    data: Bytes,
+    content_type: String,
+    metadata: HashMap<String, String>,
+    checksums: Checksums,
+    etag: String,
+}
+
+#[derive(Debug, Clone)]
+struct Upload {
+    key: String,
+    algorithm: Algorithm,
+    content_type: String,
+    metadata: HashMap<String, String>,
+    /// Every part received, in order; a re-sent number is kept twice when
+    /// `keeps_resent_parts` (SeaweedFS), replaced otherwise (AWS).
+    parts: Vec<(u32, Bytes, String)>,
+}
+
+#[derive(Default)]
+struct State {
+    objects: HashMap<String, Stored>,
+    uploads: HashMap<String, Upload>,
+    next_id: u64,
+    faults: Vec<(Op, String, Fault, usize)>,
+    log: Vec<String>,
+}
+
+/// The store. Cloning shares it.
+#[derive(Clone, Default)]
+pub struct MemoryStore {
+    state: std::sync::Arc<Mutex<State>>,
+    /// Answers and HeadObject carry no checksums: the engine must fall
+    /// back to the ETag.
+    no_checksums: bool,
+    /// A re-sent part is listed twice, as SeaweedFS does.
+    keeps_resent_parts: bool,
+}
+
+fn md5_hex(data: &[u8]) -> String {
+    checksum::md5_hex(data)
+}
+
+fn metadata(obj: &NewObject<'_>) -> HashMap<String, String> {
+    obj.metadata
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
+}
+
+fn error(kind: ErrorKind, operation: String) -> StoreError {
+    let message = format!("{operation}: {kind:?} (in-memory store)");
+    StoreError::new(kind, operation, message)
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A store whose answers carry no checksums.
+    pub fn without_checksums() -> Self {
+        Self {
+            no_checksums: true,
+            ..Self::default()
+        }
+    }
+
+    /// A store that lists a re-sent part twice.
+    pub fn keeping_resent_parts() -> Self {
+        Self {
+            keeps_resent_parts: true,
+            ..Self::default()
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The next `times` calls of `op` on a key containing `key` misbehave.
+    pub fn fault(&self, op: Op, key: &str, fault: Fault, times: usize) {
+        self.lock().faults.push((op, key.to_string(), fault, times));
+    }
+
+    /// Consumes a matching fault, logging the call either way.
+    fn call(&self, op: Op, key: &str, what: String) -> Option<Fault> {
+        let mut s = self.lock();
+        s.log.push(what);
+        let hit = s
+            .faults
+            .iter_mut()
+            .find(|(o, k, _, n)| *o == op && key.contains(k.as_str()) && *n > 0)?;
+        hit.3 -= 1;
+        let fault = hit.2;
+        drop(s);
+        if fault == Fault::Panic {
+            panic!("in-memory store: injected panic on {op:?} {key}");
+        }
+        Some(fault)
+    }
+
+    /// Every call so far, e.g. "UploadPart v.mp4 #2".
+    pub fn log(&self) -> Vec<String> {
+        self.lock().log.clone()
+    }
+
+    /// The bytes under `key`.
+    pub fn object(&self, key: &str) -> Option<Bytes> {
+        self.lock().objects.get(key).map(|o| o.data.clone())
+    }
+
+    /// Puts an object as another client would: with `metadata` and the
+    /// checksums given, nothing computed.
+    pub fn put_raw(&self, key: &str, data: &[u8], metadata: &[(&str, &str)], checksums: Checksums) {
+        let stored = Stored {
+            data: Bytes::copy_from_slice(data),
+            content_type: "application/octet-stream".into(),
+            metadata: metadata
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            checksums,
+            etag: format!("\"{}\"", md5_hex(data)),
+        };
+        self.lock().objects.insert(key.to_string(), stored);
+    }
+
+    /// Ids of the uploads in progress.
+    pub fn uploads(&self) -> Vec<UploadId> {
+        self.lock()
+            .uploads
+            .keys()
+            .map(|k| UploadId(k.clone()))
+            .collect()
+    }
+
+    fn answer(&self, checksums: Checksums, etag: String) -> Written {
+        Written {
+            etag: Some(etag),
+            checksums: if self.no_checksums {
+                Checksums::default()
+            } else {
+                checksums
+            },
+        }
+    }
+}
+
+fn check(body: &[u8], c: &BodyChecksum, operation: &str) -> Result<(), StoreError> {
+    if Summer::of(c.algorithm, body).value.to_base64() == c.value {
+        Ok(())
+    } else {
+        Err(error(ErrorKind::Checksum, format!("{operation} BadDigest")))
+    }
+}
+
+impl ObjectStore for MemoryStore {
+    async fn head(&self, key: &str) -> Result<Option<RemoteObject>, StoreError> {
+        if let Some(Fault::Fail(kind)) = self.call(Op::Head, key, format!("HeadObject {key}")) {
+            return Err(error(kind, format!("HeadObject {key}")));
+        }
+        Ok(self.lock().objects.get(key).map(|o| RemoteObject {
+            size: o.data.len() as u64,
+            etag: Some(o.etag.clone()),
+            content_type: Some(o.content_type.clone()),
+            metadata: o.metadata.clone(),
+            checksums: if self.no_checksums {
+                Checksums::default()
+            } else {
+                o.checksums.clone()
+            },
+        }))
+    }
+
+    async fn put_object(
+        &self,
+        obj: &NewObject<'_>,
+        body: Bytes,
+        checksum: &BodyChecksum,
+        must_not_exist: bool,
+    ) -> Result<Written, StoreError> {
+        let operation = format!("PutObject {}", obj.key);
+        let fault = self.call(Op::Put, obj.key, operation.clone());
+        if let Some(Fault::Fail(kind)) = fault {
+            return Err(error(kind, operation));
+        }
+        check(&body, checksum, &operation)?;
+        let mut s = self.lock();
+        if must_not_exist && s.objects.contains_key(obj.key) {
+            return Err(error(ErrorKind::Precondition, operation));
+        }
+        let body = match fault {
+            Some(Fault::Garble) if !body.is_empty() => {
+                let mut v = body.to_vec();
+                v[0] ^= 0xFF;
+                Bytes::from(v)
+            }
+            _ => body,
+        };
+        let value = Summer::of(checksum.algorithm, &body).value.to_base64();
+        let checksums = Checksums::only(checksum.algorithm, value, None);
+        let etag = format!("\"{}\"", md5_hex(&body));
+        s.objects.insert(
+            obj.key.to_string(),
+            Stored {
+                data: body,
+                content_type: obj.content_type.to_string(),
+                metadata: metadata(obj),
+                checksums: checksums.clone(),
+                etag: etag.clone(),
+            },
+        );
+        drop(s);
+        Ok(self.answer(checksums, etag))
+    }
+
+    async fn create_multipart(
+        &self,
+        obj: &NewObject<'_>,
+        algorithm: Algorithm,
+    ) -> Result<UploadId, StoreError> {
+        let operation = format!("CreateMultipartUpload {}", obj.key);
+        if let Some(Fault::Fail(kind)) = self.call(Op::Create, obj.key, operation.clone()) {
+            return Err(error(kind, operation));
+        }
+        let mut s = self.lock();
+        s.next_id += 1;
+        let id = format!("upload-{}", s.next_id);
+        s.uploads.insert(
+            id.clone(),
+            Upload {
+                key: obj.key.to_string(),
+                algorithm,
+                content_type: obj.content_type.to_string(),
+                metadata: metadata(obj),
+                parts: Vec::new(),
+            },
+        );
+        Ok(UploadId(id))
+    }
+
+    async fn upload_part(
+        &self,
+        key: &str,
+        upload: &UploadId,
+        number: u32,
+        body: Bytes,
+        checksum: &BodyChecksum,
+    ) -> Result<Written, StoreError> {
+        let operation = format!("UploadPart {key} #{number}");
+        let fault = self.call(Op::Part, key, operation.clone());
+        if let Some(Fault::Fail(kind)) = fault {
+            return Err(error(kind, operation));
+        }
+        check(&body, checksum, &operation)?;
+        let etag = format!("\"{}\"", md5_hex(&body));
+        let mut s = self.lock();
+        let Some(u) = s.uploads.get_mut(&upload.0).filter(|u| u.key == key) else {
+            return Err(error(ErrorKind::NotFound, operation));
+        };
+        if !self.keeps_resent_parts {
+            u.parts.retain(|(n, _, _)| *n != number);
+        }
+        u.parts.push((number, body, etag.clone()));
+        drop(s);
+        Ok(self.answer(
+            Checksums::only(checksum.algorithm, checksum.value.clone(), None),
+            etag,
+        ))
+    }
+
+    async fn complete_multipart(
+        &self,
+        key: &str,
+        upload: &UploadId,
+        parts: &[DonePart],
+        algorithm: Algorithm,
+        full_object: Option<&str>,
+        must_not_exist: bool,
+    ) -> Result<Written, StoreError> {
+        let operation = format!("CompleteMultipartUpload {key}");
+        let fault = self.call(Op::Complete, key, operation.clone());
+        if let Some(Fault::Fail(kind)) = fault {
+            return Err(error(kind, operation));
+        }
+        let mut s = self.lock();
+        let Some(u) = s.uploads.get(&upload.0).filter(|u| u.key == key).cloned() else {
+            return Err(error(ErrorKind::NotFound, operation));
+        };
+        if must_not_exist && s.objects.contains_key(key) {
+            return Err(error(ErrorKind::Precondition, operation));
+        }
+        let mut data = Vec::new();
+        let mut sums = Vec::new();
+        let mut md5s = Vec::new();
+        for p in parts {
+            // The part whose ETag the client names, as SeaweedFS picks it.
+            let Some((_, body, _)) = u
+                .parts
+                .iter()
+                .find(|(n, _, e)| *n == p.number && *e == p.etag)
+            else {
+                return Err(error(ErrorKind::Fatal, format!("{operation} InvalidPart")));
+            };
+            data.extend_from_slice(body);
+            sums.push(Summer::of(u.algorithm, body));
+            md5s.push(Some(checksum::md5(body)));
+        }
+        let value = checksum::multipart_value(algorithm, &sums);
+        if let Some(full) = full_object
+            && full != value
+        {
+            return Err(error(ErrorKind::Checksum, format!("{operation} BadDigest")));
+        }
+        let kind = if algorithm.full_object() {
+            ChecksumType::FullObject
+        } else {
+            ChecksumType::Composite
+        };
+        let checksums = Checksums::only(algorithm, value, Some(kind));
+        let etag = format!("\"{}\"", checksum::multipart_etag(&md5s));
+        s.uploads.remove(&upload.0);
+        s.objects.insert(
+            key.to_string(),
+            Stored {
+                data: Bytes::from(data),
+                content_type: u.content_type,
+                metadata: u.metadata,
+                checksums: checksums.clone(),
+                etag: etag.clone(),
+            },
+        );
+        drop(s);
+        Ok(self.answer(checksums, etag))
+    }
+
+    async fn abort_multipart(&self, key: &str, upload: &UploadId) -> Result<(), StoreError> {
+        let operation = format!("AbortMultipartUpload {key}");
+        if let Some(Fault::Fail(kind)) = self.call(Op::Abort, key, operation.clone()) {
+            return Err(error(kind, operation));
+        }
+        let mut s = self.lock();
+        match s.uploads.get(&upload.0) {
+            Some(u) if u.key == key => {
+                s.uploads.remove(&upload.0);
+                Ok(())
+            }
+            _ => Err(error(ErrorKind::NotFound, operation)),
+        }
+    }
+
+    async fn list_parts(
+        &self,
+        key: &str,
+        upload: &UploadId,
+    ) -> Result<Option<Vec<ListedPart>>, StoreError> {
+        let operation = format!("ListParts {key}");
+        if let Some(Fault::Fail(kind)) = self.call(Op::ListParts, key, operation.clone()) {
+            return Err(error(kind, operation));
+        }
+        Ok(self
+            .lock()
+            .uploads
+            .get(&upload.0)
+            .filter(|u| u.key == key)
+            .map(|u| {
+                u.parts
+                    .iter()
+                    .map(|(n, body, etag)| ListedPart {
+                        number: *n,
+                        etag: etag.clone(),
+                        size: body.len() as u64,
+                    })
+                    .collect()
+            }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::interface::ObjectOptions;
+
+    fn obj<'a>(key: &'a str, options: &'a ObjectOptions) -> NewObject<'a> {
+        NewObject {
+            key,
+            content_type: "image/jpeg",
+            metadata: &[],
+            options,
+        }
+    }
+
+    fn sum(alg: Algorithm, data: &[u8]) -> BodyChecksum {
+        BodyChecksum {
+            algorithm: alg,
+            value: Summer::of(alg, data).value.to_base64(),
+        }
+    }
+
+    #[tokio::test]
+    async fn it_checks_bodies_and_conditions_as_a_server_does() {
+        let s = MemoryStore::new();
+        let o = ObjectOptions::default();
+        let good = sum(Algorithm::Crc64nvme, b"abc");
+        let w = s
+            .put_object(&obj("k", &o), Bytes::from_static(b"abc"), &good, true)
+            .await
+            .unwrap();
+        assert_eq!(w.checksums.crc64nvme.as_deref(), Some(good.value.as_str()));
+        assert_eq!(
+            w.etag.as_deref(),
+            Some(format!("\"{}\"", md5_hex(b"abc")).as_str())
+        );
+        let again = s
+            .put_object(&obj("k", &o), Bytes::from_static(b"abc"), &good, true)
+            .await;
+        assert_eq!(again.unwrap_err().kind(), ErrorKind::Precondition);
+        let bad = s
+            .put_object(&obj("j", &o), Bytes::from_static(b"abd"), &good, false)
+            .await;
+        assert_eq!(bad.unwrap_err().kind(), ErrorKind::Checksum);
+        assert!(s.object("j").is_none());
+        assert_eq!(s.head("k").await.unwrap().unwrap().size, 3);
+    }
+
+    #[tokio::test]
+    async fn multipart_objects_combine_their_parts_and_resent_parts_can_list_twice() {
+        let s = MemoryStore::keeping_resent_parts();
+        let o = ObjectOptions::default();
+        let alg = Algorithm::Crc64nvme;
+        let id = s.create_multipart(&obj("v", &o), alg).await.unwrap();
+        let mut done = Vec::new();
+        for (n, body) in [(1u32, &b"part one"[..]), (2, b"part two"), (2, b"part two")] {
+            let w = s
+                .upload_part("v", &id, n, Bytes::copy_from_slice(body), &sum(alg, body))
+                .await
+                .unwrap();
+            done.retain(|p: &DonePart| p.number != n);
+            done.push(DonePart {
+                number: n,
+                etag: w.etag.unwrap(),
+                checksum: sum(alg, body).value,
+            });
+        }
+        let listed = s.list_parts("v", &id).await.unwrap().unwrap();
+        assert_eq!(
+            listed.iter().map(|p| p.number).collect::<Vec<_>>(),
+            [1, 2, 2]
+        );
+        let whole = sum(alg, b"part onepart two").value;
+        let w = s
+            .complete_multipart("v", &id, &done, alg, Some(&whole), true)
+            .await
+            .unwrap();
+        assert_eq!(w.checksums.crc64nvme, Some(whole));
+        assert_eq!(
+            s.object("v").unwrap(),
+            Bytes::from_static(b"part onepart two")
+        );
+        assert!(
+            s.list_parts("v", &id).await.unwrap().is_none(),
+            "completed: gone"
+        );
+        assert_eq!(
+            s.abort_multipart("v", &id).await.unwrap_err().kind(),
+            ErrorKind::NotFound
+        );
+    }
+}

@@ -1,0 +1,29 @@
+//! The object store: the only code that knows aws-sdk-s3.
+//!
+//! [`S3`] is a client bound to one bucket, built from the standard AWS
+//! chain (`connect`). Every SDK error becomes a [`StoreError`] classified by
+//! meaning in one tested place (`error`), so the rest of the program decides
+//! on "not found", "access denied", "throttled" or "unreachable" without
+//! knowing the SDK's types. Writes (`write`), listings with one pagination
+//! helper (`list`) and reads (`read`) are split by what they do.
+//!
+//! The upload engine sees the store only through [`ObjectStore`], the
+//! narrow interface it needs, so its unit tests run against an in-memory
+//! store (`memory`, test builds only); everything else takes [`S3`].
+//! Credentials are never logged or printed.
+
+mod connect;
+mod error;
+mod interface;
+mod list;
+#[cfg(test)]
+pub(crate) mod memory;
+mod read;
+mod write;
+
+pub use connect::{ConnectionSettings, S3};
+pub use error::{ErrorKind, StoreError};
+pub use interface::{
+    BodyChecksum, ChecksumType, Checksums, DonePart, ListedPart, NewObject, ObjectOptions,
+    ObjectStore, RemoteObject, Written,
+};

@@ -1,0 +1,280 @@
+//! Writes: PutObject and the multipart upload calls, which make up the
+//! [`ObjectStore`] the upload engine uses (with HeadObject and ListParts,
+//! which `read` and `list` implement).
+//!
+//! Every body carries the checksum computed from the bytes read, so the
+//! server rejects a body that changed in transit; what the server answers
+//! (ETag and checksums) is handed back for the proof.
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{
+    ChecksumAlgorithm, ChecksumType as SdkChecksumType, CompletedMultipartUpload, CompletedPart,
+    ObjectCannedAcl, ServerSideEncryption, StorageClass,
+};
+use bytes::Bytes;
+
+use super::connect::S3;
+use super::error::{ErrorKind, StoreError};
+use super::interface::{
+    BodyChecksum, ChecksumType, Checksums, DonePart, ListedPart, NewObject, ObjectStore,
+    RemoteObject, Written,
+};
+use crate::checksum::Algorithm;
+use crate::types::UploadId;
+
+fn sdk_algorithm(a: Algorithm) -> ChecksumAlgorithm {
+    match a {
+        Algorithm::Crc64nvme => ChecksumAlgorithm::Crc64Nvme,
+        Algorithm::Sha256 => ChecksumAlgorithm::Sha256,
+        Algorithm::Crc32c => ChecksumAlgorithm::Crc32C,
+    }
+}
+
+pub(super) fn checksum_type(t: Option<&SdkChecksumType>) -> Option<ChecksumType> {
+    match t? {
+        SdkChecksumType::FullObject => Some(ChecksumType::FullObject),
+        SdkChecksumType::Composite => Some(ChecksumType::Composite),
+        _ => None,
+    }
+}
+
+/// Sets the `x-amz-checksum-*` value of the chosen algorithm on any builder.
+macro_rules! with_checksum {
+    ($req:expr, $alg:expr, $value:expr) => {
+        match $alg {
+            Algorithm::Crc64nvme => $req.checksum_crc64_nvme($value),
+            Algorithm::Sha256 => $req.checksum_sha256($value),
+            Algorithm::Crc32c => $req.checksum_crc32_c($value),
+        }
+    };
+}
+
+/// PutObject or UploadPart, with its body signed or not as the endpoint
+/// needs (`payload_signing_needed`); the two builders share no trait.
+macro_rules! signing {
+    ($store:expr, $req:expr) => {{
+        let op = $req.customize();
+        if $store.sign_payload() {
+            op
+        } else {
+            op.disable_payload_signing()
+        }
+    }};
+}
+
+/// The checksums of any output or HeadObject answer (same getter names on
+/// all), with the checksum type where the output has one.
+macro_rules! checksums {
+    ($out:expr, $kind:expr) => {{
+        let o = &$out;
+        let other = [
+            ("CRC32", o.checksum_crc32()),
+            ("SHA1", o.checksum_sha1()),
+            ("SHA512", o.checksum_sha512()),
+            ("MD5", o.checksum_md5()),
+            ("XXHASH64", o.checksum_xxhash64()),
+            ("XXHASH3", o.checksum_xxhash3()),
+            ("XXHASH128", o.checksum_xxhash128()),
+        ]
+        .into_iter()
+        .find_map(|(name, v)| v.map(|_| name));
+        Checksums {
+            crc64nvme: o.checksum_crc64_nvme().map(str::to_string),
+            sha256: o.checksum_sha256().map(str::to_string),
+            crc32c: o.checksum_crc32_c().map(str::to_string),
+            other,
+            kind: $kind,
+        }
+    }};
+}
+pub(super) use checksums;
+
+/// Sets content type, metadata and object options on PutObject or
+/// CreateMultipartUpload builders (same setter names on both).
+macro_rules! with_object {
+    ($req:expr, $obj:expr) => {{
+        let mut r = $req.key($obj.key).content_type($obj.content_type);
+        for (k, v) in $obj.metadata {
+            r = r.metadata(*k, v);
+        }
+        let o = $obj.options;
+        if let Some(v) = &o.cache_control {
+            r = r.cache_control(v);
+        }
+        if let Some(v) = &o.storage_class {
+            r = r.storage_class(StorageClass::from(v.as_str()));
+        }
+        if let Some(v) = &o.acl {
+            r = r.acl(ObjectCannedAcl::from(v.as_str()));
+        }
+        if let Some(v) = &o.sse {
+            r = r.server_side_encryption(ServerSideEncryption::from(v.as_str()));
+        }
+        if let Some(v) = &o.sse_kms_key_id {
+            r = r.ssekms_key_id(v);
+        }
+        r
+    }};
+}
+
+impl ObjectStore for S3 {
+    async fn put_object(
+        &self,
+        obj: &NewObject<'_>,
+        body: Bytes,
+        checksum: &BodyChecksum,
+        must_not_exist: bool,
+    ) -> Result<Written, StoreError> {
+        let len = body.len() as i64;
+        let mut req = with_object!(self.client().put_object().bucket(self.bucket()), obj)
+            .content_length(len)
+            .body(ByteStream::from(body));
+        if must_not_exist {
+            req = req.if_none_match("*");
+        }
+        let out = signing!(
+            self,
+            with_checksum!(req, checksum.algorithm, &checksum.value)
+        )
+        .send()
+        .await
+        .map_err(|e| self.err(&format!("PutObject {}", obj.key), e))?;
+        Ok(Written {
+            etag: out.e_tag().map(str::to_string),
+            checksums: checksums!(out, checksum_type(out.checksum_type())),
+        })
+    }
+
+    async fn create_multipart(
+        &self,
+        obj: &NewObject<'_>,
+        algorithm: Algorithm,
+    ) -> Result<UploadId, StoreError> {
+        let kind = if algorithm.full_object() {
+            SdkChecksumType::FullObject
+        } else {
+            SdkChecksumType::Composite
+        };
+        let operation = format!("CreateMultipartUpload {}", obj.key);
+        let out = with_object!(
+            self.client()
+                .create_multipart_upload()
+                .bucket(self.bucket()),
+            obj
+        )
+        .checksum_algorithm(sdk_algorithm(algorithm))
+        .checksum_type(kind)
+        .send()
+        .await
+        .map_err(|e| self.err(&operation, e))?;
+        out.upload_id()
+            .map(|id| UploadId(id.to_string()))
+            .ok_or_else(|| {
+                StoreError::new(
+                    ErrorKind::Fatal,
+                    &operation,
+                    format!("{operation}: no upload id in the answer"),
+                )
+            })
+    }
+
+    async fn upload_part(
+        &self,
+        key: &str,
+        upload: &UploadId,
+        number: u32,
+        body: Bytes,
+        checksum: &BodyChecksum,
+    ) -> Result<Written, StoreError> {
+        let len = body.len() as i64;
+        let req = self
+            .client()
+            .upload_part()
+            .bucket(self.bucket())
+            .key(key)
+            .upload_id(&upload.0)
+            .part_number(number as i32)
+            .content_length(len)
+            .body(ByteStream::from(body));
+        let out = signing!(
+            self,
+            with_checksum!(req, checksum.algorithm, &checksum.value)
+        )
+        .send()
+        .await
+        .map_err(|e| self.err(&format!("UploadPart {key} #{number}"), e))?;
+        Ok(Written {
+            etag: out.e_tag().map(str::to_string),
+            checksums: checksums!(out, None),
+        })
+    }
+
+    async fn complete_multipart(
+        &self,
+        key: &str,
+        upload: &UploadId,
+        parts: &[DonePart],
+        algorithm: Algorithm,
+        full_object: Option<&str>,
+        must_not_exist: bool,
+    ) -> Result<Written, StoreError> {
+        let completed: Vec<CompletedPart> = parts
+            .iter()
+            .map(|p| {
+                let b = CompletedPart::builder()
+                    .part_number(p.number as i32)
+                    .e_tag(&p.etag);
+                with_checksum!(b, algorithm, &p.checksum).build()
+            })
+            .collect();
+        let mut req = self
+            .client()
+            .complete_multipart_upload()
+            .bucket(self.bucket())
+            .key(key)
+            .upload_id(&upload.0)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(completed))
+                    .build(),
+            );
+        if let Some(full) = full_object {
+            req = with_checksum!(req, algorithm, full).checksum_type(SdkChecksumType::FullObject);
+        }
+        if must_not_exist {
+            req = req.if_none_match("*");
+        }
+        let out = req
+            .send()
+            .await
+            .map_err(|e| self.err(&format!("CompleteMultipartUpload {key}"), e))?;
+        Ok(Written {
+            etag: out.e_tag().map(str::to_string),
+            checksums: checksums!(out, checksum_type(out.checksum_type())),
+        })
+    }
+
+    async fn abort_multipart(&self, key: &str, upload: &UploadId) -> Result<(), StoreError> {
+        self.client()
+            .abort_multipart_upload()
+            .bucket(self.bucket())
+            .key(key)
+            .upload_id(&upload.0)
+            .send()
+            .await
+            .map_err(|e| self.err(&format!("AbortMultipartUpload {key}"), e))?;
+        Ok(())
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<RemoteObject>, StoreError> {
+        self.head_object(key).await
+    }
+
+    async fn list_parts(
+        &self,
+        key: &str,
+        upload: &UploadId,
+    ) -> Result<Option<Vec<ListedPart>>, StoreError> {
+        self.parts(key, upload).await
+    }
+}

@@ -1,0 +1,168 @@
+//! What the tasks of one engine run share: the store, the settings, the
+//! permits, the buffer pools, progress, the journal and the stop signal.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::buffers::BufferPool;
+use super::job::{Job, UploadSettings};
+use super::permits::Permits;
+use crate::cancel::Stop;
+use crate::digest::Digests;
+use crate::journal::{FileState, Record, Recorder};
+use crate::progress::Transfer;
+use crate::store::ObjectStore;
+use crate::types::UploadId;
+use crate::verify::How;
+
+/// Small-file read buffers: allocated with at least this capacity (most
+/// shop images fit), and kept for reuse up to `SMALL_BUFFER_MAX`, one per
+/// request slot but no more than the memory budget holds, so idle buffers
+/// never exceed `--max-memory` (16 MiB in the usual case at the defaults).
+const SMALL_BUFFER_MIN: usize = 256 * 1024;
+const SMALL_BUFFER_MAX: usize = 1024 * 1024;
+
+/// The memory budget, grown to hold the largest single buffer so that no
+/// buffer waits forever.
+pub(super) fn effective_memory(settings: &UploadSettings) -> u64 {
+    let biggest = settings.multipart_threshold.max(settings.part_size);
+    settings.max_memory.max(biggest)
+}
+
+/// How many small-file buffers the pool keeps.
+fn small_buffers_kept(settings: &UploadSettings) -> usize {
+    let by_budget = effective_memory(settings) / SMALL_BUFFER_MAX as u64;
+    settings.concurrency.min(by_budget as usize).max(1)
+}
+
+pub(super) struct Ctx<S> {
+    pub store: S,
+    pub root: PathBuf,
+    pub settings: UploadSettings,
+    pub permits: Permits,
+    pub part_buffers: Arc<BufferPool>,
+    pub small_buffers: Arc<BufferPool>,
+    pub progress: Transfer,
+    journal: Option<Recorder>,
+    pub stop: Stop,
+}
+
+impl<S> Ctx<S> {
+    pub(super) fn new(
+        store: S,
+        root: PathBuf,
+        settings: &UploadSettings,
+        progress: Transfer,
+        journal: Option<Recorder>,
+        stop: Stop,
+    ) -> Self {
+        let memory = effective_memory(settings);
+        Self {
+            store,
+            root,
+            permits: Permits::new(settings.concurrency, memory, settings.hash_threads),
+            part_buffers: BufferPool::new(settings.part_size as usize, memory),
+            small_buffers: BufferPool::sized(
+                SMALL_BUFFER_MIN,
+                SMALL_BUFFER_MAX,
+                small_buffers_kept(settings),
+            ),
+            settings: settings.clone(),
+            progress,
+            journal,
+            stop,
+        }
+    }
+
+    pub(super) fn record(&self, r: Record) {
+        if let Some(j) = &self.journal {
+            j.record(r);
+        }
+    }
+
+    pub(super) fn record_digests(&self, job: &Job, digests: Digests) {
+        self.record(Record::Digests {
+            path: job.rel.to_string(),
+            digests,
+        });
+    }
+
+    pub(super) fn record_verified(&self, job: &Job, how: How) {
+        self.record(Record::KeyState {
+            key: job.key.clone(),
+            state: FileState::Verified,
+            verification: Some(how.name().to_string()),
+            error: None,
+        });
+    }
+
+    pub(super) fn record_failed(&self, job: &Job, error: &str) {
+        self.record(Record::KeyState {
+            key: job.key.clone(),
+            state: FileState::Failed,
+            verification: None,
+            error: Some(error.to_string()),
+        });
+    }
+
+    /// The upload completed or was abandoned: its id is spent.
+    pub(super) fn upload_ended(&self, upload: &UploadId) {
+        self.record(Record::UploadEnded {
+            upload_id: upload.clone(),
+        });
+    }
+}
+
+impl<S: ObjectStore> Ctx<S> {
+    /// Aborts a multipart upload that will never complete, and forgets it.
+    /// A failure is only a warning: `mediashift gc` cleans up.
+    pub(super) async fn abort(&self, job: &Job, upload: &UploadId) {
+        if let Err(e) = self.store.abort_multipart(&job.key, upload).await {
+            tracing::warn!(
+                "could not abort the multipart upload of {}: {e} (`mediashift gc` cleans it up)",
+                job.key
+            );
+        }
+        self.upload_ended(upload);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checksum::Algorithm;
+    use crate::store::ObjectOptions;
+
+    fn settings(concurrency: usize, max_memory: u64) -> UploadSettings {
+        UploadSettings {
+            algorithm: Algorithm::Crc64nvme,
+            concurrency,
+            max_memory,
+            multipart_threshold: 16 << 20,
+            part_size: 8 << 20,
+            large_files: 1,
+            hash_threads: 1,
+            options: ObjectOptions::default(),
+        }
+    }
+
+    #[test]
+    fn memory_budget_fits_the_largest_buffer() {
+        assert_eq!(effective_memory(&settings(4, 1)), 16 << 20);
+    }
+
+    #[test]
+    fn idle_small_buffers_stay_within_the_memory_budget() {
+        assert_eq!(
+            small_buffers_kept(&settings(64, 128 << 20)),
+            64,
+            "one per request slot"
+        );
+        assert_eq!(
+            small_buffers_kept(&settings(64, 32 << 20)),
+            32,
+            "no more than the budget holds"
+        );
+        assert_eq!(small_buffers_kept(&settings(1, 128 << 20)), 1);
+    }
+}

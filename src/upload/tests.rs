@@ -1,0 +1,336 @@
+//! The engine against the in-memory store: uploads and their proofs,
+//! resume, give-up and abort, refused writes and panics, without a server.
+
+use std::os::unix::fs::MetadataExt;
+
+use super::*;
+use crate::checksum::{Algorithm, Summer};
+use crate::digest::Digests;
+use crate::journal::{PartRow, UploadRow};
+use crate::store::memory::{Fault, MemoryStore, Op};
+use crate::store::{ErrorKind, ObjectOptions, ObjectStore};
+use crate::types::UploadId;
+use crate::verify::How;
+
+const MIB: usize = 1 << 20;
+
+fn settings(algorithm: Algorithm) -> UploadSettings {
+    UploadSettings {
+        algorithm,
+        concurrency: 4,
+        max_memory: 32 << 20,
+        multipart_threshold: 8 << 20,
+        part_size: 5 << 20,
+        large_files: 2,
+        hash_threads: 2,
+        options: ObjectOptions::default(),
+    }
+}
+
+fn data(seed: u8, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+/// Source files on disk and their jobs.
+struct Tree {
+    dir: tempfile::TempDir,
+    jobs: Vec<Job>,
+}
+
+impl Tree {
+    fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+            jobs: Vec::new(),
+        }
+    }
+
+    fn file(mut self, rel: &str, content: &[u8]) -> Self {
+        let path = self.dir.path().join(rel);
+        std::fs::write(&path, content).unwrap();
+        let m = std::fs::metadata(&path).unwrap();
+        self.jobs.push(Job {
+            object: self.jobs.len() as u32,
+            rel: rel.into(),
+            key: format!("p/{rel}"),
+            content_type: "image/jpeg".into(),
+            size: m.len(),
+            mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+            digests: None,
+            must_not_exist: true,
+            resume: None,
+        });
+        self
+    }
+
+    async fn upload(&self, store: &MemoryStore, s: &UploadSettings) -> Outcome {
+        run(
+            store,
+            self.dir.path(),
+            self.jobs.clone(),
+            s,
+            Transfer::default(),
+            None,
+            Stop::default(),
+        )
+        .await
+    }
+}
+
+fn how(o: &Outcome, object: u32) -> How {
+    o.uploaded
+        .iter()
+        .find(|u| u.object == object)
+        .unwrap_or_else(|| panic!("object {object} not uploaded: {o:?}"))
+        .verification
+}
+
+fn error<'o>(o: &'o Outcome, path: &str) -> &'o str {
+    &o.failed
+        .iter()
+        .find(|f| &*f.path == path)
+        .unwrap_or_else(|| panic!("{path} did not fail: {o:?}"))
+        .error
+}
+
+#[tokio::test]
+async fn small_and_large_files_arrive_and_are_proven_by_the_answer() {
+    let big = data(1, 12 * MIB);
+    let t = Tree::new().file("a.jpg", b"small").file("v.mp4", &big);
+    for alg in [Algorithm::Crc64nvme, Algorithm::Sha256, Algorithm::Crc32c] {
+        let store = MemoryStore::new();
+        let o = t.upload(&store, &settings(alg)).await;
+        assert!(o.failed.is_empty(), "{alg:?}: {o:?}");
+        assert_eq!(o.interrupted, 0);
+        assert_eq!(how(&o, 0), How::ChecksumInResponse, "{alg:?}");
+        assert_eq!(how(&o, 1), How::ChecksumInResponse, "{alg:?}");
+        assert_eq!(store.object("p/v.mp4").unwrap(), big);
+        assert_eq!(store.object("p/a.jpg").unwrap().as_ref(), b"small");
+        let d = o.uploaded.iter().find(|u| u.object == 1).unwrap().digests;
+        assert_eq!(d, Digests::of_bytes(&big));
+    }
+}
+
+#[tokio::test]
+async fn without_checksums_the_etag_proves_and_a_garbled_object_fails() {
+    let t = Tree::new()
+        .file("a.jpg", b"small")
+        .file("v.mp4", &data(2, 11 * MIB));
+    let store = MemoryStore::without_checksums();
+    let o = t.upload(&store, &settings(Algorithm::Crc64nvme)).await;
+    assert_eq!((how(&o, 0), how(&o, 1)), (How::Etag, How::Etag), "{o:?}");
+    assert!(
+        store.log().iter().any(|l| l == "HeadObject p/a.jpg"),
+        "HEAD asked"
+    );
+
+    // The server keeps other bytes than it was sent, and says so.
+    let store = MemoryStore::new();
+    store.fault(Op::Put, "a.jpg", Fault::Garble, 1);
+    let o = t.upload(&store, &settings(Algorithm::Crc64nvme)).await;
+    assert!(error(&o, "a.jpg").contains("CRC64NVME"), "{o:?}");
+    assert_eq!(how(&o, 1), How::ChecksumInResponse);
+}
+
+#[tokio::test]
+async fn an_object_that_appeared_under_the_key_is_not_replaced() {
+    let t = Tree::new().file("a.jpg", b"ours");
+    let store = MemoryStore::new();
+    store.put_raw("p/a.jpg", b"theirs", &[], Default::default());
+    let o = t.upload(&store, &settings(Algorithm::Crc64nvme)).await;
+    let e = error(&o, "a.jpg");
+    assert!(e.contains("appeared under this key"), "{e}");
+    assert_eq!(store.object("p/a.jpg").unwrap().as_ref(), b"theirs");
+}
+
+#[tokio::test]
+async fn a_panicked_upload_is_a_failure_of_its_file_and_the_rest_carries_on() {
+    let t = Tree::new()
+        .file("a.jpg", b"one")
+        .file("b.jpg", b"two")
+        .file("v.mp4", &data(3, 9 * MIB));
+    let store = MemoryStore::new();
+    store.fault(Op::Put, "b.jpg", Fault::Panic, 1);
+    store.fault(Op::Create, "v.mp4", Fault::Panic, 1);
+    let o = t.upload(&store, &settings(Algorithm::Crc64nvme)).await;
+    assert_eq!(o.interrupted, 0, "a panic is not an interruption: {o:?}");
+    assert!(error(&o, "b.jpg").contains("panicked: in-memory store: injected panic"));
+    assert!(error(&o, "v.mp4").contains("panicked"));
+    assert_eq!(how(&o, 0), How::ChecksumInResponse);
+}
+
+/// A 3-part file whose upload an earlier run began: parts 1 and 2 on the
+/// server (part 2 listed twice, as SeaweedFS lists a re-sent part), only
+/// part 1 recorded.
+async fn begun(store: &MemoryStore, content: &[u8], t: &mut Tree) -> UploadId {
+    let alg = Algorithm::Crc64nvme;
+    let opts = ObjectOptions::default();
+    let obj = crate::store::NewObject {
+        key: "p/v.mp4",
+        content_type: "video/mp4",
+        metadata: &[],
+        options: &opts,
+    };
+    let id = store.create_multipart(&obj, alg).await.unwrap();
+    let mut rows = Vec::new();
+    for (n, range) in [
+        (1u32, 0..5 * MIB),
+        (2, 5 * MIB..10 * MIB),
+        (2, 5 * MIB..10 * MIB),
+    ] {
+        let body = &content[range];
+        let sum = Summer::of(alg, body);
+        let check = crate::store::BodyChecksum {
+            algorithm: alg,
+            value: sum.value.to_base64(),
+        };
+        let w = store
+            .upload_part(
+                "p/v.mp4",
+                &id,
+                n,
+                bytes::Bytes::copy_from_slice(body),
+                &check,
+            )
+            .await
+            .unwrap();
+        if n == 1 {
+            rows.push(PartRow {
+                number: 1,
+                size: body.len() as u64,
+                checksum: check.value,
+                crc64: match Summer::of(Algorithm::Crc64nvme, body).value {
+                    crate::checksum::Value::Crc64(v) => v,
+                    _ => unreachable!(),
+                },
+                etag: w.etag.unwrap(),
+            });
+        }
+    }
+    let job = &mut t.jobs[0];
+    job.resume = Some(UploadRow {
+        key: job.key.clone(),
+        path: job.rel.to_string(),
+        upload_id: id.clone(),
+        part_size: 5 << 20,
+        size: job.size,
+        mtime_ns: job.mtime_ns,
+        sha256: Digests::of_bytes(content).sha256,
+        started_at: 1,
+        parts: rows,
+    });
+    id
+}
+
+#[tokio::test]
+async fn a_resumed_upload_sends_only_the_parts_it_cannot_reuse() {
+    let content = data(4, 12 * MIB);
+    let mut t = Tree::new().file("v.mp4", &content);
+    let store = MemoryStore::keeping_resent_parts();
+    let id = begun(&store, &content, &mut t).await;
+    let before = store.log().len();
+    let o = t.upload(&store, &settings(Algorithm::Crc64nvme)).await;
+    assert!(o.failed.is_empty(), "{o:?}");
+    assert_eq!(store.object("p/v.mp4").unwrap(), content);
+    let mut sent: Vec<String> = store.log()[before..]
+        .iter()
+        .filter(|l| l.starts_with("UploadPart") || l.starts_with("Create"))
+        .cloned()
+        .collect();
+    sent.sort();
+    // Part 1 reused; part 2 (unrecorded) and 3 sent; no new upload.
+    assert_eq!(sent, ["UploadPart p/v.mp4 #2", "UploadPart p/v.mp4 #3"]);
+    assert!(!store.uploads().contains(&id), "completed");
+}
+
+#[tokio::test]
+async fn a_changed_file_or_a_forgotten_upload_starts_over() {
+    let content = data(5, 12 * MIB);
+    let mut t = Tree::new().file("v.mp4", &content);
+    let store = MemoryStore::new();
+    let id = begun(&store, &content, &mut t).await;
+    // The journal's file is not this one: its upload is aborted.
+    if let Some(r) = t.jobs[0].resume.as_mut() {
+        r.sha256 = Digests::of_bytes(b"other").sha256;
+    }
+    let o = t.upload(&store, &settings(Algorithm::Crc64nvme)).await;
+    assert!(o.failed.is_empty(), "{o:?}");
+    assert!(
+        store
+            .log()
+            .contains(&"AbortMultipartUpload p/v.mp4".to_string())
+    );
+    assert!(!store.uploads().contains(&id));
+    assert_eq!(store.object("p/v.mp4").unwrap(), content);
+
+    // The server no longer knows the upload: a new one, nothing aborted.
+    let store = MemoryStore::new();
+    let mut t = Tree::new().file("v.mp4", &content);
+    let id = begun(&store, &content, &mut t).await;
+    store.abort_multipart("p/v.mp4", &id).await.unwrap();
+    t.jobs[0].must_not_exist = false;
+    let o = t.upload(&store, &settings(Algorithm::Crc64nvme)).await;
+    assert!(o.failed.is_empty(), "{o:?}");
+    assert_eq!(store.object("p/v.mp4").unwrap(), content);
+}
+
+#[tokio::test]
+async fn a_refused_part_aborts_the_upload_and_a_transient_one_keeps_it() {
+    let t = Tree::new().file("v.mp4", &data(6, 12 * MIB));
+    let store = MemoryStore::new();
+    store.fault(Op::Part, "v.mp4", Fault::Fail(ErrorKind::Checksum), 1);
+    let o = t.upload(&store, &settings(Algorithm::Crc64nvme)).await;
+    assert!(error(&o, "v.mp4").contains("Checksum"), "{o:?}");
+    assert!(
+        store.uploads().is_empty(),
+        "aborted: it would never complete"
+    );
+
+    let store = MemoryStore::new();
+    store.fault(Op::Part, "v.mp4", Fault::Fail(ErrorKind::Transient), 1);
+    let o = t.upload(&store, &settings(Algorithm::Crc64nvme)).await;
+    assert!(error(&o, "v.mp4").contains("Transient"), "{o:?}");
+    assert_eq!(store.uploads().len(), 1, "kept for the next run to resume");
+    assert!(store.object("p/v.mp4").is_none());
+}
+
+#[tokio::test]
+async fn a_file_that_changes_after_planning_is_tried_again_then_reported() {
+    let mut t = Tree::new().file("a.jpg", b"now");
+    // Planning hashed other content: the upload must not go ahead.
+    t.jobs[0].digests = Some(Digests::of_bytes(b"then"));
+    let store = MemoryStore::new();
+    let o = t.upload(&store, &settings(Algorithm::Crc64nvme)).await;
+    let e = error(&o, "a.jpg");
+    assert!(e.contains("changed since it was hashed"), "{e}");
+    assert!(e.contains("retried by the next run"), "{e}");
+    assert!(store.object("p/a.jpg").is_none());
+    let puts = store
+        .log()
+        .iter()
+        .filter(|l| l.starts_with("PutObject"))
+        .count();
+    assert_eq!(puts, 0, "read twice, never sent");
+}
+
+#[tokio::test]
+async fn a_stop_request_starts_nothing_and_counts_the_rest_as_interrupted() {
+    let t = Tree::new().file("a.jpg", b"one").file("b.jpg", b"two");
+    let store = MemoryStore::new();
+    let stop = Stop::default();
+    stop.request();
+    let o = run(
+        &store,
+        t.dir.path(),
+        t.jobs.clone(),
+        &settings(Algorithm::Crc64nvme),
+        Transfer::default(),
+        None,
+        stop,
+    )
+    .await;
+    assert_eq!((o.uploaded.len(), o.failed.len(), o.interrupted), (0, 0, 2));
+    assert!(store.log().is_empty());
+}
