@@ -438,3 +438,26 @@ fn bad_arguments_name_the_flag_or_path() {
         assert_one_line_error(&out, &needles);
     }
 }
+
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    let tree = shop_tree();
+    let t = target("closed-stdout");
+    // The reader is gone before mediashift writes (`plan --json | head -c
+    // 0`): every write to stdout fails with a broken pipe.
+    let mut child = crate::support::spawn_mediashift(
+        [
+            "plan".to_string(),
+            tree.path().display().to_string(),
+            t.url(),
+            "--json".into(),
+        ],
+        &[],
+    );
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!err.contains("error"), "{err}");
+}

@@ -12,8 +12,8 @@ use serde_json::Value;
 
 use crate::migrate::{check_migrated, incomplete_uploads, upload_ids};
 use crate::support::{
-    CountingProxy, Target, Tree, bytes, json as doc, mediashift, runtime, s3, spawn_mediashift,
-    stderr, target,
+    ChecksumAlgorithm, CountingProxy, Target, Tree, bytes, json as doc, mediashift, runtime, s3,
+    spawn_mediashift, stderr, target,
 };
 
 const MIB: usize = 1024 * 1024;
@@ -424,6 +424,47 @@ fn verify_finds_overwritten_deleted_and_unexpected_objects() {
         assert_eq!(v["unexpected"], serde_json::json!([key("stray.jpg")]));
         assert_eq!(v["objects_ok"], 1);
     }
+}
+
+#[test]
+fn verify_calls_an_object_it_cannot_prove_unproven() {
+    let tree = Tree::new();
+    tree.file("a.jpg", &bytes(1, 4000))
+        .file("b.jpg", &bytes(2, 4000));
+    let m = Migration::new("verify-unproven", tree);
+    assert!(m.run(&[]).status.success());
+    // Another client overwrites a.jpg with other bytes of the same size: no
+    // metadata, its own default checksum (CRC32), which mediashift does not
+    // compute. Nothing proves the object holds the file's bytes.
+    let key = format!("{}a.jpg", m.target.prefix);
+    m.target
+        .put_with(&key, &bytes(9, 4000), None, ChecksumAlgorithm::Crc32);
+    let verify = |deep: bool| {
+        let mut args = vec![
+            "verify".to_string(),
+            m.tree.path().display().to_string(),
+            m.target.url(),
+            "--json".into(),
+            "--state".into(),
+            m.state().display().to_string(),
+        ];
+        if deep {
+            args.push("--deep".into());
+        }
+        let out = mediashift(&args);
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        doc(&out)
+    };
+    let v = verify(false);
+    assert_eq!(v["objects_ok"], 1, "{v}");
+    assert_eq!(v["unproven"][0]["key"], key, "{v}");
+    let why = v["unproven"][0]["detail"].as_str().unwrap();
+    assert!(why.contains("CRC32"), "{why}");
+    assert_eq!(v["mismatched"], serde_json::json!([]));
+    // Its bytes tell: they are not the file's.
+    let v = verify(true);
+    assert_eq!(v["mismatched"][0]["key"], key, "{v}");
+    assert_eq!(v["unproven"], serde_json::json!([]));
 }
 
 #[test]
