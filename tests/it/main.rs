@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod layout;
 mod migrate;
 mod nginx;
 mod plan;
