@@ -27,6 +27,9 @@ S3_DIR = os.path.join(WORK, "s3")
 PORT = os.environ.get("MEDIASHIFT_BENCH_PORT", "18333")
 BUCKET = "media"
 ALL_TOOLS = ["mediashift", "s5cmd", "rclone", "aws"]
+# `--baseline BIN` adds this tool: an earlier mediashift build, run with
+# mediashift's settings in the same rounds, to compare two builds.
+BASELINE = "baseline"
 ALL_CORPORA = ["small", "large", "mixed"]
 SEED = 42
 PLAN_SEED = 7  # the same tree bench/plan-memory uses, so it is generated once
@@ -40,7 +43,10 @@ SETTINGS = {
     "s5cmd": "--numworkers 64",
     "rclone": "--transfers 32 --s3-upload-concurrency 8",
     "aws": "s3.max_concurrent_requests = 32 (AWS_CONFIG_FILE); --only-show-errors",
+    BASELINE: "as mediashift (the binary given with --baseline)",
 }
+
+MEDIASHIFTS = ("mediashift", BASELINE)
 
 
 def log(msg):
@@ -158,8 +164,9 @@ def command(tool, src, prefix, rundir, url):
     """The command line and extra environment for one upload of src into prefix."""
     dest = f"s3://{BUCKET}/{prefix}/"
     env = {}
-    if tool == "mediashift":
-        cmd = [os.environ["BENCH_MEDIASHIFT"], "migrate", src, dest, "--endpoint-url", url,
+    if tool in MEDIASHIFTS:
+        binary = os.environ["BENCH_MEDIASHIFT" if tool == "mediashift" else "BENCH_BASELINE"]
+        cmd = [binary, "migrate", src, dest, "--endpoint-url", url,
                "--state", os.path.join(rundir, "state"), "--map-dir", os.path.join(rundir, "maps"),
                "--no-progress", "--json"]
     elif tool == "s5cmd":
@@ -236,7 +243,7 @@ def one_run(tool, c, i, server, tag):
     if rc != 0:
         problems.append(f"exit code {rc}")
     expected = c["files"]
-    if tool == "mediashift" and rc == 0:
+    if tool in MEDIASHIFTS and rc == 0:
         try:
             report = json.load(open(out))
             run["mediashift"] = {k: report.get(k) for k in (
@@ -293,8 +300,9 @@ def summarise(c, runs, tools):
             if journal:
                 row["median_journal_write_s"] = round(statistics.median(journal), 3)
         rows.append(row)
-    peers = [r for r in rows if r["tool"] != "mediashift" and "median_wall_s" in r]
+    peers = [r for r in rows if r["tool"] not in MEDIASHIFTS and "median_wall_s" in r]
     ms = next((r for r in rows if r["tool"] == "mediashift" and "median_wall_s" in r), None)
+    base = next((r for r in rows if r["tool"] == BASELINE and "median_wall_s" in r), None)
     best = min(peers, key=lambda r: r["median_wall_s"]) if peers else None
     ok_runs = [r for r in runs if r["ok"] and r["wall_s"]]
     return {
@@ -303,6 +311,10 @@ def summarise(c, runs, tools):
         "best_peer": best["tool"] if best else None,
         "mediashift_vs_best_peer": round(ms["median_wall_s"] / best["median_wall_s"], 2)
         if ms and best and best["median_wall_s"] else None,
+        "mediashift_vs_baseline": {
+            k: round(ms[k] / base[k], 2) if base.get(k) else None
+            for k in ("median_wall_s", "median_cpu_s", "median_server_cpu_s", "median_peak_rss_mib")
+        } if ms and base else None,
         "server_ceiling": {
             "objects_per_s": round(max(c["files"] / r["wall_s"] for r in ok_runs), 2),
             "mb_per_s": round(max(c["bytes"] / 1e6 / r["wall_s"] for r in ok_runs), 1),
@@ -342,6 +354,12 @@ def table(s):
     if s["mediashift_vs_best_peer"] is not None:
         lines.append(f"mediashift median wall / best peer's ({s['best_peer']}): "
                      f"**{s['mediashift_vs_best_peer']:.2f}** (below 1 = mediashift faster)")
+    if s.get("mediashift_vs_baseline"):
+        b = s["mediashift_vs_baseline"]
+        lines.append(f"mediashift / baseline (median; below 1 = this build is better): wall "
+                     f"**{fmt(b['median_wall_s'], '.2f')}**, CPU {fmt(b['median_cpu_s'], '.2f')}, "
+                     f"server CPU {fmt(b['median_server_cpu_s'], '.2f')}, "
+                     f"peak RSS {fmt(b['median_peak_rss_mib'], '.2f')}")
     if s["server_ceiling"]:
         lines.append(f"Server ceiling (best single run of any tool): "
                      f"{rate(s['server_ceiling']['objects_per_s'])} objects/s, {s['server_ceiling']['mb_per_s']:,.1f} MB/s")
@@ -350,7 +368,8 @@ def table(s):
 
 def svg_chart(summaries, tools, title):
     """Grouped bar chart: median MB/s per tool (bars) per corpus (groups)."""
-    colours = {"mediashift": "#d95f02", "s5cmd": "#1b9e77", "rclone": "#7570b3", "aws": "#e7298a"}
+    colours = {"mediashift": "#d95f02", "s5cmd": "#1b9e77", "rclone": "#7570b3", "aws": "#e7298a",
+               BASELINE: "#fdb863"}
     w, h, left, top, bottom = 760, 380, 70, 50, 70
     plot_w, plot_h = w - left - 20, h - top - bottom
     vals = [r.get("mb_per_s") or 0 for s in summaries for r in s["tools"]]
@@ -406,6 +425,7 @@ def versions(tools):
         except (OSError, IndexError, subprocess.TimeoutExpired):
             return "unknown"
     cmds = {"mediashift": [os.environ["BENCH_MEDIASHIFT"], "--version"], "s5cmd": [peer("s5cmd"), "version"],
+            BASELINE: [os.environ.get("BENCH_BASELINE", "missing"), "--version"],
             "rclone": ["rclone", "version"], "aws": [peer("aws"), "--version"]}
     v = {t: first_line(cmds[t]) for t in tools}
     weed = os.path.join(os.environ.get("MEDIASHIFT_TOOLS", os.path.join(ROOT, ".tools")), "venv", "bin", "weed")
@@ -441,6 +461,10 @@ def main():
     ap.add_argument("--tools", default=",".join(ALL_TOOLS), help="comma-separated: mediashift,s5cmd,rclone,aws")
     ap.add_argument("--smoke", action="store_true", help="tiny corpora, 1 run, results in bench/work/")
     ap.add_argument("--skip-plan-1m", action="store_true", help="skip `mediashift plan` over 1,000,000 files")
+    ap.add_argument("--baseline", metavar="BIN", help="an earlier mediashift binary, run as the tool "
+                    f"'{BASELINE}' with mediashift's settings in the same rounds, to compare two builds")
+    ap.add_argument("--results", metavar="NAME", default="peers",
+                    help="results file name in bench/results (default peers)")
     a = ap.parse_args()
     tools = [t for t in a.tools.split(",") if t]
     kinds = [k for k in a.corpora.split(",") if k]
@@ -454,6 +478,13 @@ def main():
         ap.error(f"--runs must be at least 1, not {a.runs}")
     if not tools:
         ap.error("--tools names no tool")
+    if a.baseline:
+        if not os.access(a.baseline, os.X_OK):
+            ap.error(f"--baseline {a.baseline}: not an executable file")
+        os.environ["BENCH_BASELINE"] = os.path.abspath(a.baseline)
+        tools.append(BASELINE)
+    if not a.results or "/" in a.results:
+        ap.error("--results must be a plain file name, like peers or before-after")
     runs = a.runs if a.runs is not None else (1 if a.smoke else 3)
     scale = SMOKE_SCALE if a.smoke else FULL_SCALE
     mode = "smoke" if a.smoke else "full"
@@ -543,10 +574,10 @@ def main():
                   if plan["ok"] else f"FAILED (exit {plan['exit_code']})"), ""]
     if failed:
         md += [f"**{len(failed)} run(s) failed**: see `runs` in the JSON.", ""]
-    md += ["Chart: median MB/s per tool and corpus.", "", "![throughput](peers.svg)" if not a.smoke else
-           "![throughput](peers-smoke.svg)", ""]
+    md += ["Chart: median MB/s per tool and corpus.", "", f"![throughput]({a.results}.svg)" if not a.smoke else
+           f"![throughput]({a.results}-smoke.svg)", ""]
 
-    outdir, stem = (WORK, "peers-smoke") if a.smoke else (RESULTS, "peers")
+    outdir, stem = (WORK, f"{a.results}-smoke") if a.smoke else (RESULTS, a.results)
     os.makedirs(outdir, exist_ok=True)
     for ext, text in (("json", json.dumps(doc, indent=2) + "\n"), ("md", "\n".join(md)),
                       ("svg", svg_chart(summaries, tools, f"Upload throughput to local SeaweedFS ({mode} run)"))):
