@@ -62,7 +62,7 @@ pub fn run(cli: &Cli) -> Result<Exit> {
 
 fn dispatch(runtime: &tokio::runtime::Runtime, cli: &Cli) -> Result<Exit> {
     match &cli.command {
-        Command::Plan(args) => plan(runtime, &RunSettings::from_args(args)?),
+        Command::Plan(args) => plan(runtime, &MigrateSettings::from_args(args)?.run),
         Command::Migrate(args) => {
             let settings = MigrateSettings::from_args(args)?;
             if settings.dry_run {

@@ -36,6 +36,13 @@ impl Algorithm {
         }
     }
 
+    /// The algorithm a [`Algorithm::name`] names.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::Crc64nvme, Self::Sha256, Self::Crc32c]
+            .into_iter()
+            .find(|a| a.name() == name)
+    }
+
     /// Whether the multipart checksum is full-object (else composite).
     pub fn full_object(self) -> bool {
         !matches!(self, Self::Sha256)

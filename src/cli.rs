@@ -31,7 +31,8 @@ pub struct Cli {
 pub enum Command {
     /// Plan a migration without writing anything: what would be uploaded,
     /// what is already there, duplicates, problem names, requests and cost.
-    Plan(RunArgs),
+    /// Takes every `migrate` option, so the two are a verb swap.
+    Plan(MigrateArgs),
 
     /// Upload the media: each distinct content once, checksummed and
     /// verified, then write the URL rewrite maps.

@@ -10,6 +10,8 @@ use std::path::Path;
 
 use sha2::{Digest as _, Sha256};
 
+use crate::checksum::{self, Algorithm, Summer};
+use crate::limits::PartLayout;
 use crate::progress::Phase;
 use crate::types::{Crc64Nvme, Sha256Digest};
 
@@ -82,6 +84,44 @@ pub fn hash_file(path: &Path, expected_size: u64, progress: &Phase) -> io::Resul
     Ok(h.finish())
 }
 
+/// The file's whole-object checksum in `algorithm` as a server reports it
+/// for an object uploaded in one PutObject (`layout` `None`) or in the
+/// parts of `layout`: full-object for CRCs (the same either way), the
+/// composite `…-N` of the part digests for SHA-256 in parts.
+pub fn whole_checksum(
+    path: &Path,
+    algorithm: Algorithm,
+    layout: Option<PartLayout>,
+) -> io::Result<String> {
+    let mut file = File::open(path)?;
+    let mut buf = vec![0u8; READ_BUF];
+    let composite = layout.filter(|_| !algorithm.full_object());
+    let part_size = composite.map_or(u64::MAX, |l| l.part_size);
+    let mut parts = Vec::new();
+    let mut sum = Summer::new(algorithm);
+    let mut in_part = 0u64;
+    loop {
+        let want = (part_size - in_part).min(buf.len() as u64) as usize;
+        let n = file.read(&mut buf[..want])?;
+        if n == 0 {
+            break;
+        }
+        sum.update(&buf[..n]);
+        in_part += n as u64;
+        if in_part == part_size {
+            parts.push(std::mem::replace(&mut sum, Summer::new(algorithm)).finish());
+            in_part = 0;
+        }
+    }
+    if composite.is_none() {
+        return Ok(sum.finish().value.to_base64());
+    }
+    if in_part > 0 || parts.is_empty() {
+        parts.push(sum.finish());
+    }
+    Ok(checksum::multipart_value(algorithm, &parts))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,5 +144,35 @@ mod tests {
         );
         let e = hash_file(&p, 4, &Phase::hidden()).unwrap_err();
         assert!(e.to_string().contains("4 bytes at the walk, 5 now"), "{e}");
+    }
+
+    #[test]
+    fn whole_checksums_are_what_a_server_reports() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("v.mp4");
+        let data: Vec<u8> = (0..(11u32 << 20)).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&p, &data).unwrap();
+        let layout = PartLayout::new(data.len() as u64, 5 << 20).unwrap();
+        // CRC32C is full-object whether sent whole or in parts.
+        let whole = Summer::of(Algorithm::Crc32c, &data).value.to_base64();
+        assert_eq!(whole_checksum(&p, Algorithm::Crc32c, None).unwrap(), whole);
+        assert_eq!(
+            whole_checksum(&p, Algorithm::Crc32c, Some(layout)).unwrap(),
+            whole
+        );
+        // SHA-256 in parts is the composite of the part digests.
+        let parts: Vec<checksum::Part> = data
+            .chunks(5 << 20)
+            .map(|c| Summer::of(Algorithm::Sha256, c))
+            .collect();
+        assert_eq!(
+            whole_checksum(&p, Algorithm::Sha256, Some(layout)).unwrap(),
+            checksum::multipart_value(Algorithm::Sha256, &parts)
+        );
+        assert!(
+            whole_checksum(&p, Algorithm::Sha256, Some(layout))
+                .unwrap()
+                .ends_with("-3")
+        );
     }
 }

@@ -18,6 +18,14 @@ pub enum Error {
     Journal(#[from] JournalError),
     #[error("cannot write the URL maps: {0}")]
     Maps(#[source] std::io::Error),
+    #[error(
+        "--map-dir {dir} cannot take the maps ({source}): give a writable directory (nothing was uploaded)"
+    )]
+    MapDir {
+        dir: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("no upload could be aborted: {0}")]
     NothingAborted(String),
     #[error("{what} failed: {source}")]

@@ -12,6 +12,7 @@
 //! Each file is written to a temporary name in the same directory, synced,
 //! then renamed over the old one, so a reader never sees half a map.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -66,6 +67,19 @@ pub fn urls_for(source_base: &str, public_base: &str, rel: &str, key: &str) -> (
         urls::url_for(source_base, rel),
         urls::url_for(public_base, key),
     )
+}
+
+/// Checks that `dir` takes the maps, before anything is uploaded: creates
+/// it, and writes, syncs and removes a probe file.
+pub fn probe(dir: &Path) -> io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let p = dir.join(format!(".mediashift-probe-{}", std::process::id()));
+    let written = File::create(&p).and_then(|mut f| {
+        f.write_all(&[0; 4096])?;
+        f.sync_all()
+    });
+    let _ = std::fs::remove_file(&p);
+    written
 }
 
 /// Writes the four maps into `dir`; returns their paths.
@@ -158,9 +172,35 @@ pub fn nginx_quote(s: &str) -> String {
     out
 }
 
+/// `s` as a PCRE pattern that matches only `s` itself.
+fn regex_literal(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if "\\^$.|?*+()[]{}".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 fn write_nginx(w: &mut impl Write, maps: &Maps, prefix: &str) -> io::Result<()> {
-    let longest = maps
+    // nginx looks map strings up without regard to (ASCII) letter case:
+    // two names equal but for case would make `nginx -t` fail ("conflicting
+    // parameter"), and either would redirect to the other's object. Those
+    // are written as case-sensitive regular expressions, which nginx tries
+    // after the strings; everything else stays a plain string in the hash.
+    let mut folded: HashMap<String, usize> = HashMap::new();
+    for e in &maps.entries {
+        *folded
+            .entry(format!("{prefix}{}", e.rel).to_ascii_lowercase())
+            .or_default() += 1;
+    }
+    let (regex, plain): (Vec<&Entry>, Vec<&Entry>) = maps
         .entries
+        .iter()
+        .partition(|e| folded[&format!("{prefix}{}", e.rel).to_ascii_lowercase()] > 1);
+    let longest = plain
         .iter()
         .map(|e| prefix.len() + e.rel.len())
         .max()
@@ -177,9 +217,13 @@ fn write_nginx(w: &mut impl Write, maps: &Maps, prefix: &str) -> io::Result<()> 
     )?;
     writeln!(
         w,
+        "# and redirect with: return 301 $mediashift_url$is_args$args; ($uri has no query string)"
+    )?;
+    writeln!(
+        w,
         "# The longest key is {longest} bytes: set map_hash_bucket_size {bucket}; (or more) in http {{}}."
     )?;
-    for e in &maps.entries {
+    for e in &plain {
         // Values hold no '$' (percent-encoded URLs), so nginx takes them literally.
         writeln!(
             w,
@@ -187,6 +231,17 @@ fn write_nginx(w: &mut impl Write, maps: &Maps, prefix: &str) -> io::Result<()> 
             nginx_quote(&format!("{prefix}{}", e.rel)),
             nginx_quote(&e.new_url)
         )?;
+    }
+    if !regex.is_empty() {
+        writeln!(
+            w,
+            "# {} names equal but for letter case, as case-sensitive regular expressions:",
+            regex.len()
+        )?;
+    }
+    for e in &regex {
+        let pattern = format!("~^{}$", regex_literal(&format!("{prefix}{}", e.rel)));
+        writeln!(w, "{} {};", nginx_quote(&pattern), nginx_quote(&e.new_url))?;
     }
     Ok(())
 }
@@ -208,12 +263,47 @@ const BROWSER_PATH: &AsciiSet = &CONTROLS
 fn write_apache(w: &mut impl Write, maps: &Maps, prefix: &str) -> io::Result<()> {
     writeln!(
         w,
-        "# mediashift URL map for Apache RewriteMap (txt): {} -> {}",
+        "# mediashift URL map for Apache RewriteMap: {} -> {}",
         maps.source, maps.destination
     )?;
     writeln!(
         w,
         "# Keys are request paths as sent on the wire: the strict encoding, and the browser one where it differs."
+    )?;
+    writeln!(
+        w,
+        "# A txt: map is read line by line for every lookup; convert it once for hashed lookups:"
+    )?;
+    writeln!(w, "#   httxt2dbm -i apache.map -o apache.dbm")?;
+    writeln!(
+        w,
+        "# In the server config or a <VirtualHost> (RewriteMap is not allowed in .htaccess):"
+    )?;
+    writeln!(w, "#   RewriteEngine On")?;
+    writeln!(
+        w,
+        "#   RewriteMap mediashift \"dbm:/etc/apache2/mediashift/apache.dbm\""
+    )?;
+    writeln!(
+        w,
+        "#   RewriteCond %{{THE_REQUEST}} \"^\\S+\\s+([^\\s?]+)\""
+    )?;
+    writeln!(
+        w,
+        "#   RewriteCond ${{mediashift:%1|NONE}} \"^(https?://.+)$\""
+    )?;
+    writeln!(
+        w,
+        "#   RewriteRule \"^{}\" \"%1\" [R=301,L,NE]",
+        regex_literal(prefix)
+    )?;
+    writeln!(
+        w,
+        "# (The rule's pattern is matched first, so only requests under that path consult the map;"
+    )?;
+    writeln!(
+        w,
+        "#  the query string, a ?v=123 cache-buster say, is passed on to the new URL.)"
     )?;
     let encoded_prefix = urls::encode_path(prefix);
     for e in &maps.entries {
@@ -304,6 +394,32 @@ mod tests {
         );
         assert!(text.contains("\"/media/q,\\\"x\\\".jpg\""), "{text}");
         assert_eq!(nginx_quote("a\\b\nc"), "\"a\\\\b\\nc\"");
+    }
+
+    #[test]
+    fn names_equal_but_for_case_are_case_sensitive_regexes_in_nginx() {
+        let mut m = maps();
+        m.entries = vec![
+            entry("Case/Photo.jpg", "shop/Case/Photo.jpg"),
+            entry("Case/photo.jpg", "shop/Case/photo.jpg"),
+            entry("Case/other (1).jpg", "shop/Case/other (1).jpg"),
+        ];
+        let mut out = Vec::new();
+        write_nginx(&mut out, &m, "/media/").unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains("\"/media/Case/other (1).jpg\" "),
+            "the rest stays plain: {text}"
+        );
+        assert!(
+            text.contains(
+                "\"~^/media/Case/Photo\\\\.jpg$\" \"http://s3.local/bucket/shop/Case/Photo.jpg\";"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("\"~^/media/Case/photo\\\\.jpg$\""), "{text}");
+        assert!(!text.contains("\"/media/Case/Photo.jpg\""), "{text}");
+        assert_eq!(regex_literal("a.b(c)[d]*$"), "a\\.b\\(c\\)\\[d\\]\\*\\$");
     }
 
     #[test]

@@ -138,7 +138,10 @@ pub struct ScanOptions {
     pub root: PathBuf,
     pub selector: Selector,
     pub follow_symlinks: bool,
-    /// Directories never entered (mediashift's own state directory).
+    /// Directories never entered (mediashift's state and map directories),
+    /// by path and, where they exist, by identity (device and inode), so a
+    /// second name for one of them (a symlink followed) is not entered
+    /// either.
     pub prune: Vec<PathBuf>,
 }
 
@@ -188,11 +191,24 @@ fn io_reason(err: &io::Error) -> SkipReason {
 pub fn scan(opts: &ScanOptions, progress: &Phase) -> ScanResult {
     let root = &opts.root;
     let mut result = ScanResult::default();
+    let pruned: Vec<(u64, u64)> = opts
+        .prune
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| (m.dev(), m.ino()))
+        .collect();
+    let keep = |e: &walkdir::DirEntry| {
+        !e.file_type().is_dir()
+            || !(opts.prune.iter().any(|p| p == e.path())
+                || (!pruned.is_empty()
+                    && e.metadata()
+                        .is_ok_and(|m| pruned.contains(&(m.dev(), m.ino())))))
+    };
     let walker = WalkDir::new(root)
         .follow_links(opts.follow_symlinks)
         .sort_by_file_name()
         .into_iter()
-        .filter_entry(|e| !(e.file_type().is_dir() && opts.prune.iter().any(|p| p == e.path())));
+        .filter_entry(keep);
 
     for entry in walker {
         let entry = match entry {
@@ -390,6 +406,20 @@ mod tests {
         o.prune.push(root.join(".mediashift"));
         let r = scan(&o, &Phase::hidden());
         assert_eq!(rels(&r), ["a.jpg"]);
+    }
+
+    #[test]
+    fn a_pruned_directory_is_known_by_its_identity_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        fs::create_dir_all(root.join("state")).unwrap();
+        fs::write(root.join("state/journal.jpg"), b"x").unwrap();
+        std::os::unix::fs::symlink(root.join("state"), root.join("link")).unwrap();
+        fs::write(root.join("a.jpg"), b"x").unwrap();
+        let mut o = opts(&root, true);
+        o.prune.push(root.join("state"));
+        let r = scan(&o, &Phase::hidden());
+        assert_eq!(rels(&r), ["a.jpg"], "not entered under its other name");
     }
 
     #[test]

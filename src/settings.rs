@@ -95,12 +95,44 @@ pub fn connection(args: &ConnectionArgs) -> Result<ConnectionSettings, SettingsE
     {
         return Err(bad("--max-attempts must be between 1 and 100"));
     }
+    // The SDK panics on a bad AWS_RETRY_MODE or AWS_MAX_ATTEMPTS: they are
+    // read and checked here, and the SDK never reads them.
+    let adaptive_retries = match args.retry_mode.as_deref() {
+        Some(m) => Some(m == "adaptive"),
+        None => match env_nonempty("AWS_RETRY_MODE").as_deref().map(str::trim) {
+            None => None,
+            Some(m) if m.eq_ignore_ascii_case("standard") => Some(false),
+            Some(m) if m.eq_ignore_ascii_case("adaptive") => Some(true),
+            Some(m) => {
+                return Err(bad(format!(
+                    "AWS_RETRY_MODE '{m}' is not a retry mode mediashift knows: set it to standard or adaptive, or unset it"
+                )));
+            }
+        },
+    };
+    let max_attempts = match args.max_attempts {
+        Some(n) => Some(n),
+        None => match env_nonempty("AWS_MAX_ATTEMPTS") {
+            None => None,
+            Some(v) => Some(
+                v.trim()
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=100).contains(n))
+                    .ok_or_else(|| {
+                        bad(format!(
+                            "AWS_MAX_ATTEMPTS '{v}' is not a number of attempts: set it to a whole number from 1 to 100, or unset it"
+                        ))
+                    })?,
+            ),
+        },
+    };
     Ok(ConnectionSettings {
         endpoint_url,
         region: args.region.clone(),
         profile: args.profile.clone(),
-        adaptive_retries: args.retry_mode.as_deref().map(|m| m == "adaptive"),
-        max_attempts: args.max_attempts,
+        adaptive_retries,
+        max_attempts,
         always_sign_payload: args.sign_payload,
     })
 }
@@ -169,10 +201,8 @@ impl RunSettings {
 
         let selector = Selector::new(args.all_files, &args.include, &args.exclude)
             .map_err(|e| bad(e.to_string()))?;
-        let state_dir = absolute(&args.state)?;
-        let prune = state_dir
-            .canonicalize()
-            .map_or_else(|_| vec![state_dir.clone()], |p| vec![p]);
+        let state_dir = resolved("--state", &args.state)?;
+        let prune = vec![state_dir.clone()];
 
         Ok(Self {
             scan: ScanOptions {
@@ -202,7 +232,14 @@ impl RunSettings {
                 public_base: args
                     .public_base_url
                     .as_deref()
-                    .map(|u| url_flag("--public-base-url", u, false))
+                    .map(|u| {
+                        if u.contains(['?', '#']) {
+                            return Err(bad(format!(
+                                "--public-base-url '{u}' has a query string or fragment: give the URL objects are served under; each object's URL is it plus the key"
+                            )));
+                        }
+                        url_flag("--public-base-url", u, false)
+                    })
                     .transpose()?,
             },
             state_dir,
@@ -216,8 +253,28 @@ impl RunSettings {
     }
 }
 
-fn absolute(p: &Path) -> Result<PathBuf, SettingsError> {
-    std::path::absolute(p).map_err(|e| bad(format!("--state '{}': {e}", p.display())))
+/// `p` as one absolute path whatever it was called: symlinks resolved as
+/// far as the path exists, `.` and `..` resolved in the rest, so that two
+/// names of one directory compare equal.
+fn resolved(flag: &str, p: &Path) -> Result<PathBuf, SettingsError> {
+    let abs = std::path::absolute(p).map_err(|e| bad(format!("{flag} '{}': {e}", p.display())))?;
+    let parts: Vec<std::path::Component<'_>> = abs.components().collect();
+    for n in (1..=parts.len()).rev() {
+        let head: PathBuf = parts[..n].iter().collect();
+        if let Ok(mut out) = head.canonicalize() {
+            for c in &parts[n..] {
+                match c {
+                    std::path::Component::ParentDir => {
+                        out.pop();
+                    }
+                    std::path::Component::Normal(name) => out.push(name),
+                    _ => {}
+                }
+            }
+            return Ok(out);
+        }
+    }
+    Ok(abs)
 }
 
 fn resolve_source(p: &Path) -> Result<PathBuf, SettingsError> {
@@ -306,14 +363,16 @@ impl MigrateSettings {
                 "--cache-control must be a non-empty header value without control characters",
             ));
         }
-        let map_dir = std::path::absolute(&args.map_dir)
-            .map_err(|e| bad(format!("--map-dir '{}': {e}", args.map_dir.display())))?;
+        let mut run = run;
+        let map_dir = resolved("--map-dir", &args.map_dir)?;
         if map_dir.starts_with(&run.scan.root) {
             return Err(bad(format!(
-                "--map-dir '{}' is inside SOURCE_DIR: put the maps elsewhere so they are not taken for media",
+                "--map-dir '{}' is inside SOURCE_DIR ({}): put the maps elsewhere so they are not taken for media",
+                args.map_dir.display(),
                 map_dir.display()
             )));
         }
+        run.scan.prune.push(map_dir.clone());
         let upload = UploadSettings {
             algorithm: match args.checksum {
                 ChecksumArg::Crc64nvme => Algorithm::Crc64nvme,
@@ -353,7 +412,7 @@ pub struct StatusSettings {
 impl StatusSettings {
     pub fn from_args(args: &StatusArgs) -> Result<Self, SettingsError> {
         Ok(Self {
-            state_dir: absolute(&args.state)?,
+            state_dir: resolved("--state", &args.state)?,
             json: args.json,
         })
     }
@@ -380,7 +439,7 @@ impl VerifySettings {
             source: resolve_source(&args.source)?,
             destination: args.destination.parse().map_err(|e| bad(format!("{e}")))?,
             connection: connection(&args.connection)?,
-            state_dir: absolute(&args.state)?,
+            state_dir: resolved("--state", &args.state)?,
             deep: args.deep,
             concurrency: args.concurrency,
             output: OutputSettings {
@@ -409,7 +468,7 @@ impl GcSettings {
             destination: args.destination.parse().map_err(|e| bad(format!("{e}")))?,
             connection: connection(&args.connection)?,
             older_than: age_flag("--older-than", &args.older_than)?,
-            state_dir: absolute(&args.state)?,
+            state_dir: resolved("--state", &args.state)?,
             all: args.all,
             dry_run: args.dry_run,
             json: args.json,

@@ -3,23 +3,30 @@
 //! already there?), after every write (`upload`: did it arrive?) and by
 //! `mediashift verify` (is it still there?).
 //!
-//! Only proofs count. An object is [`Proof::Proven`] when it has the file's
-//! size and at least one piece of evidence matches while none disagrees:
-//! - every checksum the server returned that can be compared with what is
-//!   known locally: CRC64NVME and full-object SHA-256 against the file's
-//!   digests, and the whole-object checksum this run sent (a composite
-//!   SHA-256 or a CRC32C) against the server's;
-//! - the `sha256` user metadata, where a claim may count: not right after
-//!   our own write (we just wrote it; it proves nothing about the bytes);
-//! - after our own write only, when nothing else is there, the ETag against
-//!   the MD5 of what we sent.
+//! Only proofs count, and evidence outranks claims. In order:
+//! 1. The object must have the file's size.
+//! 2. Where the server returns a checksum that can be compared with what is
+//!    known of the file, it decides, and every such checksum must match:
+//!    CRC64NVME and full-object SHA-256 against the file's digests; CRC32C
+//!    and composite SHA-256 (`…-N`) against the file's value in that
+//!    algorithm, when it is known (sent by this run, recorded by the
+//!    journal, or computed from the file).
+//! 3. A server checksum that cannot be compared (another client's CRC32,
+//!    say) proves nothing, and no claim outranks it: the object is
+//!    unproven.
+//! 4. Only an object with no server checksum at all is judged by what is
+//!    left: after our own write, its ETag against the MD5 of what we sent;
+//!    otherwise its `sha256` user metadata, a claim anyone can copy, which
+//!    the proof says it is ([`How::Sha256Metadata`]).
 //!
 //! Evidence that disagrees makes the object [`Proof::Different`]; an
 //! object that offers none is [`Proof::Unproven`], never assumed equal.
 
 use serde::Serialize;
 
+use crate::checksum::Algorithm;
 use crate::digest::Digests;
+use crate::limits::PartLayout;
 use crate::store::{BodyChecksum, ChecksumType, Checksums, RemoteObject, Written};
 use crate::types::Sha256Digest;
 
@@ -49,8 +56,8 @@ pub enum How {
     ChecksumInHead,
     /// The ETag equals the MD5 (or MD5 of part MD5s) of what we sent.
     Etag,
-    /// Only the `sha256` metadata matched (the object has no checksum to
-    /// compare): a claim, weaker than the others.
+    /// The object has no server checksum; its `sha256` metadata matched:
+    /// a claim, weaker than the others.
     Sha256Metadata,
     /// The object was downloaded and its bytes hashed (`verify --deep`).
     Download,
@@ -101,9 +108,11 @@ pub struct Local<'a> {
     pub size: u64,
     /// The file's digests, once hashed (or as the journal recorded them).
     pub digests: Option<Digests>,
-    /// The whole-object checksum this run sent, as the server reports it
-    /// (multipart: combined, or composite `…-N` for SHA-256).
-    sent: Option<&'a BodyChecksum>,
+    /// The file's whole-object checksum in the object's algorithm, as a
+    /// server reports it (multipart: combined, or composite `…-N` for
+    /// SHA-256), when known: sent by this run, recorded by the journal, or
+    /// computed from the file.
+    whole: Option<&'a BodyChecksum>,
     /// The ETag our write should produce, computed only if needed.
     etag: Option<&'a (dyn Fn() -> String + Sync)>,
     /// Whether the `sha256` metadata may count.
@@ -116,10 +125,15 @@ impl<'a> Local<'a> {
         Self {
             size,
             digests,
-            sent: None,
+            whole: None,
             etag: None,
             claims: true,
         }
+    }
+
+    /// The same file, with its whole-object checksum in one algorithm.
+    pub fn with_checksum(self, whole: Option<&'a BodyChecksum>) -> Self {
+        Self { whole, ..self }
     }
 
     /// What our own write just sent.
@@ -132,7 +146,7 @@ impl<'a> Local<'a> {
         Self {
             size,
             digests: Some(digests),
-            sent: Some(sent),
+            whole: Some(sent),
             etag: Some(etag),
             claims: false,
         }
@@ -209,6 +223,26 @@ pub fn prove_download(len: u64, sha256: Sha256Digest, local: &Local<'_>) -> Proo
     }
 }
 
+/// The file's value that would decide for `object`, when its only
+/// checksum is one the file's digests cannot be compared with: its CRC32C,
+/// or its composite SHA-256 if it has the parts `part_size` gives a file of
+/// its size. `None` when the digests suffice or nothing would.
+pub fn wanted(object: &RemoteObject, part_size: u64) -> Option<(Algorithm, Option<PartLayout>)> {
+    let c = &object.checksums;
+    if c.crc64nvme.is_some() || c.sha256.as_deref().is_some_and(|v| !is_composite(c, v)) {
+        return None;
+    }
+    if let Some(v) = c.sha256.as_deref() {
+        let parts: u64 = v.rsplit_once('-')?.1.parse().ok()?;
+        let layout = PartLayout::new(object.size, part_size).ok()?;
+        return (layout.parts == parts).then_some((Algorithm::Sha256, Some(layout)));
+    }
+    match c.crc32c.as_deref() {
+        Some(v) if !is_composite(c, v) => Some((Algorithm::Crc32c, None)),
+        _ => None,
+    }
+}
+
 /// Whether mediashift wrote this object from the file at `rel` (its
 /// `source-path` metadata): an unproven object of ours is an earlier upload
 /// of a file that has changed since.
@@ -235,29 +269,26 @@ fn judge(e: Evidence<'_>, local: &Local<'_>) -> Proof {
     {
         return different_size(size, local);
     }
-    let mut proven = None;
-    for (name, theirs, ours) in comparable(e.checksums, local) {
-        if theirs != ours {
+    // The server's checksums decide where they can be compared.
+    let comparable = comparable(e.checksums, local);
+    if !comparable.is_empty() {
+        if let Some((name, theirs, ours)) = comparable.iter().find(|(_, t, o)| t != o) {
             return Proof::Different {
                 why: format!("the object's {name} is {theirs}, the file's {ours}"),
             };
         }
-        proven = Some(e.server);
+        return Proof::Proven { how: e.server };
     }
-    if local.claims
-        && let (Some(meta), Some(d)) = (e.sha256_metadata, local.digests)
-    {
-        let ours = d.sha256.to_hex();
-        if !meta.eq_ignore_ascii_case(&ours) {
-            return Proof::Different {
-                why: format!("its sha256 metadata is {meta}, the file's SHA-256 {ours}"),
-            };
-        }
-        proven.get_or_insert(How::Sha256Metadata);
+    let uncompared = server_checksums(e.checksums);
+    if !uncompared.is_empty() && local.etag.is_none() {
+        return Proof::Unproven {
+            why: format!(
+                "same size, but its {} checksum cannot be compared with the file's (no sha256 metadata outranks a server checksum; verify --deep compares the bytes)",
+                uncompared.join(" and ")
+            ),
+        };
     }
-    if let Some(how) = proven {
-        return Proof::Proven { how };
-    }
+    // No server checksum to go by: after our own write the ETag tells.
     if let Some(expected) = local.etag {
         let expected = expected();
         return match e.etag {
@@ -272,50 +303,87 @@ fn judge(e: Evidence<'_>, local: &Local<'_>) -> Proof {
             },
         };
     }
-    Proof::Unproven {
-        why: match e.checksums.other {
-            Some(alg) => format!(
-                "same size, but its only checksum ({alg}) is not one mediashift computes, and it has no sha256 metadata to compare"
-            ),
-            None => "same size, but the object has neither a full-object checksum nor sha256 metadata to prove its content".into(),
-        },
+    // Otherwise only a claim is left.
+    if let (Some(meta), Some(d)) = (e.sha256_metadata.filter(|_| local.claims), local.digests) {
+        let ours = d.sha256.to_hex();
+        return if meta.eq_ignore_ascii_case(&ours) {
+            Proof::Proven {
+                how: How::Sha256Metadata,
+            }
+        } else {
+            Proof::Different {
+                why: format!("its sha256 metadata is {meta}, the file's SHA-256 {ours}"),
+            }
+        };
     }
+    Proof::Unproven {
+        why: "same size, but the object has neither a server checksum nor sha256 metadata to prove its content".into(),
+    }
+}
+
+/// Whether a checksum value is composite (`…-N`): base64 has no '-', so a
+/// value with one is, whatever the server says of its type.
+fn is_composite(c: &Checksums, v: &str) -> bool {
+    c.kind == Some(ChecksumType::Composite) || v.contains('-')
+}
+
+/// The names of every checksum the server returned.
+fn server_checksums(c: &Checksums) -> Vec<String> {
+    let mut out: Vec<String> = [
+        ("CRC64NVME", &c.crc64nvme),
+        ("SHA-256", &c.sha256),
+        ("CRC32C", &c.crc32c),
+    ]
+    .into_iter()
+    .filter_map(|(name, v)| {
+        let v = v.as_deref()?;
+        Some(if is_composite(c, v) {
+            format!("composite {name}")
+        } else {
+            name.to_string()
+        })
+    })
+    .collect();
+    out.extend(c.other.map(str::to_string));
+    out
 }
 
 /// The server's checksums that can be compared with what is known
 /// locally: (name, server's value, our value).
 fn comparable<'e>(c: &'e Checksums, local: &Local<'_>) -> Vec<(&'static str, &'e str, String)> {
-    use crate::checksum::Algorithm;
-    let sent = |alg: Algorithm| {
+    // The file's whole value in `alg`, composite or not as the server's is.
+    let whole = |alg: Algorithm, composite: bool| {
         local
-            .sent
-            .filter(|s| s.algorithm == alg)
-            .map(|s| s.value.clone())
+            .whole
+            .filter(|w| w.algorithm == alg && w.value.contains('-') == composite)
+            .map(|w| w.value.clone())
     };
-    // Base64 has no '-': a value with one is composite ("…-N") whatever
-    // the server says of its type.
-    let composite = |v: &str| c.kind == Some(ChecksumType::Composite) || v.contains('-');
     let mut out = Vec::new();
     if let Some(v) = c.crc64nvme.as_deref()
         && let Some(ours) = local
             .digests
             .map(|d| d.crc64.to_base64())
-            .or_else(|| sent(Algorithm::Crc64nvme))
+            .filter(|_| !is_composite(c, v))
+            .or_else(|| whole(Algorithm::Crc64nvme, is_composite(c, v)))
     {
         out.push(("CRC64NVME", v, ours));
     }
     if let Some(v) = c.sha256.as_deref() {
-        let ours = if composite(v) {
-            sent(Algorithm::Sha256)
+        let composite = is_composite(c, v);
+        let ours = if composite {
+            whole(Algorithm::Sha256, true)
         } else {
-            local.digests.map(|d| d.sha256.to_base64())
+            local
+                .digests
+                .map(|d| d.sha256.to_base64())
+                .or_else(|| whole(Algorithm::Sha256, false))
         };
         if let Some(ours) = ours {
             out.push(("SHA-256 checksum", v, ours));
         }
     }
     if let Some(v) = c.crc32c.as_deref()
-        && let Some(ours) = sent(Algorithm::Crc32c)
+        && let Some(ours) = whole(Algorithm::Crc32c, is_composite(c, v))
     {
         out.push(("CRC32C", v, ours));
     }
@@ -325,7 +393,6 @@ fn comparable<'e>(c: &'e Checksums, local: &Local<'_>) -> Vec<(&'static str, &'e
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checksum::Algorithm;
 
     fn local() -> Digests {
         Digests::of_bytes(b"hello")
@@ -356,7 +423,7 @@ mod tests {
     }
 
     #[test]
-    fn sha256_metadata_proves_only_as_a_claim_and_must_agree_with_checksums() {
+    fn sha256_metadata_proves_only_where_the_server_gives_no_checksum() {
         let mut r = remote();
         r.metadata.insert("sha256".into(), local().sha256.to_hex());
         assert_eq!(
@@ -365,14 +432,68 @@ mod tests {
                 how: How::Sha256Metadata
             }
         );
-        // Copied metadata over other bytes: the server's checksum tells.
+        r.metadata.insert("sha256".into(), "00".repeat(32));
+        assert!(different(&prove(Some(&r), &file())));
+    }
+
+    #[test]
+    fn the_server_checksum_outranks_the_metadata() {
+        // Other bytes under copied metadata: the server's checksum tells.
+        let mut r = remote();
+        r.metadata.insert("sha256".into(), local().sha256.to_hex());
         r.checksums.crc64nvme = Some(Digests::of_bytes(b"world").crc64.to_base64());
         assert!(different(&prove(Some(&r), &file())));
-        // Right bytes, wrong metadata: evidence disagrees.
+        // The file's bytes under wrong metadata: the checksum proves them.
         let mut r = remote();
         r.metadata.insert("sha256".into(), "00".repeat(32));
         r.checksums.crc64nvme = Some(local().crc64.to_base64());
-        assert!(different(&prove(Some(&r), &file())));
+        assert_eq!(
+            prove(Some(&r), &file()),
+            Proof::Proven {
+                how: How::ChecksumInHead
+            }
+        );
+        // Copied metadata over a checksum that cannot be compared (another
+        // client's CRC32): the claim does not count.
+        let mut r = remote();
+        r.metadata.insert("sha256".into(), local().sha256.to_hex());
+        r.checksums.other = Some("CRC32");
+        match prove(Some(&r), &file()) {
+            Proof::Unproven { why } => assert!(why.contains("CRC32"), "{why}"),
+            p => panic!("{p:?}"),
+        }
+    }
+
+    #[test]
+    fn crc32c_and_composite_checksums_prove_when_the_file_s_value_is_known() {
+        let crc = BodyChecksum {
+            algorithm: Algorithm::Crc32c,
+            value: "AAAAAA==".into(),
+        };
+        let mut r = remote();
+        r.checksums.crc32c = Some("AAAAAA==".into());
+        assert!(matches!(prove(Some(&r), &file()), Proof::Unproven { .. }));
+        assert!(prove(Some(&r), &file().with_checksum(Some(&crc))).is_proven());
+        r.checksums.crc32c = Some("BBBBBB==".into());
+        assert!(different(&prove(
+            Some(&r),
+            &file().with_checksum(Some(&crc))
+        )));
+
+        let composite = BodyChecksum {
+            algorithm: Algorithm::Sha256,
+            value: "abc=-3".into(),
+        };
+        let mut r = remote();
+        r.checksums = Checksums::only(
+            Algorithm::Sha256,
+            "abc=-3".into(),
+            Some(ChecksumType::Composite),
+        );
+        let known = file().with_checksum(Some(&composite));
+        assert!(prove(Some(&r), &known).is_proven());
+        r.checksums.sha256 = Some("abd=-3".into());
+        assert!(different(&prove(Some(&r), &known)));
     }
 
     #[test]
@@ -408,6 +529,13 @@ mod tests {
         r.checksums.other = Some("CRC32");
         match prove(Some(&r), &file()) {
             Proof::Unproven { why } => assert!(why.contains("CRC32"), "{why}"),
+            p => panic!("{p:?}"),
+        }
+        // Our own composite value, known, decides.
+        let mut r = remote();
+        r.checksums.sha256 = Some("abc=-2".into());
+        match prove(Some(&r), &file()) {
+            Proof::Unproven { why } => assert!(why.contains("composite SHA-256"), "{why}"),
             p => panic!("{p:?}"),
         }
     }
@@ -478,6 +606,26 @@ mod tests {
             Some(Proof::Different { .. })
         ));
         assert_eq!(from_listing(Some(5), &file()), None);
+    }
+
+    #[test]
+    fn the_value_that_would_decide_is_asked_for_only_where_digests_cannot() {
+        let mut r = remote();
+        r.size = 12 << 20;
+        r.checksums.crc64nvme = Some("x".into());
+        assert_eq!(wanted(&r, 5 << 20), None, "the CRC64NVME digest decides");
+        r.checksums = Checksums::only(Algorithm::Crc32c, "AAAAAA==".into(), None);
+        assert_eq!(wanted(&r, 5 << 20), Some((Algorithm::Crc32c, None)));
+        r.checksums = Checksums::only(Algorithm::Sha256, "abc=-3".into(), None);
+        let layout = PartLayout::new(12 << 20, 5 << 20).unwrap();
+        assert_eq!(wanted(&r, 5 << 20), Some((Algorithm::Sha256, Some(layout))));
+        // Uploaded with another part size: the parts cannot be redone.
+        assert_eq!(wanted(&r, 8 << 20), None);
+        r.checksums = Checksums {
+            other: Some("CRC32"),
+            ..Checksums::default()
+        };
+        assert_eq!(wanted(&r, 5 << 20), None);
     }
 
     #[test]

@@ -49,6 +49,12 @@ pub fn identity(settings: &MigrateSettings) -> Identity {
 
 pub async fn run(settings: &MigrateSettings, progress: &Progress, stop: Stop) -> Result<Migrated> {
     let started = Instant::now();
+    // Where the results go must take them before anything is uploaded (the
+    // journal's directory is probed as it opens).
+    maps::probe(&settings.map_dir).map_err(|source| Error::MapDir {
+        dir: settings.map_dir.display().to_string(),
+        source,
+    })?;
     let mut journal = Journal::open(&settings.run.state_dir, &identity(settings))?;
     if !settings.run.output.json {
         eprintln!("mediashift: journal {}", journal.path().display());
@@ -56,7 +62,7 @@ pub async fn run(settings: &MigrateSettings, progress: &Progress, stop: Stop) ->
     let rows = journal.files()?;
     let mut uploads = journal.uploads()?;
 
-    let mut planned = plan::run_with(&settings.run, progress, Some(&rows)).await?;
+    let planned = plan::run_with(&settings.run, progress, Some(&rows)).await?;
     let recorder = journal.recorder()?;
     sync_rows(&planned, &rows, &recorder);
     drop(rows);
@@ -88,20 +94,21 @@ pub async fn run(settings: &MigrateSettings, progress: &Progress, stop: Stop) ->
         jobs,
         &settings.upload,
         transfer,
-        Some(recorder),
+        Some(recorder.clone()),
         stop,
     )
     .await;
-    for u in &outcome.uploaded {
-        let canonical = planned.plan.keys.objects[u.object as usize].canonical;
-        planned.grouping.digests.insert(canonical, u.digests);
-    }
     let journal_path = journal.path().to_path_buf();
+    // A journal that could not be written stopped the uploads; it says so
+    // here, naming its path.
+    journal.flush()?;
+    let rows = journal.files()?;
+    let (maps, gone) = map_entries(&planned, settings, &rows, &recorder);
+    drop(rows);
     journal.flush()?;
     let journal_write = journal.write_time();
     journal.close()?;
 
-    let maps = map_entries(&planned, settings, &outcome.uploaded);
     let map_entries = maps.entries.len();
     let dir = settings.map_dir.clone();
     let source_base = settings.run.urls.source_base.clone();
@@ -115,7 +122,7 @@ pub async fn run(settings: &MigrateSettings, progress: &Progress, stop: Stop) ->
     Ok(Migrated {
         planned,
         uploaded: outcome.uploaded,
-        failed: outcome.failed,
+        failed: outcome.failed.into_iter().chain(gone).collect(),
         interrupted: outcome.interrupted,
         maps: written,
         map_entries,
@@ -151,29 +158,33 @@ fn sync_rows(p: &Planned, rows: &[FileRow], rec: &Recorder) {
         let object = canonical.and_then(|c| p.plan.keys.object_of.get(&c).copied());
         let key = object.map(|o| p.plan.keys.objects[o as usize].key.to_string());
         let action = object.map(|o| p.plan.actions[o as usize]);
-        let (state, verification, error) = match (failed.get(&(i as u32)), action) {
-            (Some(e), _) => (FileState::Failed, None, Some(e.clone())),
+        let earlier = old.filter(|o| o.state == FileState::Verified && o.key == key);
+        let (state, verification, checksum, error) = match (failed.get(&(i as u32)), action) {
+            (Some(e), _) => (FileState::Failed, None, None, Some(e.clone())),
             (None, Some(Action::AlreadyPresent)) => {
-                // How the plan proved it; the journal's shortcut keeps what
-                // the earlier run recorded.
-                let how = key
-                    .as_deref()
-                    .and_then(|k| p.existing.get(k))
-                    .and_then(|e| match e.proof {
-                        Proof::Proven { how } if how != How::Journal => Some(how),
-                        _ => None,
-                    });
-                let v = match how {
-                    Some(how) => Some(how.name().to_string()),
-                    None => old
-                        .filter(|o| o.state == FileState::Verified && o.key == key)
-                        .and_then(|o| o.verification.clone()),
-                };
-                (FileState::Verified, v, None)
+                let found = key.as_deref().and_then(|k| p.existing.get(k));
+                match found.map(|e| (&e.proof, &e.checksum)) {
+                    // How the plan proved it now...
+                    Some((Proof::Proven { how }, checksum)) if *how != How::Journal => (
+                        FileState::Verified,
+                        Some(how.name().to_string()),
+                        checksum.clone(),
+                        None,
+                    ),
+                    // ...or, by the journal's shortcut, what was recorded.
+                    _ => (
+                        FileState::Verified,
+                        earlier.and_then(|o| o.verification.clone()),
+                        earlier.and_then(|o| o.checksum.clone()),
+                        None,
+                    ),
+                }
             }
-            (None, Some(Action::Upload)) => (FileState::Planned, None, None),
-            (None, Some(Action::Conflict)) => (FileState::Failed, None, Some("conflict".into())),
-            (None, _) => (FileState::Failed, None, Some("not migrated".into())),
+            (None, Some(Action::Upload)) => (FileState::Planned, None, None, None),
+            (None, Some(Action::Conflict)) => {
+                (FileState::Failed, None, None, Some("conflict".into()))
+            }
+            (None, _) => (FileState::Failed, None, None, Some("not migrated".into())),
         };
         let row = FileRow {
             path: f.rel.to_string(),
@@ -184,6 +195,7 @@ fn sync_rows(p: &Planned, rows: &[FileRow], rec: &Recorder) {
             key,
             state,
             verification,
+            checksum,
             error,
         };
         if old != Some(&&row) {
@@ -218,52 +230,88 @@ fn jobs(p: &Planned) -> Vec<Job> {
         .collect()
 }
 
-/// Map rows for every file whose content is now at the destination.
-fn map_entries(p: &Planned, settings: &MigrateSettings, uploaded: &[Uploaded]) -> Maps {
-    let files = &p.scan.files;
-    let mut in_place = vec![false; p.plan.keys.objects.len()];
-    for (i, a) in p.plan.actions.iter().enumerate() {
-        in_place[i] = *a == Action::AlreadyPresent;
-    }
-    for u in uploaded {
-        in_place[u.object as usize] = true;
+/// Map rows for every file of this migration whose object is in place,
+/// from the journal, whatever this run selected: a rerun with another
+/// selection, a stop, or a file that fails this time never takes a
+/// working redirect out of the maps. A file this run did not look at
+/// counts only if the bucket listing still shows its object with its
+/// size; otherwise it is reported as gone (and left out).
+fn map_entries(
+    p: &Planned,
+    settings: &MigrateSettings,
+    rows: &[FileRow],
+    rec: &Recorder,
+) -> (Maps, Vec<Failed>) {
+    let in_run = |path: &str| {
+        p.scan
+            .files
+            .binary_search_by(|f| (*f.rel).cmp(path))
+            .is_ok()
+    };
+    let mut gone = Vec::new();
+    let placed: Vec<&FileRow> = rows
+        .iter()
+        .filter(|r| r.state == FileState::Verified && r.key.is_some() && r.digests.is_some())
+        .filter(|r| {
+            let key = r.key.as_deref().unwrap_or_default();
+            if in_run(&r.path) || p.journal_objects.get(key) == Some(&r.size) {
+                return true;
+            }
+            let error = format!(
+                "its object {key} is no longer in the bucket with its {} bytes, and this run did not select the file to upload it again: it is left out of the maps",
+                r.size
+            );
+            rec.record(Record::KeyState {
+                key: key.to_string(),
+                state: FileState::Failed,
+                verification: None,
+                checksum: None,
+                error: Some(error.clone()),
+            });
+            gone.push(Failed {
+                path: r.path.as_str().into(),
+                error,
+            });
+            false
+        })
+        .collect();
+    // The object's own file: the first path (in byte order, as dedup
+    // chooses) of the files mapped to it.
+    let mut canonical: HashMap<&str, &str> = HashMap::new();
+    for r in &placed {
+        canonical
+            .entry(r.key.as_deref().unwrap_or_default())
+            .or_insert(&r.path);
     }
     let source_base = &settings.run.urls.source_base;
-    let mut entries = Vec::new();
-    for (i, f) in files.iter().enumerate() {
-        let Some(c) = p.grouping.canonical[i] else {
-            continue;
-        };
-        let Some(&o) = p.plan.keys.object_of.get(&c) else {
-            continue;
-        };
-        if !in_place[o as usize] {
-            continue;
-        }
-        let Some(d) = p.grouping.digests.get(&c) else {
-            continue;
-        };
-        let key = p.plan.keys.objects[o as usize].key.as_str();
-        let (old_url, new_url) = maps::urls_for(source_base, &p.public_base, &f.rel, key);
-        entries.push(Entry {
-            old_url,
-            new_url,
-            key: key.to_string(),
-            sha256: d.sha256.to_hex(),
-            size: f.size,
-            content_type: select::content_type(&files[c as usize].rel),
-            duplicate_of: if c as usize == i {
-                String::new()
-            } else {
-                files[c as usize].rel.to_string()
-            },
-            rel: f.rel.to_string(),
-        });
-    }
-    Maps {
+    let entries = placed
+        .iter()
+        .filter_map(|r| {
+            let key = r.key.as_deref()?;
+            let d = r.digests?;
+            let first = canonical.get(key).copied().unwrap_or(&r.path);
+            let (old_url, new_url) = maps::urls_for(source_base, &p.public_base, &r.path, key);
+            Some(Entry {
+                old_url,
+                new_url,
+                key: key.to_string(),
+                sha256: d.sha256.to_hex(),
+                size: r.size,
+                content_type: select::content_type(first),
+                duplicate_of: if first == r.path {
+                    String::new()
+                } else {
+                    first.to_string()
+                },
+                rel: r.path.clone(),
+            })
+        })
+        .collect();
+    let maps = Maps {
         version: 1,
         source: settings.run.scan.root.display().to_string(),
         destination: settings.run.destination.to_string(),
         entries,
-    }
+    };
+    (maps, gone)
 }

@@ -6,22 +6,24 @@
 //! would write are kept; only objects with a matching size are HEADed, and
 //! only their files are hashed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use crate::checksum::Algorithm;
 use crate::dedup::{self, Grouping};
-use crate::digest::Digests;
+use crate::digest::{self, Digests};
 use crate::error::{Error, Result};
 use crate::journal::{FileRow, FileState};
+use crate::limits::PartLayout;
 use crate::plan::{self, Existing, KeyLayout, Plan};
 use crate::progress::{Progress, phase_done};
 use crate::scan::{self, ScanResult, SourceFile};
 use crate::settings::RunSettings;
-use crate::store::{ObjectStore, RemoteObject, S3, StoreError};
-use crate::verify::{self, How, Local};
+use crate::store::{BodyChecksum, ObjectStore, RemoteObject, S3, StoreError};
+use crate::verify::{self, How, Local, Proof};
 
 /// Everything `plan` learned, for the report (and for `migrate`).
 pub struct Planned {
@@ -32,6 +34,10 @@ pub struct Planned {
     pub public_base: String,
     /// What the bucket holds under planned keys (only keys that exist).
     pub existing: HashMap<String, Existing>,
+    /// The size the listing shows for each key the journal holds as
+    /// verified (keys not listed are absent): the maps keep files this run
+    /// did not select only if their object is still there.
+    pub journal_objects: HashMap<String, u64>,
 }
 
 /// Runs `f` on the blocking pool (the walk and dedup read the disk).
@@ -128,8 +134,24 @@ pub async fn run_with(
         settings.rules.key_layout,
     );
     phase_done("keys");
-    let (grouping, existing) =
-        existence(settings, &store, &files, grouping, &keys, &known, progress).await?;
+    let journal_keys: HashSet<&str> = journal_rows
+        .into_iter()
+        .flatten()
+        .filter(|r| r.state == FileState::Verified)
+        .filter_map(|r| r.key.as_deref())
+        .collect();
+    let mut journal_objects = HashMap::new();
+    let (grouping, existing) = existence(
+        settings,
+        &store,
+        &files,
+        grouping,
+        &keys,
+        &known,
+        progress,
+        (&journal_keys, &mut journal_objects),
+    )
+    .await?;
     hashing.finish();
 
     let scan = ScanResult {
@@ -158,11 +180,14 @@ pub async fn run_with(
         store,
         public_base,
         existing,
+        journal_objects,
     })
 }
 
 /// What the bucket holds under the keys the plan would write, judged by
-/// the proof rules against the files meant for them.
+/// the proof rules against the files meant for them; and, from the same
+/// listing, the sizes of the objects under `journal.0` (into `journal.1`).
+#[allow(clippy::too_many_arguments)]
 async fn existence(
     settings: &RunSettings,
     store: &S3,
@@ -171,7 +196,9 @@ async fn existence(
     keys: &plan::Keys,
     known: &Known,
     progress: &Progress,
+    journal: (&HashSet<&str>, &mut HashMap<String, u64>),
 ) -> Result<(Grouping, HashMap<String, Existing>)> {
+    let (journal_keys, journal_objects) = journal;
     let by_key: HashMap<&str, u32> = keys
         .objects
         .iter()
@@ -187,9 +214,22 @@ async fn existence(
             if let Some(&i) = by_key.get(key) {
                 found.push((key.to_string(), i, size));
             }
+            if journal_keys.contains(key) {
+                journal_objects.insert(key.to_string(), size);
+            }
         })
         .await?;
     listing.finish();
+    // Names some servers list mangled (SeaweedFS lists `\` as `/` and
+    // collapses `//`) are asked about one by one if the listing did not
+    // show them, as if listed with the file's size.
+    let listed: HashSet<&str> = found.iter().map(|(k, _, _)| k.as_str()).collect();
+    let mangled: Vec<(String, u32, u64)> = by_key
+        .iter()
+        .filter(|(k, _)| !listed.contains(*k) && listings_mangle(k))
+        .map(|(k, &i)| (k.to_string(), i, files[i as usize].size))
+        .collect();
+    found.extend(mangled);
     if found.is_empty() {
         return Ok((grouping, existing));
     }
@@ -234,6 +274,9 @@ async fn existence(
             (key, i, r)
         });
     }
+    // Objects whose only checksum the digests cannot be compared with
+    // (CRC32C, composite SHA-256).
+    let mut rehash = Vec::new();
     while let Some(joined) = tasks.join_next().await {
         let (key, i, r) = joined.map_err(|source| Error::Task {
             what: "a HEAD task",
@@ -245,14 +288,91 @@ async fn existence(
         };
         let file = &files[i as usize];
         let local = Local::file(file.size, grouping.digests.get(&i).copied());
+        let proof = verify::prove(Some(&object), &local);
+        if let (Proof::Unproven { .. }, Some(w)) =
+            (&proof, verify::wanted(&object, settings.rules.part_size))
+        {
+            rehash.push(Rehash {
+                key: key.clone(),
+                file: i,
+                object: object.clone(),
+                wanted: w,
+            });
+        }
         existing.insert(
             key,
             Existing {
-                proof: verify::prove(Some(&object), &local),
+                proof,
                 same_path: verify::from_same_path(&object, &file.rel),
+                checksum: None,
             },
         );
     }
     checking.finish();
+    if !rehash.is_empty() {
+        reprove(settings, files, &grouping, rehash, &mut existing).await?;
+    }
     Ok((grouping, existing))
+}
+
+/// Whether a listing may show `key` under another name on some servers.
+fn listings_mangle(key: &str) -> bool {
+    key.contains("//") || key.chars().any(|c| c == '\\' || c.is_control())
+}
+
+/// An object only the file's value in its own algorithm can prove.
+struct Rehash {
+    key: String,
+    file: u32,
+    object: RemoteObject,
+    /// The algorithm, and the parts for a composite value.
+    wanted: (Algorithm, Option<PartLayout>),
+}
+
+/// Judges again the objects only the file's value in their own algorithm
+/// can prove, computing it from the file.
+async fn reprove(
+    settings: &RunSettings,
+    files: &Arc<Vec<SourceFile>>,
+    grouping: &Grouping,
+    objects: Vec<Rehash>,
+    existing: &mut HashMap<String, Existing>,
+) -> Result<()> {
+    let (root, f) = (settings.scan.root.clone(), files.clone());
+    let digests: Vec<Option<Digests>> = objects
+        .iter()
+        .map(|r| grouping.digests.get(&r.file).copied())
+        .collect();
+    let judged = blocking(move || {
+        objects
+            .into_iter()
+            .zip(digests)
+            .map(|(r, digests)| {
+                let (key, object, (algorithm, layout)) = (r.key, r.object, r.wanted);
+                let file = &f[r.file as usize];
+                let proof = match digest::whole_checksum(&file.path(&root), algorithm, layout) {
+                    Ok(value) => {
+                        let whole = BodyChecksum { algorithm, value };
+                        let local = Local::file(file.size, digests).with_checksum(Some(&whole));
+                        (verify::prove(Some(&object), &local), Some(whole.record()))
+                    }
+                    Err(e) => (
+                        Proof::Unproven {
+                            why: format!("the file could not be read to compare: {e}"),
+                        },
+                        None,
+                    ),
+                };
+                (key, proof)
+            })
+            .collect::<Vec<_>>()
+    })
+    .await?;
+    for (key, (proof, checksum)) in judged {
+        if let Some(e) = existing.get_mut(&key) {
+            e.checksum = checksum.filter(|_| proof.is_proven());
+            e.proof = proof;
+        }
+    }
+    Ok(())
 }

@@ -5,7 +5,7 @@
 //! offer no evidence are reported as unproven. Objects under the prefix
 //! that no file maps to are reported as unexpected.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -16,8 +16,8 @@ use crate::error::{Error, Result};
 use crate::journal::{JournalError, Reader, VerifiedObject};
 use crate::progress::Progress;
 use crate::settings::VerifySettings;
-use crate::store::{ObjectStore, S3, StoreError};
-use crate::verify::{self, Local, Proof};
+use crate::store::{BodyChecksum, ObjectStore, S3, StoreError};
+use crate::verify::{self, How, Local, Proof};
 
 /// An object that did not check out.
 #[derive(Debug, Serialize)]
@@ -33,6 +33,8 @@ pub struct Checked {
     pub endpoint: String,
     pub objects_checked: u64,
     pub objects_ok: u64,
+    /// The objects that check out, by how each was proven.
+    pub proofs: BTreeMap<How, u64>,
     pub missing: Vec<Problem>,
     pub mismatched: Vec<Problem>,
     /// Objects whose content nothing proves (no checksum to compare, no
@@ -57,7 +59,10 @@ impl Checked {
             detail,
         };
         match proof {
-            Proof::Proven { .. } => self.objects_ok += 1,
+            Proof::Proven { how } => {
+                self.objects_ok += 1;
+                *self.proofs.entry(how).or_default() += 1;
+            }
             Proof::Missing => self.missing.push(problem("no such object".into())),
             Proof::Different { why } => self.mismatched.push(problem(why)),
             Proof::Unproven { why } => self.unproven.push(problem(why)),
@@ -104,6 +109,7 @@ pub async fn run(settings: &VerifySettings, progress: &Progress) -> Result<Check
         endpoint: store.endpoint().to_string(),
         objects_checked: expected.len() as u64,
         objects_ok: 0,
+        proofs: BTreeMap::new(),
         missing: Vec::new(),
         mismatched: Vec::new(),
         unproven: Vec::new(),
@@ -153,7 +159,10 @@ async fn check(
     o: &VerifiedObject,
     deep: bool,
 ) -> std::result::Result<Proof, StoreError> {
-    let local = Local::file(o.size, o.digests);
+    // The whole checksum that proved it at upload decides where the
+    // digests cannot (CRC32C, composite SHA-256).
+    let recorded = o.checksum.as_deref().and_then(BodyChecksum::from_record);
+    let local = Local::file(o.size, o.digests).with_checksum(recorded.as_ref());
     let head = store.head(&o.key).await?;
     let proof = verify::prove(head.as_ref(), &local);
     if !deep || matches!(proof, Proof::Different { .. } | Proof::Missing) {

@@ -107,6 +107,7 @@ mod tests {
             key: Some(key.into()),
             state: FileState::Planned,
             verification: None,
+            checksum: None,
             error: None,
         }
     }
@@ -124,6 +125,7 @@ mod tests {
                 key: "p/a.jpg".into(),
                 state: FileState::Verified,
                 verification: Some("checksum_in_response".into()),
+                checksum: None,
                 error: None,
             });
             j.close().unwrap();
@@ -267,12 +269,14 @@ mod tests {
             key: "p/a.jpg".into(),
             state: FileState::Verified,
             verification: Some("checksum_in_head".into()),
+            checksum: Some("CRC32C:AAAAAA==".into()),
             error: None,
         });
         rec.record(Record::KeyState {
             key: "p/c.jpg".into(),
             state: FileState::Failed,
             verification: None,
+            checksum: None,
             error: Some("refused".into()),
         });
         j.flush().unwrap();
@@ -309,11 +313,36 @@ mod tests {
             (verified[0].key.as_str(), verified[0].path.as_str()),
             ("p/a.jpg", "a-dup.jpg")
         );
+        assert_eq!(verified[0].checksum.as_deref(), Some("CRC32C:AAAAAA=="));
         assert_eq!(r.keys().unwrap().len(), 3);
         assert!(r.in_flight().unwrap().is_empty() && r.resumable().unwrap().is_empty());
         assert!(matches!(
             Reader::open(&dir.path().join("nowhere")),
             Err(JournalError::Missing { .. })
         ));
+    }
+
+    #[test]
+    fn a_journal_from_before_recorded_checksums_gets_the_column() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Journal::open(dir.path(), &identity()).unwrap());
+        let path = dir.path().join(super::schema::FILE_NAME);
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch("ALTER TABLE files DROP COLUMN checksum")
+                .unwrap();
+            c.execute(
+                "INSERT INTO files (path, size, mtime_ns, ino, key, state, updated_at)
+                 VALUES ('a.jpg', 3, 7, 9, 'p/a.jpg', 'verified', 1)",
+                [],
+            )
+            .unwrap();
+        }
+        // Read-only, it reads as unrecorded; opened for a run, it is added.
+        let r = Reader::open(dir.path()).unwrap();
+        assert_eq!(r.verified().unwrap()[0].checksum, None);
+        drop(r);
+        let j = Journal::open(dir.path(), &identity()).unwrap();
+        assert_eq!(j.files().unwrap()[0].checksum, None);
     }
 }

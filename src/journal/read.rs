@@ -49,7 +49,7 @@ pub(super) fn files(conn: &Connection, path: &Path) -> Result<Vec<FileRow>, Jour
     let rows = query_all(
         conn,
         path,
-        "SELECT path, size, mtime_ns, ino, sha256, crc64, key, state, verification, error
+        "SELECT path, size, mtime_ns, ino, sha256, crc64, key, state, verification, error, checksum
          FROM files ORDER BY path",
         [],
         |r| {
@@ -64,6 +64,7 @@ pub(super) fn files(conn: &Connection, path: &Path) -> Result<Vec<FileRow>, Jour
                     state: FileState::Planned,
                     verification: r.get(8)?,
                     error: r.get(9)?,
+                    checksum: r.get(10)?,
                 },
                 r.get::<_, String>(7)?,
             ))
@@ -176,6 +177,8 @@ pub struct VerifiedObject {
     pub path: String,
     pub size: u64,
     pub digests: Option<Digests>,
+    /// The whole checksum that proved it, where the digests cannot.
+    pub checksum: Option<String>,
 }
 
 /// A journal opened read-only, without the lock.
@@ -183,16 +186,22 @@ pub struct Reader {
     path: PathBuf,
     conn: Connection,
     identity: Identity,
+    /// Journals made before proofs were recorded have no checksum column
+    /// (read-only: it cannot be added here).
+    has_checksums: bool,
 }
 
 impl Reader {
     /// Opens the journal in `dir`, which must exist.
     pub fn open(dir: &Path) -> Result<Self, JournalError> {
         let (path, conn, identity) = schema::open_read_only(dir)?;
+        let has_checksums =
+            schema::has_column(&conn, "files", "checksum").map_err(JournalError::sql(&path))?;
         Ok(Self {
             path,
             conn,
             identity,
+            has_checksums,
         })
     }
 
@@ -275,11 +284,18 @@ impl Reader {
 
     /// Every object the journal holds as verified, one per key.
     pub fn verified(&self) -> Result<Vec<VerifiedObject>, JournalError> {
+        let checksum = if self.has_checksums {
+            "checksum"
+        } else {
+            "NULL"
+        };
         query_all(
             &self.conn,
             &self.path,
-            "SELECT key, MIN(path), size, sha256, crc64 FROM files
-             WHERE state = ?1 AND key IS NOT NULL GROUP BY key ORDER BY key",
+            &format!(
+                "SELECT key, MIN(path), size, sha256, crc64, {checksum} FROM files
+                 WHERE state = ?1 AND key IS NOT NULL GROUP BY key ORDER BY key"
+            ),
             [FileState::Verified.as_str()],
             |r| {
                 Ok(VerifiedObject {
@@ -287,6 +303,7 @@ impl Reader {
                     path: r.get(1)?,
                     size: r.get::<_, i64>(2)? as u64,
                     digests: digests_from(r.get(3)?, r.get(4)?),
+                    checksum: r.get(5)?,
                 })
             },
         )

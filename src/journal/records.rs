@@ -40,16 +40,38 @@ pub enum JournalError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "the state directory {dir} cannot be written ({source}): free space on its disk or give another --state"
+    )]
+    NotWritable {
+        dir: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "cannot write the journal {path} ({detail}): uploads stopped; free space on its disk and run again (what was recorded is kept, the rest is checked again)"
+    )]
+    WriteFailed { path: String, detail: String },
     #[error("{0}")]
     Other(String),
 }
 
 impl JournalError {
     /// Maps an SQLite error to one naming the journal file.
+    /// Maps an SQLite error to one naming the journal file; a file that is
+    /// not a database, or a damaged one, is said so with what to do.
     pub(super) fn sql(path: &Path) -> impl Fn(rusqlite::Error) -> Self + '_ {
-        move |source| Self::Sqlite {
-            path: path.display().to_string(),
-            source,
+        move |source| match source.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) => {
+                Self::Damaged {
+                    path: path.display().to_string(),
+                    detail: "it is not a readable SQLite database".into(),
+                }
+            }
+            _ => Self::Sqlite {
+                path: path.display().to_string(),
+                source,
+            },
         }
     }
 }
@@ -121,6 +143,9 @@ pub struct FileRow {
     pub state: FileState,
     /// How the object was proven (a `verify::How` name).
     pub verification: Option<String>,
+    /// The object's whole checksum that proved it, when the file's digests
+    /// alone cannot (`CRC32C:…`, `SHA256:…-N`), for `verify`.
+    pub checksum: Option<String>,
     pub error: Option<String>,
 }
 
@@ -159,6 +184,7 @@ pub enum Record {
         key: String,
         state: FileState,
         verification: Option<String>,
+        checksum: Option<String>,
         error: Option<String>,
     },
     /// The digests of a file, for the hash cache.

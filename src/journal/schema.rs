@@ -38,6 +38,7 @@ CREATE TABLE IF NOT EXISTS files (
     state TEXT NOT NULL,
     verification TEXT,
     error TEXT,
+    checksum TEXT,
     updated_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS files_key ON files(key);
@@ -98,10 +99,16 @@ pub(super) fn open_locked(
         source,
     })?;
     let lock = lock(dir)?;
+    probe(dir)?;
     let path = dir.join(FILE_NAME);
     let sql = JournalError::sql(&path);
     let conn = open_conn(&path)?;
     conn.execute_batch(SCHEMA).map_err(&sql)?;
+    // Journals made before proofs were recorded lack the checksum column.
+    if !has_column(&conn, "files", "checksum").map_err(&sql)? {
+        conn.execute_batch("ALTER TABLE files ADD COLUMN checksum TEXT")
+            .map_err(&sql)?;
+    }
     let version: Option<i64> = conn
         .query_row("SELECT schema_version FROM meta WHERE id = 1", [], |r| {
             r.get(0)
@@ -143,6 +150,34 @@ pub(super) fn open_locked(
     }
     drop(sql);
     Ok((path, conn, lock))
+}
+
+/// Writes, syncs and removes a probe file: a state directory that cannot
+/// take writes (a full disk) is found before anything is uploaded.
+fn probe(dir: &Path) -> Result<(), JournalError> {
+    use std::io::Write as _;
+    let p = dir.join(format!(".probe-{}", std::process::id()));
+    let written = File::create(&p).and_then(|mut f| {
+        f.write_all(&[0; 64 * 1024])?;
+        f.sync_all()
+    });
+    let _ = std::fs::remove_file(&p);
+    written.map_err(|source| JournalError::NotWritable {
+        dir: dir.display().to_string(),
+        source,
+    })
+}
+
+/// Whether `table` has `column`.
+pub(super) fn has_column(conn: &Connection, table: &str, column: &str) -> rusqlite::Result<bool> {
+    let mut stmt = conn.prepare(&format!("PRAGMA table_info({table})"))?;
+    let names = stmt.query_map([], |r| r.get::<_, String>(1))?;
+    for n in names {
+        if n? == column {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Opens an existing journal read-only, without the lock (for `status`

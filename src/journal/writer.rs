@@ -3,8 +3,8 @@
 //! records), so the journal never limits throughput.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, params};
@@ -23,10 +23,15 @@ enum Msg {
     Shutdown,
 }
 
+/// Why the writer stopped writing, once it has: shared with every
+/// recorder, so the run stops starting work the journal cannot record.
+type Failure = Arc<Mutex<Option<String>>>;
+
 /// A cheap handle for sending records (from any task).
 #[derive(Clone)]
 pub struct Recorder {
     tx: UnboundedSender<Msg>,
+    failure: Failure,
 }
 
 impl Recorder {
@@ -35,6 +40,12 @@ impl Recorder {
         // the contract allows (it is redone next run).
         let _ = self.tx.send(Msg::Record(Box::new(r)));
     }
+
+    /// Whether the journal can no longer be written (a full disk, say):
+    /// nothing new should start, since it could not be recorded.
+    pub fn failed(&self) -> bool {
+        self.failure.lock().map_or(true, |f| f.is_some())
+    }
 }
 
 /// The running writer thread.
@@ -42,6 +53,8 @@ pub(super) struct Writer {
     tx: UnboundedSender<Msg>,
     thread: Option<std::thread::JoinHandle<()>>,
     nanos: Arc<AtomicU64>,
+    failure: Failure,
+    path: PathBuf,
 }
 
 impl Writer {
@@ -50,33 +63,42 @@ impl Writer {
         let (tx, rx) = unbounded_channel();
         let conn = open_conn(path)?;
         let nanos = Arc::new(AtomicU64::new(0));
-        let (n, p) = (nanos.clone(), path.to_path_buf());
+        let failure = Failure::default();
+        let (n, f) = (nanos.clone(), failure.clone());
         let thread = std::thread::Builder::new()
             .name("journal".into())
-            .spawn(move || run(conn, rx, n, p))
+            .spawn(move || run(conn, rx, n, f))
             .map_err(|e| JournalError::Other(format!("cannot start the journal writer: {e}")))?;
         Ok(Self {
             tx,
             thread: Some(thread),
             nanos,
+            failure,
+            path: path.to_path_buf(),
         })
     }
 
     pub(super) fn recorder(&self) -> Recorder {
         Recorder {
             tx: self.tx.clone(),
+            failure: self.failure.clone(),
         }
     }
 
     /// Waits until everything sent so far is committed.
     pub(super) fn flush(&self) -> Result<(), JournalError> {
-        let stopped = || JournalError::Other("the journal writer stopped".into());
+        let failed = |detail: String| JournalError::WriteFailed {
+            path: self.path.display().to_string(),
+            detail,
+        };
         let (done_tx, done_rx) = std::sync::mpsc::channel();
-        self.tx.send(Msg::Flush(done_tx)).map_err(|_| stopped())?;
+        self.tx
+            .send(Msg::Flush(done_tx))
+            .map_err(|_| failed("the writer stopped".into()))?;
         done_rx
             .recv()
-            .map_err(|_| stopped())?
-            .map_err(JournalError::Other)
+            .map_err(|_| failed("the writer stopped".into()))?
+            .map_err(failed)
     }
 
     /// Time spent inside transactions.
@@ -96,7 +118,12 @@ impl Drop for Writer {
     }
 }
 
-fn run(mut conn: Connection, mut rx: UnboundedReceiver<Msg>, nanos: Arc<AtomicU64>, path: PathBuf) {
+fn run(
+    mut conn: Connection,
+    mut rx: UnboundedReceiver<Msg>,
+    nanos: Arc<AtomicU64>,
+    failure: Failure,
+) {
     let mut failed: Option<String> = None;
     let mut shutdown = false;
     while !shutdown && let Some(first) = rx.blocking_recv() {
@@ -130,9 +157,11 @@ fn run(mut conn: Connection, mut rx: UnboundedReceiver<Msg>, nanos: Arc<AtomicU6
         if failed.is_none()
             && let Err(e) = apply(&mut conn, &records)
         {
-            let msg = format!("cannot write the journal {}: {e}", path.display());
-            tracing::error!("{msg}");
-            failed = Some(msg);
+            // Said once, when the run ends (flush), naming the journal.
+            failed = Some(e.to_string());
+            if let Ok(mut f) = failure.lock() {
+                f.clone_from(&failed);
+            }
         }
         nanos.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
         for tx in flushes {
@@ -150,15 +179,17 @@ fn apply(conn: &mut Connection, records: &[Record]) -> rusqlite::Result<()> {
     {
         let now = now();
         let mut file = tx.prepare_cached(
-            "INSERT INTO files (path, size, mtime_ns, ino, sha256, crc64, key, state, verification, error, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+            "INSERT INTO files (path, size, mtime_ns, ino, sha256, crc64, key, state, verification, error, updated_at, checksum)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
              ON CONFLICT(path) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns,
                  ino = excluded.ino, sha256 = excluded.sha256, crc64 = excluded.crc64, key = excluded.key,
                  state = excluded.state, verification = excluded.verification, error = excluded.error,
+                 checksum = excluded.checksum,
                  updated_at = excluded.updated_at",
         )?;
         let mut key_state = tx.prepare_cached(
-            "UPDATE files SET state = ?2, verification = ?3, error = ?4, updated_at = ?5 WHERE key = ?1",
+            "UPDATE files SET state = ?2, verification = ?3, error = ?4, updated_at = ?5, checksum = ?6
+             WHERE key = ?1",
         )?;
         let mut digests =
             tx.prepare_cached("UPDATE files SET sha256 = ?2, crc64 = ?3 WHERE path = ?1")?;
@@ -184,16 +215,25 @@ fn apply(conn: &mut Connection, records: &[Record]) -> rusqlite::Result<()> {
                         f.state.as_str(),
                         f.verification,
                         f.error,
-                        now
+                        now,
+                        f.checksum
                     ])?;
                 }
                 Record::KeyState {
                     key,
                     state,
                     verification,
+                    checksum,
                     error,
                 } => {
-                    key_state.execute(params![key, state.as_str(), verification, error, now])?;
+                    key_state.execute(params![
+                        key,
+                        state.as_str(),
+                        verification,
+                        error,
+                        now,
+                        checksum
+                    ])?;
                 }
                 Record::Digests { path, digests: d } => {
                     digests.execute(params![path, d.sha256.0.to_vec(), d.crc64.0 as i64])?;
@@ -214,7 +254,8 @@ fn apply(conn: &mut Connection, records: &[Record]) -> rusqlite::Result<()> {
                         FileState::Uploading.as_str(),
                         None::<String>,
                         None::<String>,
-                        now
+                        now,
+                        None::<String>
                     ])?;
                 }
                 Record::PartDone { upload_id, part: p } => {

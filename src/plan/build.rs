@@ -1,7 +1,7 @@
 //! Building the plan: each object's action, the requests it takes, what
 //! it costs, and every file that cannot be handled.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
@@ -52,6 +52,10 @@ pub struct Existing {
     /// mediashift wrote it from this same path: when not proven, it is an
     /// earlier upload of a file that has changed since, and is replaced.
     pub same_path: bool,
+    /// The whole checksum (`BodyChecksum::record`) that proved it, when
+    /// the file's digests alone could not: the journal keeps it for
+    /// `verify`.
+    pub checksum: Option<String>,
 }
 
 impl Existing {
@@ -60,6 +64,7 @@ impl Existing {
         Self {
             proof: Proof::Proven { how },
             same_path: false,
+            checksum: None,
         }
     }
 }
@@ -118,6 +123,8 @@ pub struct Summary {
     pub objects_to_upload: u64,
     pub bytes_to_upload: u64,
     pub objects_already_present: u64,
+    /// The objects already present, by how each was proven.
+    pub already_present_by_proof: BTreeMap<How, u64>,
     pub bytes_already_present: u64,
     pub objects_conflicting: u64,
     /// Objects mediashift uploaded earlier from a file that has changed
@@ -213,7 +220,10 @@ pub fn build(
         let action = match existing.get(slot.key.as_str()) {
             None => Action::Upload,
             Some(e) => match &e.proof {
-                Proof::Proven { .. } => Action::AlreadyPresent,
+                Proof::Proven { how } => {
+                    *s.already_present_by_proof.entry(*how).or_default() += 1;
+                    Action::AlreadyPresent
+                }
                 Proof::Missing => Action::Upload,
                 _ if e.same_path => {
                     s.objects_changed_since_upload += 1;
@@ -314,6 +324,7 @@ mod tests {
         Existing {
             proof: Proof::Unproven { why: detail.into() },
             same_path: false,
+            checksum: None,
         }
     }
 
@@ -413,6 +424,7 @@ mod tests {
                     why: "size 3 differs".into(),
                 },
                 same_path: false,
+                checksum: None,
             },
         );
         remote.insert("shop/thumb.PNG".to_string(), unproven("no proof"));

@@ -1,10 +1,33 @@
 //! Formatting shared by the text reports: counts, rows, and the sections
 //! listing files that were not handled.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use crate::plan::{Conflict, Failure};
 use crate::types::ByteSize;
+use crate::verify::How;
+
+/// Objects by how they were proven, for a text report: "3 by checksum by
+/// HeadObject, 1 by ...".
+pub(super) fn proofs(by: &BTreeMap<How, u64>) -> String {
+    by.iter()
+        .map(|(how, n)| format!("{} by {}", thousands(*n), proof_name(*how)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// How a proof reads in a text report.
+pub(super) fn proof_name(how: How) -> &'static str {
+    match how {
+        How::ChecksumInResponse => "checksum in the write's answer",
+        How::ChecksumInHead => "checksum by HeadObject",
+        How::Etag => "ETag = MD5",
+        How::Sha256Metadata => "sha256 metadata only (a claim: no server checksum)",
+        How::Download => "download and hash",
+        How::Journal => "the journal (proven by an earlier run)",
+    }
+}
 
 /// `1234567` → `1,234,567`.
 pub fn thousands(n: u64) -> String {

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::format::{rows, thousands, unhandled};
+use super::format::{proofs, rows, thousands, unhandled};
 use super::plan::PlanDoc;
 use crate::commands::migrate::Migrated;
 use crate::plan::Failure;
@@ -110,29 +110,14 @@ pub fn migrate_text(doc: &MigrateDoc<'_>) -> String {
         "failed",
         thousands(p.failed.len() as u64)
     );
-    let levels: Vec<String> = doc
-        .verified
-        .iter()
-        .map(|(level, n)| {
-            let name = match level {
-                How::ChecksumInResponse => "checksum in the write's answer",
-                How::ChecksumInHead => "checksum by HeadObject",
-                How::Etag => "ETag = MD5",
-                How::Sha256Metadata => "sha256 metadata",
-                How::Download => "download",
-                How::Journal => "the journal",
-            };
-            format!("{} by {name}", thousands(*n))
-        })
-        .collect();
     let _ = writeln!(
         o,
         "  {:<26}{}",
         "verified",
-        if levels.is_empty() {
+        if doc.verified.is_empty() {
             "-".to_string()
         } else {
-            levels.join(", ")
+            proofs(&doc.verified)
         }
     );
     let _ = writeln!(

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::format::{rows, thousands, unhandled};
+use super::format::{proofs, rows, thousands, unhandled};
 use crate::commands::plan::Planned;
 use crate::plan::{Conflict, Failure, KeyLayout, NameProblems, Summary};
 use crate::scan::SkipLog;
@@ -102,6 +102,10 @@ pub fn plan_text(doc: &PlanDoc<'_>) -> String {
             ("to upload", s.objects_to_upload, s.bytes_to_upload),
         ],
     );
+    if !s.already_present_by_proof.is_empty() {
+        let by = proofs(&s.already_present_by_proof);
+        let _ = writeln!(o, "  {:<26}{by}", "  ...proven by");
+    }
     let r = &s.requests;
     let _ = writeln!(
         o,
@@ -150,7 +154,7 @@ pub fn plan_text(doc: &PlanDoc<'_>) -> String {
     if !n.case_collisions.is_empty() || !n.normalization_collisions.is_empty() {
         let _ = writeln!(
             o,
-            "\nNames that collide (fine in S3, trouble in case-insensitive maps and file systems):"
+            "\nNames that collide (fine in S3; trouble on case-insensitive file systems; names equal but for case go into nginx.map as case-sensitive regular expressions, since nginx compares map strings without regard to case):"
         );
         for g in &n.case_collisions {
             let _ = writeln!(o, "  differ only by case: {}", g.join(" | "));

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::format::thousands;
+use super::format::{proofs, thousands};
 use crate::commands::verify::Checked;
 use crate::settings::VerifySettings;
 
@@ -44,6 +44,9 @@ pub fn verify_text(d: &VerifyDoc<'_>) -> String {
         thousands(d.checked.objects_checked)
     );
     let c = d.checked;
+    if !c.proofs.is_empty() {
+        let _ = writeln!(o, "  proven: {}", proofs(&c.proofs));
+    }
     for (title, list) in [
         ("Missing", &c.missing),
         ("Mismatched", &c.mismatched),

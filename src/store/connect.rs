@@ -3,15 +3,18 @@
 //! custom endpoints (MinIO, Garage, SeaweedFS), and the first check that
 //! the bucket is there and may be used.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use aws_config::BehaviorVersion;
+use aws_config::profile::Profile;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::config::{ProvideCredentials, Region};
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_types::os_shim_internal::{Env, Fs};
 
 use super::error::{ErrorKind, StoreError, classify};
 
@@ -61,19 +64,103 @@ pub fn payload_signing_needed(endpoint: &str) -> bool {
 /// link should ride out a few errors (the SDK's own default is 3).
 const DEFAULT_MAX_ATTEMPTS: u32 = 5;
 
-fn retry_config(conn: &ConnectionSettings) -> Option<RetryConfig> {
-    let env_set = |n: &str| std::env::var(n).is_ok_and(|v| !v.is_empty());
-    let from_env =
-        env_set("AWS_RETRY_MODE") || env_set("AWS_MAX_ATTEMPTS") || conn.profile.is_some();
-    if conn.adaptive_retries.is_none() && conn.max_attempts.is_none() && from_env {
-        return None; // aws-config reads them
-    }
-    let base = if conn.adaptive_retries == Some(true) {
+/// The retry settings: flags, then the environment (both resolved by
+/// `settings`), then the profile's `retry_mode` and `max_attempts`, then
+/// standard with [`DEFAULT_MAX_ATTEMPTS`]. Always given to the SDK, which
+/// would otherwise read them itself and panic on a bad value.
+fn retry_config(
+    conn: &ConnectionSettings,
+    profile: Option<&Profile>,
+    profile_name: &str,
+) -> Result<RetryConfig, StoreError> {
+    let setting = |key: &str| profile.and_then(|p| p.get(key)).map(str::trim);
+    let bad = |key: &str, value: &str, want: &str| {
+        StoreError::new(
+            ErrorKind::Fatal,
+            "profile",
+            format!(
+                "the AWS profile '{profile_name}' sets {key} = {value}: use {want} (in ~/.aws/config or AWS_CONFIG_FILE)"
+            ),
+        )
+    };
+    let adaptive = match (conn.adaptive_retries, setting("retry_mode")) {
+        (Some(a), _) => a,
+        (None, None) => false,
+        (None, Some(m)) if m.eq_ignore_ascii_case("standard") => false,
+        (None, Some(m)) if m.eq_ignore_ascii_case("adaptive") => true,
+        (None, Some(m)) => return Err(bad("retry_mode", m, "standard or adaptive")),
+    };
+    let attempts = match (conn.max_attempts, setting("max_attempts")) {
+        (Some(n), _) => n,
+        (None, None) => DEFAULT_MAX_ATTEMPTS,
+        (None, Some(v)) => v
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=100).contains(n))
+            .ok_or_else(|| bad("max_attempts", v, "a whole number from 1 to 100"))?,
+    };
+    let base = if adaptive {
         RetryConfig::adaptive()
     } else {
         RetryConfig::standard()
     };
-    Some(base.with_max_attempts(conn.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS)))
+    Ok(base.with_max_attempts(attempts))
+}
+
+/// The shared config and credentials files, and the profile this run uses
+/// (`--profile`, AWS_PROFILE, or `default`). A profile named by the user
+/// must exist: without it the SDK would silently take credentials from
+/// elsewhere.
+async fn profile(conn: &ConnectionSettings) -> Result<(String, Option<Profile>), StoreError> {
+    let chosen = conn.profile.clone().or_else(|| {
+        std::env::var("AWS_PROFILE")
+            .ok()
+            .filter(|p| !p.trim().is_empty())
+    });
+    let set = aws_config::profile::load(
+        &Fs::real(),
+        &Env::real(),
+        &Default::default(),
+        chosen.clone().map(Cow::Owned),
+    )
+    .await
+    .map_err(|e| {
+        StoreError::new(
+            ErrorKind::Fatal,
+            "profile",
+            format!(
+                "cannot read the AWS config files: {}",
+                super::error::chain(&e)
+            ),
+        )
+    })?;
+    let name = chosen.clone().unwrap_or_else(|| "default".into());
+    let found = set.get_profile(&name).cloned();
+    if found.is_none()
+        && let Some(p) = chosen
+    {
+        let from = if conn.profile.is_some() {
+            "--profile"
+        } else {
+            "AWS_PROFILE"
+        };
+        return Err(StoreError::new(
+            ErrorKind::AccessDenied,
+            "profile",
+            format!(
+                "{from} '{p}': no such profile in ~/.aws/config or ~/.aws/credentials (or AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE); profiles there: {}",
+                {
+                    let names: Vec<&str> = set.profiles().collect();
+                    if names.is_empty() {
+                        "none".to_string()
+                    } else {
+                        names.join(", ")
+                    }
+                }
+            ),
+        ));
+    }
+    Ok((name, found))
 }
 
 /// An S3 client bound to one bucket.
@@ -91,14 +178,14 @@ impl S3 {
     /// Builds the client. Fails at once (before any request) when no
     /// credentials can be found.
     pub async fn connect(conn: &ConnectionSettings, bucket: &str) -> Result<Self, StoreError> {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(5))
-                .build(),
-        );
-        if let Some(r) = retry_config(conn) {
-            loader = loader.retry_config(r);
-        }
+        let (profile_name, profile) = profile(conn).await?;
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(5))
+                    .build(),
+            )
+            .retry_config(retry_config(conn, profile.as_ref(), &profile_name)?);
         if let Some(p) = &conn.profile {
             loader = loader.profile_name(p);
         }
@@ -241,24 +328,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn retries_default_to_five_standard_attempts_and_flags_win() {
+    fn retries_default_to_five_standard_attempts_then_the_profile_then_flags() {
+        use aws_config::profile::Property;
+        use aws_config::retry::RetryMode;
         let conn = ConnectionSettings::default();
-        // (The test environment sets neither AWS_RETRY_MODE nor AWS_MAX_ATTEMPTS.)
-        if std::env::var("AWS_RETRY_MODE").is_err() && std::env::var("AWS_MAX_ATTEMPTS").is_err() {
-            let r = retry_config(&conn).unwrap();
-            assert_eq!(r.max_attempts(), 5);
-            assert_eq!(r.mode(), aws_config::retry::RetryMode::Standard);
-        }
-        let conn = ConnectionSettings {
-            adaptive_retries: Some(true),
+        let r = retry_config(&conn, None, "default").unwrap();
+        assert_eq!((r.max_attempts(), r.mode()), (5, RetryMode::Standard));
+        let profile = |mode: &str, attempts: &str| {
+            let props = [("retry_mode", mode), ("max_attempts", attempts)]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), Property::new(k.to_string(), v.to_string())))
+                .collect();
+            Profile::new("shop", props)
+        };
+        let p = profile("adaptive", "7");
+        let r = retry_config(&conn, Some(&p), "shop").unwrap();
+        assert_eq!((r.max_attempts(), r.mode()), (7, RetryMode::Adaptive));
+        let flags = ConnectionSettings {
+            adaptive_retries: Some(false),
             max_attempts: Some(9),
             ..ConnectionSettings::default()
         };
-        let r = retry_config(&conn).unwrap();
-        assert_eq!(
-            (r.max_attempts(), r.mode()),
-            (9, aws_config::retry::RetryMode::Adaptive)
+        let r = retry_config(&flags, Some(&p), "shop").unwrap();
+        assert_eq!((r.max_attempts(), r.mode()), (9, RetryMode::Standard));
+        // What the SDK would panic on is a one-line error naming the profile.
+        let e = retry_config(&conn, Some(&profile("banana", "7")), "shop").unwrap_err();
+        assert!(
+            e.to_string().contains("'shop' sets retry_mode = banana"),
+            "{e}"
         );
+        let e = retry_config(&conn, Some(&profile("standard", "abc")), "shop").unwrap_err();
+        assert!(e.to_string().contains("max_attempts = abc"), "{e}");
     }
 
     #[test]

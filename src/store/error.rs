@@ -7,7 +7,7 @@
 use std::error::Error as StdError;
 
 use aws_sdk_s3::config::http::HttpResponse;
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 
 /// What an error means for the caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,10 +106,7 @@ where
                 (Some(c), Some(m)) => format!("{c}: {m}"),
                 (Some(c), None) => c.clone(),
                 (None, Some(m)) => m.to_string(),
-                (None, None) => status.map_or_else(
-                    || DisplayErrorContext(&err).to_string(),
-                    |s| format!("HTTP {s}"),
-                ),
+                (None, None) => status.map_or_else(|| chain(&err), |s| format!("HTTP {s}")),
             };
             format!("{operation} failed at {endpoint}: {said}")
         }
@@ -136,7 +133,7 @@ where
             }
         }
         (SdkError::ConstructionFailure(_), _, _) => {
-            if DisplayErrorContext(err).to_string().contains("credentials") {
+            if chain(err).contains("credentials") {
                 ErrorKind::AccessDenied
             } else {
                 ErrorKind::Fatal
@@ -274,13 +271,19 @@ mod tests {
             "{msg}"
         );
         assert!(!msg.contains("DispatchFailure"), "no debug dump: {msg}");
+        assert!(!msg.contains("ConnectorError"), "no debug dump: {msg}");
 
         let timeout = SdkError::<PutObjectError, HttpResponse>::timeout_error("too slow");
         assert_eq!(kind(timeout), ErrorKind::Unreachable);
         let other = SdkError::<PutObjectError, HttpResponse>::dispatch_failure(
             ConnectorError::other("tls".into(), None),
         );
-        assert_eq!(kind(other), ErrorKind::Transient);
+        let e = classify("PutObject k", AT, other);
+        assert_eq!(e.kind(), ErrorKind::Transient);
+        assert!(
+            !e.to_string().contains("DispatchFailure"),
+            "no debug dump: {e}"
+        );
     }
 
     #[test]

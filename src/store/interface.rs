@@ -74,11 +74,28 @@ pub trait ObjectStore: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<Vec<ListedPart>>, StoreError>> + Send;
 }
 
-/// The checksum a request body carries (`x-amz-checksum-*`, base64).
+/// The checksum a request body carries (`x-amz-checksum-*`, base64), or
+/// an object's whole checksum as a server reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BodyChecksum {
     pub algorithm: Algorithm,
     pub value: String,
+}
+
+impl BodyChecksum {
+    /// `ALGORITHM:value`, as the journal keeps it.
+    pub fn record(&self) -> String {
+        format!("{}:{}", self.algorithm.name(), self.value)
+    }
+
+    /// Reads back a [`BodyChecksum::record`].
+    pub fn from_record(s: &str) -> Option<Self> {
+        let (name, value) = s.split_once(':')?;
+        Some(Self {
+            algorithm: Algorithm::from_name(name)?,
+            value: value.to_string(),
+        })
+    }
 }
 
 /// Whether a server checksum covers the whole object or combines parts.

@@ -5,6 +5,8 @@
 
 use std::future::Future;
 
+use aws_sdk_s3::types::EncodingType;
+
 use super::connect::S3;
 use super::error::{StoreError, absent};
 use super::interface::{ListedPart, ListedUpload};
@@ -36,6 +38,16 @@ where
     }
 }
 
+/// A key as S3 sends it with `encoding-type=url`: `+` for a space, `%XX`
+/// for other bytes. `None` if it does not decode to UTF-8 (not a key).
+fn url_decoded(key: &str) -> Option<String> {
+    let plus = key.replace('+', " ");
+    percent_encoding::percent_decode_str(&plus)
+        .decode_utf8()
+        .ok()
+        .map(|k| k.into_owned())
+}
+
 impl S3 {
     /// Calls `f(key, size)` for every object under `prefix`; returns how
     /// many there were.
@@ -53,15 +65,25 @@ impl S3 {
                     .list_objects_v2()
                     .bucket(self.bucket())
                     .prefix(prefix)
+                    .encoding_type(EncodingType::Url)
                     .set_continuation_token(token);
                 let operation = &operation;
                 async move {
                     let page = req.send().await.map_err(|e| self.err(operation, e))?;
+                    // Keys come URL-encoded where the server says so (not
+                    // every server does): control characters survive XML.
+                    let encoded = page.encoding_type() == Some(&EncodingType::Url);
                     let items = page
                         .contents()
                         .iter()
                         .filter_map(|o| {
-                            Some((o.key()?.to_string(), o.size().unwrap_or(0).max(0) as u64))
+                            let key = o.key()?;
+                            let key = if encoded {
+                                url_decoded(key)?
+                            } else {
+                                key.to_string()
+                            };
+                            Some((key, o.size().unwrap_or(0).max(0) as u64))
                         })
                         .collect();
                     let next = if page.is_truncated() == Some(true) {
@@ -206,6 +228,20 @@ mod tests {
         .await
         .unwrap();
         (got, fetched)
+    }
+
+    #[test]
+    fn url_encoded_keys_decode_as_s3_encodes_them() {
+        assert_eq!(url_decoded("a+b%2Bc.jpg").as_deref(), Some("a b+c.jpg"));
+        assert_eq!(
+            url_decoded("ctl%01x%09.jpg").as_deref(),
+            Some("ctl\u{1}x\t.jpg")
+        );
+        assert_eq!(
+            url_decoded("caf%C3%A9.jpg").as_deref(),
+            Some("caf\u{e9}.jpg")
+        );
+        assert_eq!(url_decoded("bad%FF"), None);
     }
 
     #[tokio::test]

@@ -36,6 +36,10 @@ pub enum Op {
 pub enum Fault {
     /// Answer with an error of this kind, storing nothing.
     Fail(ErrorKind),
+    /// Do the work, then answer with an error of this kind: what the
+    /// client sees when the answer was lost and its retry is refused (412
+    /// for a PUT that is there now, 404 for a completed upload).
+    StoreThenFail(ErrorKind),
     /// Store other bytes than were sent (the first byte flipped) and
     /// report their checksum, as a faulty server would.
     Garble,
@@ -203,7 +207,9 @@ fn check(body: &[u8], c: &BodyChecksum, operation: &str) -> Result<(), StoreErro
 
 impl ObjectStore for MemoryStore {
     async fn head(&self, key: &str) -> Result<Option<RemoteObject>, StoreError> {
-        if let Some(Fault::Fail(kind)) = self.call(Op::Head, key, format!("HeadObject {key}")) {
+        if let Some(Fault::Fail(kind) | Fault::StoreThenFail(kind)) =
+            self.call(Op::Head, key, format!("HeadObject {key}"))
+        {
             return Err(error(kind, format!("HeadObject {key}")));
         }
         Ok(self.lock().objects.get(key).map(|o| RemoteObject {
@@ -258,6 +264,9 @@ impl ObjectStore for MemoryStore {
             },
         );
         drop(s);
+        if let Some(Fault::StoreThenFail(kind)) = fault {
+            return Err(error(kind, operation));
+        }
         Ok(self.answer(checksums, etag))
     }
 
@@ -267,7 +276,9 @@ impl ObjectStore for MemoryStore {
         algorithm: Algorithm,
     ) -> Result<UploadId, StoreError> {
         let operation = format!("CreateMultipartUpload {}", obj.key);
-        if let Some(Fault::Fail(kind)) = self.call(Op::Create, obj.key, operation.clone()) {
+        if let Some(Fault::Fail(kind) | Fault::StoreThenFail(kind)) =
+            self.call(Op::Create, obj.key, operation.clone())
+        {
             return Err(error(kind, operation));
         }
         let mut s = self.lock();
@@ -310,6 +321,9 @@ impl ObjectStore for MemoryStore {
         }
         u.parts.push((number, body, etag.clone()));
         drop(s);
+        if let Some(Fault::StoreThenFail(kind)) = fault {
+            return Err(error(kind, operation));
+        }
         Ok(self.answer(
             Checksums::only(checksum.algorithm, checksum.value.clone(), None),
             etag,
@@ -378,12 +392,17 @@ impl ObjectStore for MemoryStore {
             },
         );
         drop(s);
+        if let Some(Fault::StoreThenFail(kind)) = fault {
+            return Err(error(kind, operation));
+        }
         Ok(self.answer(checksums, etag))
     }
 
     async fn abort_multipart(&self, key: &str, upload: &UploadId) -> Result<(), StoreError> {
         let operation = format!("AbortMultipartUpload {key}");
-        if let Some(Fault::Fail(kind)) = self.call(Op::Abort, key, operation.clone()) {
+        if let Some(Fault::Fail(kind) | Fault::StoreThenFail(kind)) =
+            self.call(Op::Abort, key, operation.clone())
+        {
             return Err(error(kind, operation));
         }
         let mut s = self.lock();
@@ -402,7 +421,9 @@ impl ObjectStore for MemoryStore {
         upload: &UploadId,
     ) -> Result<Option<Vec<ListedPart>>, StoreError> {
         let operation = format!("ListParts {key}");
-        if let Some(Fault::Fail(kind)) = self.call(Op::ListParts, key, operation.clone()) {
+        if let Some(Fault::Fail(kind) | Fault::StoreThenFail(kind)) =
+            self.call(Op::ListParts, key, operation.clone())
+        {
             return Err(error(kind, operation));
         }
         Ok(self

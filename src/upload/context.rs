@@ -11,7 +11,7 @@ use crate::cancel::Stop;
 use crate::digest::Digests;
 use crate::journal::{FileState, Record, Recorder};
 use crate::progress::Transfer;
-use crate::store::ObjectStore;
+use crate::store::{BodyChecksum, ObjectStore};
 use crate::types::UploadId;
 use crate::verify::How;
 
@@ -74,6 +74,12 @@ impl<S> Ctx<S> {
         }
     }
 
+    /// Whether nothing new may start: a stop was asked for, or the journal
+    /// can no longer record what is done.
+    pub(super) fn halted(&self) -> bool {
+        self.stop.requested() || self.journal.as_ref().is_some_and(Recorder::failed)
+    }
+
     pub(super) fn record(&self, r: Record) {
         if let Some(j) = &self.journal {
             j.record(r);
@@ -87,11 +93,13 @@ impl<S> Ctx<S> {
         });
     }
 
-    pub(super) fn record_verified(&self, job: &Job, how: How) {
+    /// The object is proven (`how`); `whole` is its whole checksum.
+    pub(super) fn record_verified(&self, job: &Job, how: How, whole: Option<&BodyChecksum>) {
         self.record(Record::KeyState {
             key: job.key.clone(),
             state: FileState::Verified,
             verification: Some(how.name().to_string()),
+            checksum: whole.map(BodyChecksum::record),
             error: None,
         });
     }
@@ -101,6 +109,7 @@ impl<S> Ctx<S> {
             key: job.key.clone(),
             state: FileState::Failed,
             verification: None,
+            checksum: None,
             error: Some(error.to_string()),
         });
     }

@@ -66,7 +66,7 @@ pub async fn run<S: ObjectStore>(
         let (ok, changed, failed) = pass(&ctx, std::mem::take(&mut queue)).await;
         outcome.uploaded.extend(ok);
         outcome.failed.extend(failed);
-        if changed.is_empty() || ctx.stop.requested() {
+        if changed.is_empty() || ctx.halted() {
             break;
         }
         if attempt == 0 {
@@ -195,7 +195,7 @@ async fn small_side<S: ObjectStore>(
 ) -> Vec<(Arc<Job>, Result<Uploaded, JobError>)> {
     let mut tasks = Tasks::new();
     for job in jobs {
-        if ctx.stop.requested() {
+        if ctx.halted() {
             break;
         }
         let Ok(slot) = ctx.permits.request().await else {
@@ -227,7 +227,7 @@ async fn large_side<S: ObjectStore>(
         let Ok(slot) = slots.clone().acquire_owned().await else {
             break;
         };
-        if ctx.stop.requested() {
+        if ctx.halted() {
             break;
         }
         let (c, job) = (ctx.clone(), Arc::new(job));

@@ -9,12 +9,12 @@ use std::sync::Arc;
 
 use tokio::task::JoinSet;
 
-use super::confirm::confirm;
+use super::confirm::{already_there, confirm};
 use super::context::Ctx;
 use super::job::{Job, JobError, Uploaded};
 use super::parts::{SentPart, combine};
 use super::read::{read_part, unchanged};
-use super::resume::resumable;
+use super::resume::{Resumed, resumable};
 use crate::checksum;
 use crate::digest::{Digests, hash_file};
 use crate::faults;
@@ -23,7 +23,7 @@ use crate::limits::PartLayout;
 use crate::progress::Phase;
 use crate::store::{BodyChecksum, DonePart, ObjectStore};
 use crate::types::UploadId;
-use crate::verify::{Local, object_metadata};
+use crate::verify::{How, Local, object_metadata};
 
 pub(super) async fn put_multipart<S: ObjectStore>(
     ctx: &Arc<Ctx<S>>,
@@ -40,8 +40,9 @@ pub(super) async fn put_multipart<S: ObjectStore>(
 
     // Resume what an earlier run began, if the file is the same file.
     let (upload, reuse) = match resumable(ctx, job, &digests, layout).await? {
-        Some(r) => r,
-        None => (create(ctx, job, &digests, layout).await?, HashMap::new()),
+        Resumed::Continue(id, reuse) => (id, reuse),
+        Resumed::Fresh => (create(ctx, job, &digests, layout).await?, HashMap::new()),
+        Resumed::Completed(how) => return Ok(done(ctx, job, how, None)),
     };
 
     let bar = ctx.progress.large_file(&job.rel, job.size);
@@ -63,6 +64,12 @@ pub(super) async fn put_multipart<S: ObjectStore>(
     let algorithm = ctx.settings.algorithm;
     let full = algorithm.full_object().then_some(whole.checksum.as_str());
     let parts: Vec<DonePart> = sent.iter().map(|p| p.done.clone()).collect();
+    let sent_checksum = BodyChecksum {
+        algorithm,
+        value: whole.checksum.clone(),
+    };
+    let etag = || whole.etag.clone();
+    let local = Local::written(job.size, digests, &sent_checksum, &etag);
     faults::crash_point("before-complete");
     let written = ctx
         .permits
@@ -77,27 +84,33 @@ pub(super) async fn put_multipart<S: ObjectStore>(
         .await;
     let written = match written {
         Ok(w) => w,
-        Err(e) => return Err(give_up(ctx, job, &upload, e).await),
+        // The completion may have happened with its answer lost (the
+        // retry then hears "no such upload" or "the key is taken"): if the
+        // object is whole, it is done, and nothing is aborted.
+        Err(e) => match already_there(ctx, job, &local).await {
+            Some(how) => {
+                ctx.upload_ended(&upload);
+                return Ok(done(ctx, job, how, Some(&sent_checksum)));
+            }
+            None => return Err(give_up(ctx, job, &upload, e).await),
+        },
     };
     faults::crash_point("after-complete");
-    let sent_checksum = BodyChecksum {
-        algorithm,
-        value: whole.checksum,
-    };
-    let etag = || whole.etag.clone();
-    let local = Local::written(job.size, digests, &sent_checksum, &etag);
     let how = confirm(ctx, job, &written, &local).await;
     // Completed: the upload id is spent whatever the check says.
     ctx.upload_ended(&upload);
-    let how = how?;
-    ctx.record_verified(job, how);
+    Ok(done(ctx, job, how?, Some(&sent_checksum)))
+}
+
+/// Records a proven large file and reports it done.
+fn done<S>(ctx: &Ctx<S>, job: &Job, how: How, whole: Option<&BodyChecksum>) -> Uploaded {
+    ctx.record_verified(job, how, whole);
     ctx.progress.object_done(0);
-    Ok(Uploaded {
+    Uploaded {
         object: job.object,
-        digests,
         verification: how,
         bytes: job.size,
-    })
+    }
 }
 
 /// Hashes a large file that dedup did not read, with its own bar.
@@ -178,7 +191,7 @@ async fn upload_parts<S: ObjectStore>(
             parts[number as usize - 1] = Some(p);
             continue;
         }
-        if ctx.stop.requested() {
+        if ctx.halted() {
             first_error.get_or_insert(JobError::Interrupted);
             break;
         }

@@ -3,32 +3,50 @@
 //! The server's ListParts is the truth; the journal says which of those
 //! parts this file's bytes produced. A part is reused only where both agree
 //! (same number, ETag and size, at the size the layout gives it); every
-//! other part is sent again. SeaweedFS lists a re-sent part number twice
-//! (old and new ETag): the one the journal recorded is the one reused.
+//! other part is sent again, except a part the server holds that the
+//! journal never recorded, which is read again and reused if its MD5 is the
+//! ETag the server lists. SeaweedFS lists a re-sent part number twice (old
+//! and new ETag): the one whose ETag matches is the one reused.
 
 use std::collections::HashMap;
 
+use super::confirm::already_there;
 use super::context::Ctx;
 use super::job::{Job, JobError};
 use super::parts::SentPart;
-use crate::checksum::Algorithm;
+use super::read::read_part;
+use crate::checksum::{self, Algorithm};
 use crate::digest::Digests;
-use crate::journal::PartRow;
+use crate::journal::{PartRow, Record};
 use crate::limits::PartLayout;
-use crate::store::{ListedPart, ObjectStore};
+use crate::store::{DonePart, ListedPart, ObjectStore};
 use crate::types::UploadId;
+use crate::verify::{How, Local};
+
+/// What becomes of the upload an earlier run left for a key.
+pub(super) enum Resumed {
+    /// None to continue: start a new one.
+    Fresh,
+    /// Continue this upload, reusing these parts.
+    Continue(UploadId, HashMap<u32, SentPart>),
+    /// The upload completed after all (its answer was lost, or a killed
+    /// run's request finished late): the object is proven in place.
+    Completed(How),
+}
 
 /// The upload an earlier run left for this key, if it can be continued:
 /// same file (size, mtime, SHA-256), same part size, and the server still
-/// knows it; with the parts to reuse. A stale upload is aborted.
+/// knows it; with the parts to reuse. A stale upload is aborted. An upload
+/// the server no longer knows may have completed: the object is checked
+/// before the file is sent again.
 pub(super) async fn resumable<S: ObjectStore>(
     ctx: &Ctx<S>,
     job: &Job,
     digests: &Digests,
     layout: PartLayout,
-) -> Result<Option<(UploadId, HashMap<u32, SentPart>)>, JobError> {
+) -> Result<Resumed, JobError> {
     let Some(r) = &job.resume else {
-        return Ok(None);
+        return Ok(Resumed::Fresh);
     };
     let same_file = r.size == job.size && r.mtime_ns == job.mtime_ns && r.sha256 == digests.sha256;
     if !same_file || r.part_size != layout.part_size {
@@ -37,30 +55,98 @@ pub(super) async fn resumable<S: ObjectStore>(
             job.rel
         );
         ctx.abort(job, &r.upload_id).await;
-        return Ok(None);
+        return Ok(Resumed::Fresh);
     }
     let listed = ctx
         .permits
         .send(ctx.store.list_parts(&job.key, &r.upload_id))
         .await?;
     let Some(listed) = listed else {
+        ctx.upload_ended(&r.upload_id);
+        let local = Local::file(job.size, Some(*digests));
+        if let Some(how) = already_there(ctx, job, &local).await {
+            return Ok(Resumed::Completed(how));
+        }
         tracing::info!(
             "{}: the server no longer knows upload {}; starting over",
             job.rel,
             r.upload_id
         );
-        ctx.upload_ended(&r.upload_id);
-        return Ok(None);
+        return Ok(Resumed::Fresh);
     };
-    let reuse = reusable(&r.parts, &listed, layout, ctx.settings.algorithm);
+    let mut reuse = reusable(&r.parts, &listed, layout, ctx.settings.algorithm);
+    let recorded = reuse.len();
+    recover(ctx, job, &r.upload_id, &listed, layout, &mut reuse).await?;
     tracing::info!(
-        "{}: resuming upload {} with {} of {} parts already there",
+        "{}: resuming upload {} with {} of {} parts already there ({} of them not in the journal, recovered from ListParts)",
         job.rel,
         r.upload_id,
         reuse.len(),
-        layout.parts
+        layout.parts,
+        reuse.len() - recorded
     );
-    Ok(Some((r.upload_id.clone(), reuse)))
+    Ok(Resumed::Continue(r.upload_id.clone(), reuse))
+}
+
+/// Parts the server holds that the journal never recorded (acknowledged
+/// just before a kill, before the journal's next commit): each is read
+/// again from the file and reused when its MD5 is the ETag the server
+/// lists for it, which costs a read instead of a resend. Recovered parts
+/// are recorded.
+async fn recover<S: ObjectStore>(
+    ctx: &Ctx<S>,
+    job: &Job,
+    upload: &UploadId,
+    listed: &[ListedPart],
+    layout: PartLayout,
+    reuse: &mut HashMap<u32, SentPart>,
+) -> Result<(), JobError> {
+    let mut unrecorded: Vec<u32> = listed
+        .iter()
+        .filter(|p| p.number >= 1 && u64::from(p.number) <= layout.parts)
+        .filter(|p| {
+            let (start, end) = layout.range(u64::from(p.number));
+            p.size == end - start && !reuse.contains_key(&p.number)
+        })
+        .map(|p| p.number)
+        .collect();
+    unrecorded.sort_unstable();
+    unrecorded.dedup();
+    let path = job.path(&ctx.root);
+    let algorithm = ctx.settings.algorithm;
+    for number in unrecorded {
+        let (start, end) = layout.range(u64::from(number));
+        let _memory = ctx.permits.memory(end - start).await?;
+        let (p, pool) = (path.clone(), ctx.part_buffers.clone());
+        let read = ctx
+            .permits
+            .blocking(move || read_part(&p, start, end - start, algorithm, &pool))
+            .await??;
+        let md5 = checksum::md5(&read.body);
+        let hex = checksum::hex(&md5);
+        let Some(on_server) = listed
+            .iter()
+            .find(|l| l.number == number && l.etag.trim_matches('"') == hex)
+        else {
+            continue;
+        };
+        let part = SentPart {
+            done: DonePart {
+                number,
+                etag: on_server.etag.clone(),
+                checksum: read.sum.value.to_base64(),
+            },
+            sum: read.sum,
+            crc64: read.crc64,
+            md5: Some(md5),
+        };
+        ctx.record(Record::PartDone {
+            upload_id: upload.clone(),
+            part: part.row(),
+        });
+        reuse.insert(number, part);
+    }
+    Ok(())
 }
 
 /// The recorded parts the server still holds as recorded, by number.

@@ -2,13 +2,13 @@
 
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::confirm::confirm;
+use super::confirm::{already_there, confirm};
 use super::context::Ctx;
 use super::job::{Job, JobError, Uploaded};
 use super::read::{read_small, same_digests, unchanged};
 use crate::checksum;
 use crate::faults;
-use crate::store::{BodyChecksum, ObjectStore};
+use crate::store::{BodyChecksum, ErrorKind, ObjectStore};
 use crate::verify::{Local, object_metadata};
 
 /// Uploads a file below the multipart threshold; `_slot` and `_memory`
@@ -38,24 +38,30 @@ pub(super) async fn put_small<S: ObjectStore>(
     let meta = object_metadata(&digests, &job.rel);
     let obj = job.new_object(&meta, &ctx.settings.options);
     let send = faults::maybe_corrupt(&job.key, body.clone());
-    let written = ctx
+    let etag = || checksum::md5_hex(&body);
+    let local = Local::written(size, digests, &sent, &etag);
+    let how = match ctx
         .store
         .put_object(&obj, send, &sent, job.must_not_exist)
-        .await?;
-    let etag = || checksum::md5_hex(&body);
-    let how = confirm(
-        ctx,
-        job,
-        &written,
-        &Local::written(size, digests, &sent, &etag),
-    )
-    .await?;
+        .await
+    {
+        Ok(written) => confirm(ctx, job, &written, &local).await?,
+        // Refused because the key is taken: by our own earlier attempt
+        // (an answer lost on the way back, a killed run's late request)
+        // if the object holds these bytes.
+        Err(e) if e.kind() == ErrorKind::Precondition => {
+            match already_there(ctx, job, &local).await {
+                Some(how) => how,
+                None => return Err(e.into()),
+            }
+        }
+        Err(e) => return Err(e.into()),
+    };
     ctx.record_digests(job, digests);
-    ctx.record_verified(job, how);
+    ctx.record_verified(job, how, Some(&sent));
     ctx.progress.object_done(size);
     Ok(Uploaded {
         object: job.object,
-        digests,
         verification: how,
         bytes: size,
     })

@@ -108,8 +108,10 @@ async fn small_and_large_files_arrive_and_are_proven_by_the_answer() {
         assert_eq!(how(&o, 1), How::ChecksumInResponse, "{alg:?}");
         assert_eq!(store.object("p/v.mp4").unwrap(), big);
         assert_eq!(store.object("p/a.jpg").unwrap().as_ref(), b"small");
-        let d = o.uploaded.iter().find(|u| u.object == 1).unwrap().digests;
-        assert_eq!(d, Digests::of_bytes(&big));
+        assert_eq!(
+            Digests::of_bytes(&store.object("p/v.mp4").unwrap()),
+            Digests::of_bytes(&big)
+        );
     }
 }
 
@@ -162,9 +164,9 @@ async fn a_panicked_upload_is_a_failure_of_its_file_and_the_rest_carries_on() {
 }
 
 /// A 3-part file whose upload an earlier run began: parts 1 and 2 on the
-/// server (part 2 listed twice, as SeaweedFS lists a re-sent part), only
-/// part 1 recorded.
-async fn begun(store: &MemoryStore, content: &[u8], t: &mut Tree) -> UploadId {
+/// server (part 2 sent twice, which SeaweedFS lists twice), only part 1
+/// recorded. `part2` is what the server holds as part 2.
+async fn begun_with(store: &MemoryStore, content: &[u8], part2: &[u8], t: &mut Tree) -> UploadId {
     let alg = Algorithm::Crc64nvme;
     let opts = ObjectOptions::default();
     let obj = crate::store::NewObject {
@@ -175,12 +177,7 @@ async fn begun(store: &MemoryStore, content: &[u8], t: &mut Tree) -> UploadId {
     };
     let id = store.create_multipart(&obj, alg).await.unwrap();
     let mut rows = Vec::new();
-    for (n, range) in [
-        (1u32, 0..5 * MIB),
-        (2, 5 * MIB..10 * MIB),
-        (2, 5 * MIB..10 * MIB),
-    ] {
-        let body = &content[range];
+    for (n, body) in [(1u32, &content[..5 * MIB]), (2, part2), (2, part2)] {
         let sum = Summer::of(alg, body);
         let check = crate::store::BodyChecksum {
             algorithm: alg,
@@ -224,6 +221,20 @@ async fn begun(store: &MemoryStore, content: &[u8], t: &mut Tree) -> UploadId {
     id
 }
 
+async fn begun(store: &MemoryStore, content: &[u8], t: &mut Tree) -> UploadId {
+    begun_with(store, content, &content[5 * MIB..10 * MIB], t).await
+}
+
+fn sent_parts(store: &MemoryStore, since: usize) -> Vec<String> {
+    let mut sent: Vec<String> = store.log()[since..]
+        .iter()
+        .filter(|l| l.starts_with("UploadPart") || l.starts_with("Create"))
+        .cloned()
+        .collect();
+    sent.sort();
+    sent
+}
+
 #[tokio::test]
 async fn a_resumed_upload_sends_only_the_parts_it_cannot_reuse() {
     let content = data(4, 12 * MIB);
@@ -234,15 +245,92 @@ async fn a_resumed_upload_sends_only_the_parts_it_cannot_reuse() {
     let o = t.upload(&store, &settings(Algorithm::Crc64nvme)).await;
     assert!(o.failed.is_empty(), "{o:?}");
     assert_eq!(store.object("p/v.mp4").unwrap(), content);
-    let mut sent: Vec<String> = store.log()[before..]
-        .iter()
-        .filter(|l| l.starts_with("UploadPart") || l.starts_with("Create"))
-        .cloned()
-        .collect();
-    sent.sort();
-    // Part 1 reused; part 2 (unrecorded) and 3 sent; no new upload.
-    assert_eq!(sent, ["UploadPart p/v.mp4 #2", "UploadPart p/v.mp4 #3"]);
+    // Part 1 recorded, part 2 on the server though never recorded (its
+    // MD5 is the ETag listed): both reused; only part 3 sent, no new upload.
+    assert_eq!(sent_parts(&store, before), ["UploadPart p/v.mp4 #3"]);
     assert!(!store.uploads().contains(&id), "completed");
+}
+
+#[tokio::test]
+async fn an_unrecorded_part_with_other_bytes_is_sent_again() {
+    let content = data(4, 12 * MIB);
+    let mut t = Tree::new().file("v.mp4", &content);
+    let store = MemoryStore::keeping_resent_parts();
+    begun_with(&store, &content, &data(99, 5 * MIB), &mut t).await;
+    let before = store.log().len();
+    let o = t.upload(&store, &settings(Algorithm::Crc64nvme)).await;
+    assert!(o.failed.is_empty(), "{o:?}");
+    assert_eq!(store.object("p/v.mp4").unwrap(), content);
+    assert_eq!(
+        sent_parts(&store, before),
+        ["UploadPart p/v.mp4 #2", "UploadPart p/v.mp4 #3"]
+    );
+}
+
+#[tokio::test]
+async fn a_lost_answer_is_not_a_failure_when_the_object_is_ours() {
+    let t = Tree::new()
+        .file("a.jpg", b"small")
+        .file("v.mp4", &data(7, 11 * MIB));
+    let store = MemoryStore::new();
+    // Stored, then the retry after the lost answer is refused: 412 for the
+    // PUT (the key is taken now), 404 for the completed upload.
+    store.fault(
+        Op::Put,
+        "a.jpg",
+        Fault::StoreThenFail(ErrorKind::Precondition),
+        1,
+    );
+    store.fault(
+        Op::Complete,
+        "v.mp4",
+        Fault::StoreThenFail(ErrorKind::NotFound),
+        1,
+    );
+    let o = t.upload(&store, &settings(Algorithm::Crc64nvme)).await;
+    assert!(o.failed.is_empty(), "{o:?}");
+    assert_eq!(
+        (how(&o, 0), how(&o, 1)),
+        (How::ChecksumInHead, How::ChecksumInHead)
+    );
+    assert!(
+        !store
+            .log()
+            .iter()
+            .any(|l| l.starts_with("AbortMultipartUpload")),
+        "a completed upload is not aborted"
+    );
+    // Another client's object under the key is still a refusal.
+    let store = MemoryStore::new();
+    store.put_raw("p/a.jpg", b"other", &[], Default::default());
+    store.fault(Op::Put, "a.jpg", Fault::Fail(ErrorKind::Precondition), 1);
+    let o = t.upload(&store, &settings(Algorithm::Crc64nvme)).await;
+    assert!(
+        error(&o, "a.jpg").contains("appeared under this key"),
+        "{o:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_upload_that_completed_late_is_not_sent_again() {
+    let content = data(8, 12 * MIB);
+    let mut t = Tree::new().file("v.mp4", &content);
+    let store = MemoryStore::new();
+    let id = begun(&store, &content, &mut t).await;
+    // A killed run's CompleteMultipartUpload went through after all.
+    store.abort_multipart("p/v.mp4", &id).await.unwrap();
+    let sum = Summer::of(Algorithm::Crc64nvme, &content).value.to_base64();
+    store.put_raw(
+        "p/v.mp4",
+        &content,
+        &[],
+        crate::store::Checksums::only(Algorithm::Crc64nvme, sum, None),
+    );
+    let before = store.log().len();
+    t.jobs[0].must_not_exist = false;
+    let o = t.upload(&store, &settings(Algorithm::Crc64nvme)).await;
+    assert_eq!(how(&o, 0), How::ChecksumInHead, "{o:?}");
+    assert!(sent_parts(&store, before).is_empty(), "nothing sent again");
 }
 
 #[tokio::test]
