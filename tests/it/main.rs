@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod apache;
 mod layout;
 mod migrate;
 mod nginx;
@@ -11,3 +12,4 @@ mod plan;
 mod resume;
 mod scripts;
 mod support;
+mod trust;

@@ -209,6 +209,25 @@ fn strict_encode(path: &str) -> String {
         .join("/")
 }
 
+/// [`weird_tree`] migrated into a fresh target (the non-UTF-8 name is the
+/// one failure): the tree, its files, the target and the map directory.
+pub fn migrated_weird_tree(
+    name: &str,
+) -> (Tree, BTreeMap<String, Vec<u8>>, Target, tempfile::TempDir) {
+    let (tree, files) = weird_tree();
+    let t = target(name);
+    let maps = tempfile::tempdir().unwrap();
+    let (out, v) = migrate_in(&tree, &t, maps.path(), &MULTIPART_FLAGS, &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "only the non-UTF-8 name fails\n{}",
+        stderr(&out)
+    );
+    assert_eq!(v["failed"].as_array().unwrap().len(), 1, "{v}");
+    (tree, files, t, maps)
+}
+
 pub const MULTIPART_FLAGS: [&str; 4] = ["--multipart-threshold", "8MiB", "--part-size", "5MiB"];
 
 /// Checks the bucket and the maps against the files, independently.
@@ -540,7 +559,7 @@ fn bodies_are_signed_only_when_asked_on_a_loopback_endpoint() {
         .map(|n| (n.to_string(), std::fs::read(tree.join(n)).unwrap()))
         .collect();
     for sign in [false, true] {
-        let proxy = crate::support::CountingProxy::start();
+        let proxy = crate::support::Proxy::start();
         let t = target(&format!("signing-{sign}"));
         let maps = tempfile::tempdir().unwrap();
         let mut flags = MULTIPART_FLAGS.to_vec();
@@ -569,7 +588,7 @@ fn bodies_are_signed_only_when_asked_on_a_loopback_endpoint() {
             );
             assert!(puts.contains(&hex(&small)), "the small file's own SHA-256");
         } else {
-            assert!(puts.iter().all(|h| h == "unsigned-payload"), "{puts:?}");
+            assert!(puts.iter().all(|h| h == "UNSIGNED-PAYLOAD"), "{puts:?}");
         }
     }
 }

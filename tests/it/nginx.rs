@@ -2,13 +2,13 @@
 //! to its new URL, and that URL must serve the file's bytes from the S3
 //! endpoint (a signed GET of exactly that URL).
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::migrate::{MULTIPART_FLAGS, csv_rows, hex, migrate_in, weird_tree};
-use crate::support::{server, stderr, target};
+use crate::migrate::{csv_rows, hex, migrate_in, migrated_weird_tree};
+use crate::support::{Tree, bytes, get_raw, signed_get, stderr, target};
 
 struct Nginx {
     child: Child,
@@ -17,9 +17,10 @@ struct Nginx {
 }
 
 impl Drop for Nginx {
+    /// A graceful stop (SIGQUIT), then SIGKILL if it lingers. It runs with
+    /// `master_process off`, so there is no worker left behind either way.
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        crate::support::stop_child(&mut self.child, libc::SIGQUIT);
     }
 }
 
@@ -29,10 +30,14 @@ fn nginx_binary() -> String {
             return p.to_string();
         }
     }
-    panic!("nginx is not installed: run scripts/ensure-nginx (or apt-get install nginx-light)");
+    panic!(
+        "nginx is not installed: run scripts/ensure-web-servers (or apt-get install nginx-light)"
+    );
 }
 
-fn start_nginx(map: &std::path::Path) -> Nginx {
+/// A config for a test nginx serving `map` on a free loopback port, the
+/// snippet of the README: (its directory, the port).
+fn config(map: &std::path::Path) -> (tempfile::TempDir, u16) {
     let dir = tempfile::Builder::new()
         .prefix("mediashift-nginx-")
         .tempdir()
@@ -45,6 +50,7 @@ fn start_nginx(map: &std::path::Path) -> Nginx {
     let d = dir.path().display();
     let conf = format!(
         r#"daemon off;
+master_process off;
 pid {d}/nginx.pid;
 error_log {d}/error.log;
 events {{ worker_connections 64; }}
@@ -64,7 +70,7 @@ http {{
         listen 127.0.0.1:{port};
         location /media/ {{
             if ($mediashift_url) {{
-                return 301 $mediashift_url;
+                return 301 $mediashift_url$is_args$args;
             }}
             return 404;
         }}
@@ -74,13 +80,34 @@ http {{
         map = map.display()
     );
     std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
+    (dir, port)
+}
+
+fn nginx_args(dir: &std::path::Path) -> Vec<std::ffi::OsString> {
+    vec![
+        "-p".into(),
+        dir.into(),
+        "-c".into(),
+        dir.join("nginx.conf").into(),
+        "-e".into(),
+        dir.join("error.log").into(),
+    ]
+}
+
+/// `nginx -t` with the map: does nginx accept it?
+fn nginx_test(map: &std::path::Path) -> std::process::Output {
+    let (dir, _) = config(map);
+    Command::new(nginx_binary())
+        .arg("-t")
+        .args(nginx_args(dir.path()))
+        .output()
+        .expect("nginx -t")
+}
+
+fn start_nginx(map: &std::path::Path) -> Nginx {
+    let (dir, port) = config(map);
     let child = Command::new(nginx_binary())
-        .arg("-p")
-        .arg(dir.path())
-        .arg("-c")
-        .arg(dir.path().join("nginx.conf"))
-        .arg("-e")
-        .arg(dir.path().join("error.log"))
+        .args(nginx_args(dir.path()))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -112,59 +139,9 @@ http {{
     nginx
 }
 
-/// A raw HTTP/1.0 GET: (status, Location header).
-fn get_raw(port: u16, path: &str) -> (u16, Option<String>) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: shop.example\r\n\r\n").unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    let status = resp
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let location = resp
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("Location: ")
-                .or_else(|| l.strip_prefix("location: "))
-        })
-        .map(|l| l.trim().to_string());
-    (status, location)
-}
-
-/// GET exactly `url`, signed, through the S3 endpoint.
-fn signed_get(url: &str) -> Vec<u8> {
-    let s = server();
-    let out = Command::new("curl")
-        .args(["-sS", "--fail", "--aws-sigv4"])
-        .arg(format!("aws:amz:{}:s3", s.region))
-        .arg("--user")
-        .arg(format!("{}:{}", s.access_key, s.secret_key))
-        .arg(url)
-        .output()
-        .expect("curl");
-    assert!(
-        out.status.success(),
-        "GET {url}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
 #[test]
 fn nginx_redirects_every_old_path_to_a_url_that_serves_the_file() {
-    let (tree, files) = weird_tree();
-    let t = target("nginx-map");
-    let maps = tempfile::tempdir().unwrap();
-    let (out, v) = migrate_in(&tree, &t, maps.path(), &MULTIPART_FLAGS, &[]);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "only the non-UTF-8 name fails\n{}",
-        stderr(&out)
-    );
-    assert_eq!(v["failed"].as_array().unwrap().len(), 1);
+    let (_tree, files, _t, maps) = migrated_weird_tree("nginx-map");
 
     let nginx = start_nginx(&maps.path().join("nginx.map"));
     let rows = csv_rows(&maps.path().join("map.csv"));
@@ -188,4 +165,45 @@ fn nginx_redirects_every_old_path_to_a_url_that_serves_the_file() {
     }
     // A path that is not in the map is not redirected.
     assert_eq!(get_raw(nginx.port, "/media/not-migrated.jpg").0, 404);
+    // $uri has no query string: a cache-buster finds the entry, and the
+    // snippet passes it on.
+    let row = &rows[0];
+    let (status, location) = get_raw(nginx.port, &format!("{}?v=123", row["old_url"]));
+    assert_eq!(status, 301);
+    assert_eq!(location, Some(format!("{}?v=123", row["new_url"])));
+}
+
+#[test]
+fn names_equal_but_for_case_each_redirect_to_their_own_object() {
+    let tree = Tree::new();
+    let (upper, lower, other) = (bytes(31, 900), bytes(32, 901), bytes(33, 902));
+    tree.file("Case/Photo.jpg", &upper)
+        .file("Case/photo.jpg", &lower)
+        .file("Case/PHOTO.jpg", &other)
+        .file("plain.jpg", &bytes(34, 903));
+    let t = target("nginx-case");
+    let maps = tempfile::tempdir().unwrap();
+    let (out, v) = migrate_in(&tree, &t, maps.path(), &[], &[]);
+    assert!(out.status.success(), "{}\n{v}", stderr(&out));
+    let map = maps.path().join("nginx.map");
+    // nginx -t accepts the map (plain strings would be "conflicting").
+    let test = nginx_test(&map);
+    assert!(test.status.success(), "nginx -t: {}", stderr(&test));
+    let nginx = start_nginx(&map);
+    for (name, data) in [
+        ("Case/Photo.jpg", &upper),
+        ("Case/photo.jpg", &lower),
+        ("Case/PHOTO.jpg", &other),
+    ] {
+        let (status, location) = get_raw(nginx.port, &format!("/media/{name}"));
+        assert_eq!(status, 301, "{name}");
+        let body = signed_get(&location.unwrap());
+        assert!(body == *data, "{name} redirects to another object");
+    }
+    assert_eq!(
+        get_raw(nginx.port, "/media/case/photo.jpg").0,
+        404,
+        "no fourth name matches"
+    );
+    assert_eq!(get_raw(nginx.port, "/media/plain.jpg").0, 301);
 }

@@ -461,3 +461,115 @@ fn a_closed_stdout_ends_quietly() {
     assert!(!err.contains("panicked"), "{err}");
     assert!(!err.contains("error"), "{err}");
 }
+
+#[test]
+fn bad_aws_settings_in_the_environment_or_a_profile_are_one_line_errors() {
+    let tree = shop_tree();
+    let t = target("bad-env");
+    let src = tree.path().display().to_string();
+    let url = t.url();
+    let config = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        config.path(),
+        "[default]\nregion = us-east-1\n\n[profile slow]\nmax_attempts = abc\n\n[profile shop]\nretry_mode = adaptive\n",
+    )
+    .unwrap();
+    let cfg = config.path().display().to_string();
+    let plan = &["plan", src.as_str(), url.as_str()][..];
+    let with = |extra: &[&str]| -> Vec<String> {
+        plan.iter().chain(extra).map(|s| s.to_string()).collect()
+    };
+    type Case<'a> = (Vec<String>, Vec<(&'a str, &'a str)>, Vec<&'a str>);
+    let cases: Vec<Case> = vec![
+        // The SDK panics (exit 101) on these; mediashift names the variable.
+        (
+            with(&[]),
+            vec![("AWS_MAX_ATTEMPTS", "abc")],
+            vec!["AWS_MAX_ATTEMPTS", "abc", "1 to 100"],
+        ),
+        (
+            with(&[]),
+            vec![("AWS_RETRY_MODE", "banana")],
+            vec!["AWS_RETRY_MODE", "banana", "standard"],
+        ),
+        (
+            with(&["--profile", "slow"]),
+            vec![("AWS_CONFIG_FILE", &cfg)],
+            vec!["'slow'", "max_attempts = abc"],
+        ),
+        // A profile that does not exist is not silently replaced by the
+        // credentials in the environment.
+        (
+            with(&["--profile", "doesnotexist"]),
+            vec![("AWS_CONFIG_FILE", &cfg)],
+            vec!["--profile 'doesnotexist'", "no such profile", "slow"],
+        ),
+        (
+            with(&[]),
+            vec![("AWS_CONFIG_FILE", &cfg), ("AWS_PROFILE", "nope")],
+            vec!["AWS_PROFILE 'nope'", "no such profile"],
+        ),
+    ];
+    for (args, env, needles) in cases {
+        let out = mediashift_env(&args, &env);
+        let err = stderr(&out);
+        assert!(!err.contains("panicked"), "{err}");
+        assert_one_line_error(&out, &needles);
+    }
+    // A profile that exists and is valid is used.
+    let out = mediashift_env(
+        with(&["--profile", "shop", "--json"]),
+        &[("AWS_CONFIG_FILE", &cfg)],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+#[test]
+fn plan_takes_every_migrate_option() {
+    let tree = shop_tree();
+    let t = target("plan-options");
+    let maps = tempfile::tempdir().unwrap();
+    let map_dir = maps.path().display().to_string();
+    let (out, v) = plan(
+        &tree,
+        &t,
+        &[
+            "--map-dir",
+            &map_dir,
+            "--cache-control",
+            "public, max-age=60",
+            "--checksum",
+            "sha256",
+            "--max-memory",
+            "64MiB",
+            "--large-files",
+            "2",
+            "--storage-class",
+            "STANDARD",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(v["command"], "plan");
+    assert!(
+        std::fs::read_dir(maps.path()).unwrap().next().is_none(),
+        "plan writes nothing"
+    );
+}
+
+#[test]
+fn a_journal_that_is_not_a_database_is_one_line_saying_what_to_do() {
+    let tree = shop_tree();
+    let t = target("bad-journal");
+    let state = tempfile::tempdir().unwrap();
+    std::fs::write(state.path().join("journal.sqlite"), vec![b'x'; 4096]).unwrap();
+    let st = state.path().display().to_string();
+    let (src, url) = (tree.path().display().to_string(), t.url());
+    let maps = state.path().join("maps").display().to_string();
+    for cmd in [
+        vec!["migrate", &src, &url, "--state", &st, "--map-dir", &maps],
+        vec!["status", "--state", &st],
+    ] {
+        let out = mediashift(&cmd);
+        assert_one_line_error(&out, &["journal.sqlite", "damaged", "move it aside"]);
+    }
+}

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::migrate::{check_migrated, incomplete_uploads, upload_ids};
 use crate::support::{
-    ChecksumAlgorithm, CountingProxy, Target, Tree, bytes, json as doc, mediashift, runtime, s3,
+    ChecksumAlgorithm, Proxy, Target, Tree, bytes, json as doc, mediashift, runtime, s3,
     spawn_mediashift, stderr, target,
 };
 
@@ -147,7 +147,7 @@ fn wait_with_timeout(mut child: Child, limit: Duration) -> Output {
 fn killed_at_any_point_it_resumes_and_resends_little() {
     let sizes = [120 * MIB + 3, 100 * MIB + 11, 64 * MIB];
     let mut m = Migration::new("kill-resume", big_tree(&sizes, 30));
-    let proxy = CountingProxy::start();
+    let proxy = Proxy::start();
     m.endpoint = Some(proxy.endpoint.clone());
     let unique: u64 = m.files().values().map(|d| d.len() as u64).sum();
 
@@ -204,10 +204,52 @@ fn killed_at_any_point_it_resumes_and_resends_little() {
     );
 }
 
+/// Starts a run and SIGKILLs it once the proxy has seen `until` bytes in
+/// all (or lets it finish, if it gets there first).
+fn kill_when(m: &Migration, proxy: &Proxy, until: u64) {
+    let child = m.spawn(&[]);
+    let start = Instant::now();
+    while proxy.bytes_sent() < until && start.elapsed() < Duration::from_secs(120) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let _ = std::process::Command::new("kill")
+        .args(["-9", &child.id().to_string()])
+        .status();
+    let out = wait_with_timeout(child, Duration::from_secs(30));
+    assert!(killed(&out) || out.status.success(), "{:?}", out.status);
+}
+
+#[test]
+fn killed_twice_the_first_rerun_finishes_and_little_is_sent_again() {
+    // The scenario scaled down (500 small files and two 300 MiB
+    // videos there): killed at 30% and again at 60% of the bytes.
+    let mut m = Migration::new("kill-twice", big_tree(&[60 * MIB + 7, 60 * MIB + 13], 300));
+    let proxy = Proxy::start();
+    m.endpoint = Some(proxy.endpoint.clone());
+    let unique: u64 = m.files().values().map(|d| d.len() as u64).sum();
+    kill_when(&m, &proxy, unique * 3 / 10);
+    kill_when(&m, &proxy, unique * 6 / 10);
+    let out = m.run(&[]);
+    assert!(
+        out.status.success(),
+        "the first rerun finishes: {}",
+        stderr(&out)
+    );
+    assert_eq!(doc(&out)["failed"], serde_json::json!([]));
+    check_migrated(&m.target, &m.maps(), &m.files());
+    let sent = proxy.bytes_sent();
+    let ratio = sent as f64 / unique as f64;
+    eprintln!("two kills: {sent} bytes sent over all runs for {unique} unique bytes ({ratio:.3}x)");
+    assert!(
+        ratio <= 1.25,
+        "sent {sent} bytes over all runs for {unique} unique bytes: {ratio:.3}x"
+    );
+}
+
 #[test]
 fn ctrl_c_stops_gracefully_writes_maps_and_resumes() {
     let m = Migration::new("sigint", big_tree(&[150 * MIB], 20));
-    let proxy = CountingProxy::start();
+    let proxy = Proxy::start();
     let mut m = m;
     m.endpoint = Some(proxy.endpoint.clone());
     let child = m.spawn(&[]);
@@ -310,7 +352,7 @@ fn an_upload_the_server_forgot_starts_over_cleanly() {
 #[test]
 fn one_run_at_a_time_per_journal() {
     let mut m = Migration::new("lock", big_tree(&[60 * MIB], 0));
-    let proxy = CountingProxy::start();
+    let proxy = Proxy::start();
     m.endpoint = Some(proxy.endpoint.clone());
     let at = m.extra.iter().position(|a| a == "--concurrency").unwrap();
     m.extra[at + 1] = "1".to_string();

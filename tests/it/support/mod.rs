@@ -10,6 +10,8 @@
 
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -21,6 +23,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 pub use aws_sdk_s3::types::ChecksumAlgorithm;
+pub use proxy::Proxy;
 
 pub const REPO: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -275,6 +278,85 @@ where
     command(args, env).output().expect("run mediashift")
 }
 
+/// Like [`mediashift`], run from the directory `cwd`.
+pub fn mediashift_at<I, S>(cwd: &Path, args: I) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    command(args, &[])
+        .current_dir(cwd)
+        .output()
+        .expect("run mediashift")
+}
+
+/// A small file system of its own (tmpfs), mounted for one test and
+/// unmounted when dropped: a full disk, or a read-only one, for real.
+/// Mounting needs root (the CI machines run the suite as root).
+pub struct SmallDisk {
+    pub dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    pub fn new(size: &str, read_only: bool) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("mediashift-disk-")
+            .tempdir()
+            .expect("temp dir");
+        let opts = format!("size={size}{}", if read_only { ",ro" } else { "" });
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &opts, "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .expect("run mount");
+        assert!(
+            out.status.success(),
+            "cannot mount a {size} tmpfs for this test (it needs root, as CI runs the suite): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Self { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Fills the disk up, leaving about `leave` bytes free.
+    pub fn fill(&self, leave: u64) {
+        use std::io::Write as _;
+        let mut f = std::fs::File::create(self.path().join("filler")).expect("filler");
+        let mut left = free_bytes(self.path()).saturating_sub(leave);
+        let chunk = vec![0u8; 64 * 1024];
+        while left > 0 {
+            let n = left.min(chunk.len() as u64) as usize;
+            if f.write_all(&chunk[..n]).is_err() {
+                break;
+            }
+            left -= n as u64;
+        }
+        let _ = f.sync_all();
+    }
+}
+
+fn free_bytes(p: &Path) -> u64 {
+    let out = Command::new("df")
+        .args(["--output=avail", "-B1"])
+        .arg(p)
+        .output()
+        .expect("df");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .nth(1)
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
 /// The binary, with the server's endpoint and credentials and `env` on top.
 fn command<I, S>(args: I, env: &[(&str, &str)]) -> Command
 where
@@ -361,106 +443,26 @@ pub fn bytes(seed: u64, len: usize) -> Vec<u8> {
         .collect()
 }
 
-/// A TCP proxy in front of the S3 server that counts the bytes clients
-/// send through it (request lines, headers and bodies).
-pub struct CountingProxy {
-    pub endpoint: String,
-    sent: std::sync::Arc<std::sync::atomic::AtomicU64>,
-    payload_hashes: Seen,
-}
-
-/// `x-amz-content-sha256` values seen in requests, with their method.
-type Seen = std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>;
-
-impl CountingProxy {
-    pub fn start() -> Self {
-        use std::net::{TcpListener, TcpStream};
-        let upstream = server()
-            .endpoint
-            .trim_start_matches("http://")
-            .trim_end_matches('/')
-            .to_string();
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
-        let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
-        let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let counter = sent.clone();
-        let payload_hashes = Seen::default();
-        let seen = payload_hashes.clone();
-        std::thread::spawn(move || {
-            for client in listener.incoming() {
-                let Ok(client) = client else { continue };
-                let Ok(server) = TcpStream::connect(&upstream) else {
-                    continue;
-                };
-                let (c2, s2) = (
-                    client.try_clone().expect("clone"),
-                    server.try_clone().expect("clone"),
-                );
-                let (counter, seen) = (counter.clone(), seen.clone());
-                std::thread::spawn(move || copy(client, server, Some((counter, seen))));
-                std::thread::spawn(move || copy(s2, c2, None));
+/// Stops a server a test started: `signal` (its graceful stop), then
+/// SIGKILL if it has not exited within 5 s; waits for it either way, so no
+/// process outlives the test.
+#[allow(unsafe_code)]
+pub fn stop_child(child: &mut std::process::Child, signal: i32) {
+    if let Ok(None) = child.try_wait() {
+        // SAFETY: signalling a child of ours by its pid.
+        unsafe {
+            libc::kill(child.id() as libc::pid_t, signal);
+        }
+        let start = std::time::Instant::now();
+        while start.elapsed() < std::time::Duration::from_secs(5) {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
             }
-        });
-        Self {
-            endpoint,
-            sent,
-            payload_hashes,
+            std::thread::sleep(std::time::Duration::from_millis(20));
         }
+        let _ = child.kill();
     }
-
-    pub fn bytes_sent(&self) -> u64 {
-        self.sent.load(std::sync::atomic::Ordering::SeqCst)
-    }
-
-    /// (method, `x-amz-content-sha256`) of each request seen so far.
-    pub fn payload_hashes(&self) -> Vec<(String, String)> {
-        self.payload_hashes.lock().unwrap().clone()
-    }
-}
-
-/// Notes the method and payload-hash header of any request head in `chunk`
-/// (hyper writes a request's head in one piece, so it is not split).
-fn note_payload_hashes(chunk: &[u8], seen: &Seen) {
-    let text = String::from_utf8_lossy(chunk);
-    let mut method = None;
-    for line in text.split("\r\n") {
-        if let Some(m) = ["PUT ", "POST ", "GET ", "HEAD ", "DELETE "]
-            .iter()
-            .find(|m| line.starts_with(**m))
-        {
-            method = Some(m.trim().to_string());
-        }
-        let lower = line.to_ascii_lowercase();
-        if let (Some(m), Some(v)) = (&method, lower.strip_prefix("x-amz-content-sha256:")) {
-            seen.lock().unwrap().push((m.clone(), v.trim().to_string()));
-            method = None;
-        }
-    }
-}
-
-fn copy(
-    mut from: std::net::TcpStream,
-    mut to: std::net::TcpStream,
-    count: Option<(std::sync::Arc<std::sync::atomic::AtomicU64>, Seen)>,
-) {
-    use std::io::{Read, Write};
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        match from.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                if let Some((c, seen)) = &count {
-                    c.fetch_add(n as u64, std::sync::atomic::Ordering::SeqCst);
-                    note_payload_hashes(&buf[..n], seen);
-                }
-                if to.write_all(&buf[..n]).is_err() {
-                    break;
-                }
-            }
-        }
-    }
-    let _ = to.shutdown(std::net::Shutdown::Write);
-    let _ = from.shutdown(std::net::Shutdown::Read);
+    let _ = child.wait();
 }
 
 /// Starts the binary without waiting (for kill and signal tests).
@@ -474,4 +476,45 @@ where
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn mediashift")
+}
+
+/// A raw HTTP/1.0 GET: (status, Location header).
+pub fn get_raw(port: u16, path: &str) -> (u16, Option<String>) {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    use std::io::{Read as _, Write as _};
+    write!(s, "GET {path} HTTP/1.0\r\nHost: shop.example\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let status = resp
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let location = resp
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Location: ")
+                .or_else(|| l.strip_prefix("location: "))
+        })
+        .map(|l| l.trim().to_string());
+    (status, location)
+}
+
+/// GET exactly `url`, signed, through the S3 endpoint.
+pub fn signed_get(url: &str) -> Vec<u8> {
+    let s = server();
+    let out = Command::new("curl")
+        .args(["-sS", "--fail", "--aws-sigv4"])
+        .arg(format!("aws:amz:{}:s3", s.region))
+        .arg("--user")
+        .arg(format!("{}:{}", s.access_key, s.secret_key))
+        .arg(url)
+        .output()
+        .expect("curl");
+    assert!(
+        out.status.success(),
+        "GET {url}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
 }
