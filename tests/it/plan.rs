@@ -432,6 +432,16 @@ fn bad_arguments_name_the_flag_or_path() {
             vec!["plan", &src, &url, "--public-base-url", "cdn.example.com"],
             vec!["--public-base-url", "http"],
         ),
+        (
+            vec![
+                "plan",
+                &src,
+                &url,
+                "--public-base-url",
+                "https://cdn.example.com/m?sig=1",
+            ],
+            vec!["--public-base-url", "query string"],
+        ),
     ];
     for (args, needles) in cases {
         let out = mediashift(&args);
