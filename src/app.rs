@@ -19,7 +19,7 @@ use crate::report::{
     status_text, verify_text,
 };
 use crate::settings::{GcSettings, MigrateSettings, RunSettings, StatusSettings, VerifySettings};
-use crate::ui;
+use crate::{priority, ui};
 
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,48 +47,78 @@ impl Exit {
     }
 }
 
+/// A command with its checked settings.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one per process, made once and borrowed"
+)]
+enum Resolved {
+    Plan(RunSettings),
+    Migrate(MigrateSettings),
+    Status(StatusSettings),
+    Verify(VerifySettings),
+    Gc(GcSettings),
+}
+
+/// Checks the flags of the command `cli` names.
+fn resolve(cli: &Cli) -> Result<Resolved> {
+    Ok(match &cli.command {
+        Command::Plan(args) => Resolved::Plan(MigrateSettings::from_args(args)?.run),
+        Command::Migrate(args) => {
+            let settings = MigrateSettings::from_args(args)?;
+            if settings.dry_run {
+                Resolved::Plan(settings.run)
+            } else {
+                Resolved::Migrate(settings)
+            }
+        }
+        Command::Status(args) => Resolved::Status(StatusSettings::from_args(args)?),
+        Command::Verify(args) => Resolved::Verify(VerifySettings::from_args(args)?),
+        Command::Gc(args) => Resolved::Gc(GcSettings::from_args(args)?),
+    })
+}
+
 /// Runs the command `cli` names.
 pub fn run(cli: &Cli) -> Result<Exit> {
+    let command = resolve(cli)?;
+    // Before the runtime's threads start, so that they inherit it.
+    if let Resolved::Migrate(settings) = &command
+        && settings.low_priority
+    {
+        priority::lower().map_err(Error::Priority)?;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(Error::Runtime)?;
-    let exit = dispatch(&runtime, cli);
+    let exit = dispatch(&runtime, &command);
     // Blocking tasks still running (a walk cut short by a stop) must not
     // hold the process.
     runtime.shutdown_background();
     exit
 }
 
-fn dispatch(runtime: &tokio::runtime::Runtime, cli: &Cli) -> Result<Exit> {
-    match &cli.command {
-        Command::Plan(args) => plan(runtime, &MigrateSettings::from_args(args)?.run),
-        Command::Migrate(args) => {
-            let settings = MigrateSettings::from_args(args)?;
-            if settings.dry_run {
-                return plan(runtime, &settings.run);
-            }
-            migrate(runtime, &settings)
-        }
-        Command::Status(args) => {
-            let settings = StatusSettings::from_args(args)?;
+fn dispatch(runtime: &tokio::runtime::Runtime, command: &Resolved) -> Result<Exit> {
+    match command {
+        Resolved::Plan(settings) => plan(runtime, settings),
+        Resolved::Migrate(settings) => migrate(runtime, settings),
+        Resolved::Status(settings) => {
             let status = commands::status::run(&settings.state_dir)?;
             let doc = StatusDoc::new(&status);
             print(settings.json, &doc, status_text)?;
             Ok(Exit::of(doc.is_clean()))
         }
-        Command::Verify(args) => {
-            let settings = VerifySettings::from_args(args)?;
-            let progress = ui::progress(settings.output.progress);
-            let checked = runtime.block_on(commands::verify::run(&settings, &progress))?;
-            let doc = VerifyDoc::new(&checked, &settings);
+        Resolved::Verify(settings) => {
+            let progress =
+                ui::progress(settings.output.progress, settings.output.progress_interval);
+            let checked = runtime.block_on(commands::verify::run(settings, &progress))?;
+            let doc = VerifyDoc::new(&checked, settings);
             print(settings.output.json, &doc, verify_text)?;
             Ok(Exit::of(doc.is_clean()))
         }
-        Command::Gc(args) => {
-            let settings = GcSettings::from_args(args)?;
-            let collected = runtime.block_on(commands::gc::run(&settings))?;
-            let doc = GcDoc::new(&collected, &settings);
+        Resolved::Gc(settings) => {
+            let collected = runtime.block_on(commands::gc::run(settings))?;
+            let doc = GcDoc::new(&collected, settings);
             print(settings.json, &doc, gc_text)?;
             Ok(Exit::of(doc.is_clean()))
         }
@@ -97,7 +127,7 @@ fn dispatch(runtime: &tokio::runtime::Runtime, cli: &Cli) -> Result<Exit> {
 
 /// `plan`, and `migrate --dry-run`, which prints exactly the same.
 fn plan(runtime: &tokio::runtime::Runtime, settings: &RunSettings) -> Result<Exit> {
-    let progress = ui::progress(settings.output.progress);
+    let progress = ui::progress(settings.output.progress, settings.output.progress_interval);
     let planned = runtime.block_on(commands::plan::run(settings, &progress))?;
     print(
         settings.output.json,
@@ -108,8 +138,9 @@ fn plan(runtime: &tokio::runtime::Runtime, settings: &RunSettings) -> Result<Exi
 }
 
 fn migrate(runtime: &tokio::runtime::Runtime, settings: &MigrateSettings) -> Result<Exit> {
-    let progress = ui::progress(settings.run.output.progress);
-    let stop = Stop::default();
+    let o = &settings.run.output;
+    let progress = ui::progress(o.progress, o.progress_interval);
+    let stop = Stop::with_grace(settings.stop_timeout);
     let migrated = runtime.block_on(async {
         stop.listen();
         tokio::select! {

@@ -2,10 +2,11 @@
 //!
 //! Before uploads start there is nothing to save, so a signal quits at
 //! once. During uploads the first one asks for a graceful stop: nothing new
-//! starts, requests in flight finish, the journal is flushed and the maps
-//! are written. A second one quits at once; the journal is consistent at
-//! any instant. Quitting is the caller's to carry out (see
-//! [`Stop::quitting`]): library code never ends the process.
+//! starts, requests in flight get a bounded time (`--stop-timeout`) to
+//! finish, then the rest are cancelled ([`Stop::cancelled`]), the journal
+//! is flushed and the maps are written. A second one quits at once; the
+//! journal is consistent at any instant. Quitting is the caller's to carry
+//! out (see [`Stop::quitting`]): library code never ends the process.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,6 +18,9 @@ struct Inner {
     requested: AtomicBool,
     uploading: AtomicBool,
     quit: watch::Sender<bool>,
+    cancel: watch::Sender<bool>,
+    /// How long work in flight gets after a graceful stop request.
+    grace: std::sync::Mutex<std::time::Duration>,
 }
 
 /// Shared by everything that must notice a stop. Cloning shares it.
@@ -32,15 +36,51 @@ impl Default for Stop {
                 requested: AtomicBool::new(false),
                 uploading: AtomicBool::new(false),
                 quit: watch::Sender::new(false),
+                cancel: watch::Sender::new(false),
+                grace: std::sync::Mutex::new(std::time::Duration::from_secs(10)),
             }),
         }
     }
 }
 
 impl Stop {
-    /// Asks for a graceful stop: work in flight finishes, nothing new starts.
+    /// A stop whose work in flight gets `grace` after a graceful request.
+    pub fn with_grace(grace: std::time::Duration) -> Self {
+        let s = Self::default();
+        if let Ok(mut g) = s.inner.grace.lock() {
+            *g = grace;
+        }
+        s
+    }
+
+    /// Asks for a graceful stop: nothing new starts, and work in flight is
+    /// cancelled once the grace period is over. Needs a Tokio runtime.
     pub fn request(&self) {
+        if self.inner.requested.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let grace = self
+            .inner
+            .grace
+            .lock()
+            .map_or(std::time::Duration::ZERO, |g| *g);
+        let s = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            s.cancel();
+        });
+    }
+
+    /// Cancels the work in flight now.
+    pub fn cancel(&self) {
         self.inner.requested.store(true, Ordering::SeqCst);
+        self.inner.cancel.send_replace(true);
+    }
+
+    /// Resolves once the work in flight must be cancelled.
+    pub async fn cancelled(&self) {
+        let mut rx = self.inner.cancel.subscribe();
+        let _ = rx.wait_for(|c| *c).await;
     }
 
     pub fn requested(&self) -> bool {
@@ -55,7 +95,7 @@ impl Stop {
 
     /// Asks to quit at once.
     pub fn quit(&self) {
-        self.request();
+        self.cancel();
         self.inner.quit.send_replace(true);
     }
 

@@ -123,6 +123,30 @@ pub struct MigrateArgs {
         help_heading = "Object settings"
     )]
     pub sse_kms_key_id: Option<String>,
+
+    /// After a first Ctrl-C or SIGTERM, requests in flight get this long
+    /// to finish; the rest are cancelled, the journal flushed and the maps
+    /// written. A second signal quits at once.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "10s",
+        help_heading = "Transfer"
+    )]
+    pub stop_timeout: String,
+
+    /// At most this many bytes of file data per second, e.g. 20MiB/s.
+    #[arg(long, value_name = "RATE", help_heading = "Gentle on the server")]
+    pub max_bandwidth: Option<String>,
+
+    /// At most this many requests per second.
+    #[arg(long, value_name = "N", help_heading = "Gentle on the server")]
+    pub max_rps: Option<f64>,
+
+    /// Run at the lowest CPU and I/O priority (nice 19, idle I/O class),
+    /// so the shop on the same server goes first.
+    #[arg(long, help_heading = "Gentle on the server")]
+    pub low_priority: bool,
 }
 
 /// How to reach the store.
@@ -142,15 +166,19 @@ pub struct ConnectionArgs {
     #[arg(long, help_heading = "Connection")]
     pub profile: Option<String>,
 
-    /// The SDK's retry mode: standard (exponential backoff with jitter) or
-    /// adaptive (also rate-limits the client when throttled). Default:
-    /// AWS_RETRY_MODE, the profile, then standard.
+    /// How many requests are in flight: adaptive starts below
+    /// --concurrency, adds while requests succeed and cuts by 30% when the
+    /// store pushes back (503 SlowDown, 429, timeouts, refused
+    /// connections); standard keeps --concurrency. Either way a throttled
+    /// request waits and is retried without spending its attempts.
+    /// Default: AWS_RETRY_MODE, the profile, then adaptive.
     #[arg(long, value_name = "MODE", value_parser = ["standard", "adaptive"], help_heading = "Connection")]
     pub retry_mode: Option<String>,
 
-    /// Attempts per request, first one included (503 SlowDown, 5xx and
-    /// dropped connections are retried). Default: AWS_MAX_ATTEMPTS, the
-    /// profile, then 5.
+    /// Attempts per request, first one included, for errors that may pass
+    /// (5xx, dropped connections, timeouts); throttling and an unreachable
+    /// store are waited out instead (--unreachable-timeout). Default:
+    /// AWS_MAX_ATTEMPTS, the profile, then 5.
     #[arg(long, value_name = "N", help_heading = "Connection")]
     pub max_attempts: Option<u32>,
 
@@ -160,6 +188,28 @@ pub struct ConnectionArgs {
     /// and the checksum the server validates still covers every byte.
     #[arg(long, help_heading = "Connection")]
     pub sign_payload: bool,
+
+    /// A request that makes no progress for this long is cut off and tried
+    /// again (a body whose bytes stop being taken, an answer that does not
+    /// come after the last byte), e.g. 30s or 2m. An upload that keeps
+    /// moving is never cut off by it, however slow the link.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "60s",
+        help_heading = "Connection"
+    )]
+    pub request_timeout: String,
+
+    /// How long requests keep trying while the store throttles them or
+    /// cannot be reached (work pauses and the endpoint is probed), e.g. 3m.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "3m",
+        help_heading = "Connection"
+    )]
+    pub unreachable_timeout: String,
 }
 
 #[derive(Debug, Args)]
@@ -379,7 +429,17 @@ pub struct RunArgs {
     #[arg(long, help_heading = "Output")]
     pub json: bool,
 
-    /// No progress bars (they are also off when stderr is not a terminal).
+    /// No progress on stderr (bars on a terminal, a status line otherwise).
     #[arg(long, help_heading = "Output")]
     pub no_progress: bool,
+
+    /// When stderr is not a terminal (cron, systemd), a one-line status
+    /// every this long, e.g. 10s or 1m.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "10s",
+        help_heading = "Output"
+    )]
+    pub progress_interval: String,
 }

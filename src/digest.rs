@@ -72,6 +72,7 @@ pub fn hash_file(path: &Path, expected_size: u64, progress: &Phase) -> io::Resul
         if n == 0 {
             break;
         }
+        crate::faults::read_error(path, total, n as u64)?;
         h.update(&buf[..n]);
         total += n as u64;
         progress.inc(n as u64);

@@ -34,6 +34,8 @@ pub enum Error {
         #[source]
         source: tokio::task::JoinError,
     },
+    #[error("--low-priority: cannot lower the process's priority: {0}")]
+    Priority(#[source] std::io::Error),
     #[error("cannot start the async runtime: {0}")]
     Runtime(#[source] std::io::Error),
     #[error("cannot write to stdout: {0}")]

@@ -6,6 +6,10 @@
 //! computed, one byte of every PutObject/UploadPart body whose key contains
 //! SUBSTRING is flipped, so the server must reject it.
 //!
+//! `MEDIASHIFT_TEST_READ_ERROR=SUBSTRING@OFFSET`: a read of a file whose
+//! path contains SUBSTRING fails with EIO (as a failing disk does) once it
+//! reaches byte OFFSET.
+//!
 //! Nothing here is active unless those variables are set; they are named so
 //! that nobody sets them by accident.
 
@@ -36,6 +40,26 @@ pub fn maybe_corrupt(key: &str, body: Bytes) -> Bytes {
             Bytes::from(v)
         }
         _ => body,
+    }
+}
+
+/// Fails with EIO when the read hook targets `path` and a read of `len`
+/// bytes at `offset` reaches the hook's offset.
+pub fn read_error(path: &std::path::Path, offset: u64, len: u64) -> std::io::Result<()> {
+    static SPEC: OnceLock<Option<(String, u64)>> = OnceLock::new();
+    let spec = SPEC.get_or_init(|| {
+        let v = std::env::var("MEDIASHIFT_TEST_READ_ERROR").ok()?;
+        let (s, at) = v.rsplit_once('@')?;
+        Some((s.to_string(), at.parse().ok()?))
+    });
+    match spec {
+        Some((s, at))
+            if path.to_string_lossy().contains(s.as_str()) && offset.saturating_add(len) > *at =>
+        {
+            tracing::warn!(path = %path.display(), "test hook: read error at byte {at}");
+            Err(std::io::Error::from_raw_os_error(libc::EIO))
+        }
+        _ => Ok(()),
     }
 }
 

@@ -28,6 +28,7 @@ mod journal;
 mod limits;
 mod maps;
 mod plan;
+mod priority;
 mod progress;
 mod report;
 mod scan;

@@ -15,11 +15,21 @@ pub enum Unit {
     Files,
     Bytes,
     Items,
+    /// The bytes of one file (a large file's parts, its hashing): worth a
+    /// bar on a terminal, too many for a status line.
+    FileBytes,
 }
+
+/// A line of what else is going on (throttling, concurrency), asked for
+/// when progress is shown.
+pub type Status = Box<dyn Fn() -> String + Send + Sync>;
 
 /// Draws phases: implemented by the UI.
 pub trait Sink: Send + Sync {
     fn start(&self, label: &str, unit: Unit, total: Option<u64>) -> Arc<dyn Bar>;
+
+    /// Where the extra status comes from; a sink may ignore it.
+    fn status(&self, _status: Status) {}
 }
 
 /// One drawn phase.
@@ -64,6 +74,18 @@ impl Progress {
     /// A bar over a known number of items.
     pub fn items(&self, label: &str, total: u64) -> Phase {
         self.start(label, Unit::Items, Some(total))
+    }
+
+    /// A bar over one file's bytes.
+    pub fn file_bytes(&self, label: &str, total: u64) -> Phase {
+        self.start(label, Unit::FileBytes, Some(total))
+    }
+
+    /// Says where the extra status comes from.
+    pub fn status(&self, status: Status) {
+        if let Some(s) = &self.sink {
+            s.status(status);
+        }
     }
 }
 
@@ -132,12 +154,13 @@ impl Transfer {
 
     /// A bar for one large file's parts.
     pub fn large_file(&self, name: &str, size: u64) -> Phase {
-        self.progress.bytes(&short(name), size)
+        self.progress.file_bytes(&short(name), size)
     }
 
     /// A bar for hashing one large file before its upload.
     pub fn hashing(&self, name: &str, size: u64) -> Phase {
-        self.progress.bytes(&format!("hash {}", short(name)), size)
+        self.progress
+            .file_bytes(&format!("hash {}", short(name)), size)
     }
 
     pub fn finish(&self) {
@@ -233,7 +256,7 @@ mod tests {
                 "objects Items Some(2)",
                 "uploading +4",
                 "objects +1",
-                "…/to/some/video-file.mp4 Bytes Some(6)",
+                "…/to/some/video-file.mp4 FileBytes Some(6)",
                 "…/to/some/video-file.mp4 done",
                 "uploading done",
                 "objects done",

@@ -222,9 +222,20 @@ pub fn scan(opts: &ScanOptions, progress: &Phase) -> ScanResult {
                 if let Some(ancestor) = err.loop_ancestor() {
                     let detail = format!("symlink loop back to {}", escape_path(ancestor));
                     result.skipped.add(SkipReason::Symlink, shown, detail);
+                } else if err
+                    .io_error()
+                    .and_then(io::Error::raw_os_error)
+                    .is_some_and(|code| code == libc::ELOOP)
+                {
+                    // Links that lead to each other: nothing to upload.
+                    let detail = "symlink loop: its links lead back to each other".to_string();
+                    result.skipped.add(SkipReason::Symlink, shown, detail);
                 } else if path
                     .symlink_metadata()
                     .is_ok_and(|m| m.file_type().is_symlink())
+                    && err
+                        .io_error()
+                        .is_some_and(|e| e.kind() == io::ErrorKind::NotFound)
                 {
                     let detail = "broken symlink: its target does not exist".to_string();
                     result.skipped.add(SkipReason::Unreadable, shown, detail);
@@ -380,6 +391,9 @@ mod tests {
         std::os::unix::fs::symlink(root.join("d/x.jpg"), root.join("link.jpg")).unwrap();
         std::os::unix::fs::symlink(root.join("d"), root.join("d/loop")).unwrap();
         std::os::unix::fs::symlink(root.join("missing.jpg"), root.join("dangling.jpg")).unwrap();
+        // Two links that lead to each other.
+        std::os::unix::fs::symlink(root.join("pong.jpg"), root.join("ping.jpg")).unwrap();
+        std::os::unix::fs::symlink(root.join("ping.jpg"), root.join("pong.jpg")).unwrap();
 
         let r = scan(&opts(root, true), &Phase::hidden());
         assert_eq!(rels(&r), ["d/x.jpg", "link.jpg"]);
@@ -388,9 +402,15 @@ mod tests {
             "a followed link is the same inode"
         );
         let symlinks = &r.skipped.0[&SkipReason::Symlink];
-        assert_eq!(symlinks.count, 1);
-        assert!(symlinks.examples[0].detail.contains("loop"), "{symlinks:?}");
+        assert_eq!(symlinks.count, 3, "{symlinks:?}");
+        for e in &symlinks.examples {
+            assert!(e.detail.contains("loop"), "{symlinks:?}");
+        }
         let unreadable = &r.skipped.0[&SkipReason::Unreadable];
+        assert_eq!(
+            unreadable.count, 1,
+            "a loop is not a broken link: {unreadable:?}"
+        );
         assert_eq!(unreadable.examples[0].path, "dangling.jpg");
         assert!(unreadable.examples[0].detail.contains("broken symlink"));
     }

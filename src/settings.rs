@@ -5,6 +5,7 @@
 //! sees clap or re-validates.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::checksum::Algorithm;
 use crate::cli::{
@@ -14,7 +15,7 @@ use crate::limits::{MAX_PART_SIZE, MAX_PUT_SIZE, MIN_PART_SIZE};
 use crate::plan::{KeyLayout, PlanRules, Prices};
 use crate::scan::ScanOptions;
 use crate::select::Selector;
-use crate::store::{ConnectionSettings, ObjectOptions};
+use crate::store::{Caps, ConnectionSettings, ObjectOptions};
 use crate::types::{ByteSize, Destination};
 use crate::upload::UploadSettings;
 
@@ -32,6 +33,8 @@ fn bad(msg: impl Into<String>) -> SettingsError {
 pub struct OutputSettings {
     pub json: bool,
     pub progress: bool,
+    /// How often a status line goes to stderr when it is not a terminal.
+    pub progress_interval: Duration,
 }
 
 /// URL bases for the rewrite maps.
@@ -134,31 +137,57 @@ pub fn connection(args: &ConnectionArgs) -> Result<ConnectionSettings, SettingsE
         adaptive_retries,
         max_attempts,
         always_sign_payload: args.sign_payload,
+        request_timeout: positive_duration("--request-timeout", &args.request_timeout)?,
+        patience: duration_flag("--unreachable-timeout", &args.unreachable_timeout)?,
+        ..ConnectionSettings::default()
     })
 }
 
-/// Parses an age like `90s`, `30m`, `24h`, `7d` or `0`.
-pub fn age_flag(flag: &str, value: &str) -> Result<std::time::Duration, SettingsError> {
+/// Parses a duration like `500ms`, `90s`, `30m`, `24h`, `7d` or `0`.
+pub fn duration_flag(flag: &str, value: &str) -> Result<Duration, SettingsError> {
     let v = value.trim();
     let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
     let (num, unit) = v.split_at(split);
     let n: u64 = num.parse().map_err(|_| {
         bad(format!(
-            "{flag} '{value}' is not an age: write it like 30m, 24h or 7d"
+            "{flag} '{value}' is not a duration: write it like 30s, 10m, 24h or 7d"
         ))
     })?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
+    let unit_ms = match unit {
+        "ms" => 1,
+        "" | "s" => 1000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
         _ => {
             return Err(bad(format!(
-                "{flag} '{value}' has an unknown unit: use s, m, h or d"
+                "{flag} '{value}' has an unknown unit: use ms, s, m, h or d"
             )));
         }
     };
-    Ok(std::time::Duration::from_secs(secs))
+    Ok(Duration::from_millis(n.saturating_mul(unit_ms)))
+}
+
+/// A duration that must not be zero.
+fn positive_duration(flag: &str, value: &str) -> Result<Duration, SettingsError> {
+    let d = duration_flag(flag, value)?;
+    if d.is_zero() {
+        return Err(bad(format!("{flag} must be more than 0")));
+    }
+    Ok(d)
+}
+
+/// Parses a rate of bytes like `20MiB/s` (the `/s` may be left out).
+fn rate_flag(flag: &str, value: &str) -> Result<u64, SettingsError> {
+    let v = value.trim();
+    let size = v.strip_suffix("/s").unwrap_or(v);
+    let n = size_flag(flag, size)?;
+    if n == 0 {
+        return Err(bad(format!(
+            "{flag} '{value}' must be more than 0, e.g. 20MiB/s"
+        )));
+    }
+    Ok(n)
 }
 
 impl RunSettings {
@@ -166,7 +195,7 @@ impl RunSettings {
         let source = resolve_source(&args.source)?;
         let destination: Destination = args.destination.parse().map_err(|e| bad(format!("{e}")))?;
 
-        let connection = connection(&args.connection)?;
+        let mut connection = connection(&args.connection)?;
 
         let multipart_threshold = size_flag("--multipart-threshold", &args.multipart_threshold)?;
         if multipart_threshold > MAX_PUT_SIZE {
@@ -185,6 +214,7 @@ impl RunSettings {
         if args.concurrency == 0 || args.concurrency > 1024 {
             return Err(bad("--concurrency must be between 1 and 1024"));
         }
+        connection.ceiling = args.concurrency;
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let hash_threads = args.hash_threads.unwrap_or(cores);
         if hash_threads == 0 || hash_threads > 256 {
@@ -248,6 +278,10 @@ impl RunSettings {
             output: OutputSettings {
                 json: args.json,
                 progress: !args.no_progress,
+                progress_interval: positive_duration(
+                    "--progress-interval",
+                    &args.progress_interval,
+                )?,
             },
         })
     }
@@ -300,6 +334,10 @@ pub struct MigrateSettings {
     pub dry_run: bool,
     pub map_dir: PathBuf,
     pub upload: UploadSettings,
+    /// How long requests in flight get after a first stop signal.
+    pub stop_timeout: Duration,
+    /// Lowest CPU and I/O priority.
+    pub low_priority: bool,
 }
 
 const STORAGE_CLASSES: &[&str] = &[
@@ -393,11 +431,28 @@ impl MigrateSettings {
                 sse_kms_key_id: args.sse_kms_key_id.clone(),
             },
         };
+        if let Some(r) = args.max_rps
+            && !(r.is_finite() && r > 0.0)
+        {
+            return Err(bad(
+                "--max-rps must be a number of requests per second above 0",
+            ));
+        }
+        run.connection.caps = Caps {
+            bytes_per_s: args
+                .max_bandwidth
+                .as_deref()
+                .map(|v| rate_flag("--max-bandwidth", v))
+                .transpose()?,
+            requests_per_s: args.max_rps,
+        };
         Ok(Self {
             run,
             dry_run: args.dry_run,
             map_dir,
             upload,
+            stop_timeout: duration_flag("--stop-timeout", &args.stop_timeout)?,
+            low_priority: args.low_priority,
         })
     }
 }
@@ -435,16 +490,19 @@ impl VerifySettings {
         if args.concurrency == 0 || args.concurrency > 1024 {
             return Err(bad("--concurrency must be between 1 and 1024"));
         }
+        let mut connection = connection(&args.connection)?;
+        connection.ceiling = args.concurrency;
         Ok(Self {
             source: resolve_source(&args.source)?,
             destination: args.destination.parse().map_err(|e| bad(format!("{e}")))?,
-            connection: connection(&args.connection)?,
+            connection,
             state_dir: resolved("--state", &args.state)?,
             deep: args.deep,
             concurrency: args.concurrency,
             output: OutputSettings {
                 json: args.json,
                 progress: !args.no_progress,
+                progress_interval: Duration::from_secs(10),
             },
         })
     }
@@ -467,7 +525,7 @@ impl GcSettings {
         Ok(Self {
             destination: args.destination.parse().map_err(|e| bad(format!("{e}")))?,
             connection: connection(&args.connection)?,
-            older_than: age_flag("--older-than", &args.older_than)?,
+            older_than: duration_flag("--older-than", &args.older_than)?,
             state_dir: resolved("--state", &args.state)?,
             all: args.all,
             dry_run: args.dry_run,
@@ -481,13 +539,43 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ages_parse() {
-        assert_eq!(age_flag("--older-than", "24h").unwrap().as_secs(), 86_400);
-        assert_eq!(age_flag("--older-than", "30m").unwrap().as_secs(), 1800);
-        assert_eq!(age_flag("--older-than", "0").unwrap().as_secs(), 0);
-        assert_eq!(age_flag("--older-than", "7d").unwrap().as_secs(), 604_800);
-        let e = age_flag("--older-than", "soon").unwrap_err().to_string();
+    fn durations_parse() {
+        assert_eq!(
+            duration_flag("--older-than", "24h").unwrap().as_secs(),
+            86_400
+        );
+        assert_eq!(
+            duration_flag("--older-than", "30m").unwrap().as_secs(),
+            1800
+        );
+        assert_eq!(duration_flag("--older-than", "0").unwrap().as_secs(), 0);
+        assert_eq!(
+            duration_flag("--older-than", "7d").unwrap().as_secs(),
+            604_800
+        );
+        assert_eq!(
+            duration_flag("--stop-timeout", "250ms").unwrap(),
+            Duration::from_millis(250)
+        );
+        let e = duration_flag("--older-than", "soon")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("--older-than 'soon'"), "{e}");
-        assert!(age_flag("--older-than", "3w").is_err());
+        assert!(duration_flag("--older-than", "3w").is_err());
+        let e = positive_duration("--request-timeout", "0")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--request-timeout must be more than 0"), "{e}");
+    }
+
+    #[test]
+    fn rates_parse() {
+        assert_eq!(rate_flag("--max-bandwidth", "20MiB/s").unwrap(), 20 << 20);
+        assert_eq!(rate_flag("--max-bandwidth", "512K").unwrap(), 512 << 10);
+        assert!(rate_flag("--max-bandwidth", "0/s").is_err());
+        let e = rate_flag("--max-bandwidth", "fast")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--max-bandwidth"), "{e}");
     }
 }

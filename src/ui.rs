@@ -2,31 +2,179 @@
 //! lines. The only code that knows indicatif; stages report through
 //! `progress`, which this implements.
 //!
-//! Bars are drawn only when stderr is a terminal and `--no-progress` was
-//! not given; otherwise [`progress`] returns a `Progress` that reports to
-//! nobody. Log lines are written through the bars (suspending them) so they
-//! never tear a bar.
+//! On a terminal, bars (unless `--no-progress`). Otherwise (cron, systemd,
+//! a pipe), a one-line status every `--progress-interval`, without ANSI
+//! codes: files, bytes, rate, ETA, and what the store is doing. Log lines
+//! are written through the bars (suspending them) so they never tear a
+//! bar.
 
 use std::io::{self, IsTerminal, Write};
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::progress::{Bar, Progress, Sink, Unit};
+use crate::progress::{Bar, Progress, Sink, Status, Unit};
+use crate::types::ByteSize;
 
 static MULTI: OnceLock<MultiProgress> = OnceLock::new();
 
-/// Where stages report: bars on the terminal if `enabled` and stderr is
-/// one, nowhere otherwise.
-pub fn progress(enabled: bool) -> Progress {
-    if enabled && io::stderr().is_terminal() {
+/// Where stages report: bars if stderr is a terminal, a status line every
+/// `interval` if it is not; nowhere unless `enabled`.
+pub fn progress(enabled: bool, interval: Duration) -> Progress {
+    if !enabled {
+        Progress::none()
+    } else if io::stderr().is_terminal() {
         let multi = MULTI
             .get_or_init(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()))
             .clone();
         Progress::to(Arc::new(Terminal { multi }))
     } else {
-        Progress::none()
+        Progress::to(Lines::start(interval))
+    }
+}
+
+/// One phase as the status line sees it.
+struct Line {
+    label: String,
+    unit: Unit,
+    total: AtomicU64,
+    known_total: bool,
+    pos: AtomicU64,
+    done: AtomicBool,
+    started: Instant,
+}
+
+impl Bar for Line {
+    fn inc(&self, n: u64) {
+        self.pos.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn inc_length(&self, n: u64) {
+        self.total.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn finish(&self) {
+        self.done.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Line {
+    /// "uploading 1.2 GiB/3.4 GiB (35%), 45.0 MiB/s, ETA 52s".
+    fn describe(&self) -> String {
+        let pos = self.pos.load(Ordering::Relaxed);
+        let total = self.total.load(Ordering::Relaxed);
+        let secs = self.started.elapsed().as_secs_f64().max(0.001);
+        let amount = |n: u64| match self.unit {
+            Unit::Bytes | Unit::FileBytes => ByteSize(n).to_string(),
+            Unit::Files | Unit::Items => n.to_string(),
+        };
+        let mut out = format!("{} {}", self.label, amount(pos));
+        if self.known_total && total > 0 {
+            out.push_str(&format!("/{} ({}%)", amount(total), pos * 100 / total));
+            let rate = pos as f64 / secs;
+            if self.unit == Unit::Bytes {
+                out.push_str(&format!(", {}/s", ByteSize(rate as u64)));
+            }
+            if rate > 0.0 && pos < total {
+                let eta = (total - pos) as f64 / rate;
+                out.push_str(&format!(", ETA {}", short_duration(eta)));
+            }
+        } else if self.unit == Unit::Files {
+            out.push_str(" files");
+        }
+        out
+    }
+}
+
+fn short_duration(secs: f64) -> String {
+    let s = secs.round() as u64;
+    match s {
+        0..=119 => format!("{s}s"),
+        120..=7199 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, s / 60 % 60),
+    }
+}
+
+/// The status-line sink: phases, and a thread that prints them.
+struct Lines {
+    phases: Mutex<Vec<Arc<Line>>>,
+    status: Mutex<Option<Status>>,
+}
+
+impl Lines {
+    /// Starts the printer; it ends once the sink is dropped.
+    fn start(interval: Duration) -> Arc<Self> {
+        let lines = Arc::new(Self {
+            phases: Mutex::new(Vec::new()),
+            status: Mutex::new(None),
+        });
+        let weak: Weak<Self> = Arc::downgrade(&lines);
+        let _ = std::thread::Builder::new()
+            .name("progress".into())
+            .spawn(move || {
+                let tick = Duration::from_millis(100).min(interval);
+                let mut since = Instant::now();
+                loop {
+                    std::thread::sleep(tick);
+                    let Some(lines) = weak.upgrade() else { return };
+                    if since.elapsed() >= interval {
+                        since = Instant::now();
+                        if let Some(line) = lines.line() {
+                            let _ = writeln!(io::stderr(), "mediashift: {line}");
+                        }
+                    }
+                }
+            });
+        lines
+    }
+
+    /// What is going on now, or `None` when nothing is.
+    fn line(&self) -> Option<String> {
+        let mut phases = self.phases.lock().ok()?;
+        phases.retain(|p| !p.done.load(Ordering::Relaxed));
+        let parts: Vec<String> = phases
+            .iter()
+            .filter(|p| p.unit != Unit::FileBytes)
+            .map(|p| p.describe())
+            .collect();
+        if parts.is_empty() {
+            return None;
+        }
+        let mut line = parts.join("; ");
+        if let Some(extra) = self.status.lock().ok().as_ref().and_then(|s| s.as_ref()) {
+            let extra = extra();
+            if !extra.is_empty() {
+                line.push_str("; ");
+                line.push_str(&extra);
+            }
+        }
+        Some(line)
+    }
+}
+
+impl Sink for Lines {
+    fn start(&self, label: &str, unit: Unit, total: Option<u64>) -> Arc<dyn Bar> {
+        let line = Arc::new(Line {
+            label: label.to_string(),
+            unit,
+            total: AtomicU64::new(total.unwrap_or(0)),
+            known_total: total.is_some(),
+            pos: AtomicU64::new(0),
+            done: AtomicBool::new(false),
+            started: Instant::now(),
+        });
+        if let Ok(mut p) = self.phases.lock() {
+            p.push(line.clone());
+        }
+        line
+    }
+
+    fn status(&self, status: Status) {
+        if let Ok(mut s) = self.status.lock() {
+            *s = Some(status);
+        }
     }
 }
 
@@ -52,7 +200,7 @@ impl Sink for Terminal {
         let bar = total.map_or_else(ProgressBar::no_length, ProgressBar::new);
         let template = match unit {
             Unit::Files => COUNTER,
-            Unit::Bytes => BYTES,
+            Unit::Bytes | Unit::FileBytes => BYTES,
             Unit::Items => ITEMS,
         };
         let bar = self.multi.add(
@@ -134,6 +282,35 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_status_line_says_what_is_going_on() {
+        let lines = Lines {
+            phases: Mutex::new(Vec::new()),
+            status: Mutex::new(None),
+        };
+        assert_eq!(lines.line(), None, "nothing going on: no line");
+        let bytes = lines.start("uploading", Unit::Bytes, Some(4 << 20));
+        let objects = lines.start("objects", Unit::Items, Some(10));
+        lines.start("…video.mp4", Unit::FileBytes, Some(100)).inc(5);
+        bytes.inc(1 << 20);
+        objects.inc(3);
+        lines.status(Box::new(|| "throttled 2".to_string()));
+        let line = lines.line().unwrap();
+        assert!(line.starts_with("uploading 1 MiB/4 MiB (25%), "), "{line}");
+        assert!(line.contains("; objects 3/10 (30%)"), "{line}");
+        assert!(line.ends_with("; throttled 2"), "{line}");
+        assert!(
+            !line.contains("video"),
+            "one file's bar is not in the line: {line}"
+        );
+        assert!(!line.contains('\x1b'), "no ANSI codes: {line}");
+        bytes.finish();
+        objects.finish();
+        assert_eq!(lines.line(), None);
+        assert_eq!(short_duration(75.0), "75s");
+        assert_eq!(short_duration(200.0), "3m20s");
+    }
 
     #[test]
     fn the_bar_templates_are_valid() {

@@ -20,6 +20,7 @@ use crate::plan::Action;
 use crate::progress::{Progress, Transfer};
 use crate::select;
 use crate::settings::MigrateSettings;
+use crate::store::PaceStats;
 use crate::upload::{self, Failed, Job, Uploaded};
 use crate::verify::{How, Proof};
 
@@ -35,6 +36,8 @@ pub struct Migrated {
     pub elapsed: Duration,
     pub journal: PathBuf,
     pub journal_write: Duration,
+    /// How the store answered: throttling, timeouts, concurrency.
+    pub pace: PaceStats,
 }
 
 /// The journal's identity for these settings.
@@ -120,7 +123,6 @@ pub async fn run(settings: &MigrateSettings, progress: &Progress, stop: Stop) ->
         })?
         .map_err(Error::Maps)?;
     Ok(Migrated {
-        planned,
         uploaded: outcome.uploaded,
         failed: outcome.failed.into_iter().chain(gone).collect(),
         interrupted: outcome.interrupted,
@@ -129,6 +131,8 @@ pub async fn run(settings: &MigrateSettings, progress: &Progress, stop: Stop) ->
         elapsed: started.elapsed(),
         journal: journal_path,
         journal_write,
+        pace: planned.store.pace_stats(),
+        planned,
     })
 }
 

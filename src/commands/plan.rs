@@ -93,6 +93,13 @@ pub async fn run(settings: &RunSettings, progress: &Progress) -> Result<Planned>
     run_with(settings, progress, None).await
 }
 
+/// Puts how the store answers (concurrency, throttling, an outage) in the
+/// progress status.
+pub fn report_pace(progress: &Progress, store: &S3) {
+    let store = store.clone();
+    progress.status(Box::new(move || store.pace_stats().status()));
+}
+
 /// Plans, using what the journal of earlier runs knows (`migrate`).
 pub async fn run_with(
     settings: &RunSettings,
@@ -100,6 +107,7 @@ pub async fn run_with(
     journal_rows: Option<&[FileRow]>,
 ) -> Result<Planned> {
     let store = S3::connect(&settings.connection, &settings.destination.bucket).await?;
+    report_pace(progress, &store);
     store.check_bucket().await?;
     tracing::debug!(
         endpoint = store.endpoint(),

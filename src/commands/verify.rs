@@ -88,6 +88,7 @@ pub async fn run(settings: &VerifySettings, progress: &Progress) -> Result<Check
     let known_keys = journal.keys()?;
     drop(journal);
     let store = S3::connect(&settings.connection, &settings.destination.bucket).await?;
+    super::plan::report_pace(progress, &store);
     store.check_bucket().await?;
 
     let wanted: HashMap<&str, &VerifiedObject> =

@@ -34,6 +34,15 @@ pub struct MigrateDoc<'a> {
     pub journal: String,
     /// Time the journal writer spent in transactions.
     pub journal_write_s: f64,
+    /// Requests the store answered with 503 SlowDown or 429 (each retried).
+    pub throttled_requests: u64,
+    /// Requests that timed out (each retried).
+    pub timeouts: u64,
+    /// Requests that could not reach the endpoint (each retried).
+    pub unreachable_requests: u64,
+    /// The fewest and most requests allowed in flight during the run.
+    pub concurrency_min: usize,
+    pub concurrency_max: usize,
 }
 
 impl<'a> MigrateDoc<'a> {
@@ -62,6 +71,11 @@ impl<'a> MigrateDoc<'a> {
             objects_interrupted: m.interrupted,
             journal: m.journal.display().to_string(),
             journal_write_s: (m.journal_write.as_secs_f64() * 1000.0).round() / 1000.0,
+            throttled_requests: m.pace.throttled_requests,
+            timeouts: m.pace.timeouts,
+            unreachable_requests: m.pace.unreachable,
+            concurrency_min: m.pace.concurrency_min,
+            concurrency_max: m.pace.concurrency_max,
             throughput_bytes_per_s: if secs > 0.0 {
                 (bytes_uploaded as f64 / secs).round()
             } else {
@@ -127,6 +141,20 @@ pub fn migrate_text(doc: &MigrateDoc<'_>) -> String {
         doc.elapsed_s,
         ByteSize(doc.throughput_bytes_per_s as u64)
     );
+    let mut store = format!(
+        "concurrency {}-{}",
+        doc.concurrency_min, doc.concurrency_max
+    );
+    for (n, what) in [
+        (doc.throttled_requests, "throttled"),
+        (doc.timeouts, "timed out"),
+        (doc.unreachable_requests, "unreachable"),
+    ] {
+        if n > 0 {
+            let _ = write!(store, ", {} {what} (retried)", thousands(n));
+        }
+    }
+    let _ = writeln!(o, "  {:<26}{store}", "requests");
     unhandled(&mut o, p.conflicts, &p.failed, "Failed");
     let _ = writeln!(
         o,

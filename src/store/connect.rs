@@ -4,6 +4,8 @@
 //! the bucket is there and may be used.
 
 use std::borrow::Cow;
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::BehaviorVersion;
@@ -16,21 +18,63 @@ use aws_sdk_s3::config::{ProvideCredentials, Region};
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_types::os_shim_internal::{Env, Fs};
 
-use super::error::{ErrorKind, StoreError, classify};
+use aws_sdk_s3::config::StalledStreamProtectionConfig;
 
-/// How to reach the store; resolved from flags and environment by `settings`.
-#[derive(Debug, Clone, Default)]
+use super::error::{ErrorKind, StoreError, classify};
+use super::pace::{Caps, Pace, PaceStats};
+use super::retry::{self, RetryPolicy};
+
+/// How to reach the store, and how hard to push it; resolved from flags
+/// and environment by `settings`.
+#[derive(Debug, Clone)]
 pub struct ConnectionSettings {
     pub endpoint_url: Option<String>,
     pub region: Option<String>,
     pub profile: Option<String>,
-    /// `Some(true)`: adaptive retries; `Some(false)`: standard; `None`: as
-    /// AWS_RETRY_MODE or the profile say (standard by default).
+    /// `Some(true)`: adaptive (concurrency follows the store's answers);
+    /// `Some(false)`: standard (fixed at the ceiling); `None`: as the
+    /// profile says (adaptive by default).
     pub adaptive_retries: Option<bool>,
     pub max_attempts: Option<u32>,
     /// `--sign-payload`: sign request bodies whatever the endpoint.
     pub always_sign_payload: bool,
+    /// A request that makes no progress for this long is cut off and
+    /// retried (`--request-timeout`).
+    pub request_timeout: Duration,
+    /// How long a request keeps trying while throttled or while the
+    /// endpoint cannot be reached (`--unreachable-timeout`).
+    pub patience: Duration,
+    /// Requests in flight at most (`--concurrency`).
+    pub ceiling: usize,
+    pub caps: Caps,
 }
+
+impl Default for ConnectionSettings {
+    fn default() -> Self {
+        Self {
+            endpoint_url: None,
+            region: None,
+            profile: None,
+            adaptive_retries: None,
+            max_attempts: None,
+            always_sign_payload: false,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            patience: RetryPolicy::default().patience,
+            ceiling: 64,
+            caps: Caps::default(),
+        }
+    }
+}
+
+/// A request with no progress for this long is cut off: long enough for S3
+/// over the internet (the AWS CLI's read timeout is 60 s too).
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A backstop only: a body of N bytes gets at most the request timeout plus
+/// N at this rate. Uploads are judged by their progress (`watch`), so a
+/// slow link is not cut off while bytes move; this bounds an upload whose
+/// bytes trickle for ever.
+const SLOWEST_BODY: u64 = 8 * 1024;
 
 /// Whether request bodies sent to `endpoint` must be signed (a SHA-256 of
 /// the body in the SigV4 signature). SigV4 payload signing guards the body
@@ -66,13 +110,15 @@ const DEFAULT_MAX_ATTEMPTS: u32 = 5;
 
 /// The retry settings: flags, then the environment (both resolved by
 /// `settings`), then the profile's `retry_mode` and `max_attempts`, then
-/// standard with [`DEFAULT_MAX_ATTEMPTS`]. Always given to the SDK, which
-/// would otherwise read them itself and panic on a bad value.
-fn retry_config(
+/// adaptive with [`DEFAULT_MAX_ATTEMPTS`]: whether concurrency adapts, and
+/// the attempts per request. mediashift retries itself (`retry`); the SDK
+/// makes one attempt per call, and never reads these settings (it would
+/// panic on a bad value).
+fn retry_settings(
     conn: &ConnectionSettings,
     profile: Option<&Profile>,
     profile_name: &str,
-) -> Result<RetryConfig, StoreError> {
+) -> Result<(bool, u32), StoreError> {
     let setting = |key: &str| profile.and_then(|p| p.get(key)).map(str::trim);
     let bad = |key: &str, value: &str, want: &str| {
         StoreError::new(
@@ -85,7 +131,7 @@ fn retry_config(
     };
     let adaptive = match (conn.adaptive_retries, setting("retry_mode")) {
         (Some(a), _) => a,
-        (None, None) => false,
+        (None, None) => true,
         (None, Some(m)) if m.eq_ignore_ascii_case("standard") => false,
         (None, Some(m)) if m.eq_ignore_ascii_case("adaptive") => true,
         (None, Some(m)) => return Err(bad("retry_mode", m, "standard or adaptive")),
@@ -99,12 +145,7 @@ fn retry_config(
             .filter(|n| (1..=100).contains(n))
             .ok_or_else(|| bad("max_attempts", v, "a whole number from 1 to 100"))?,
     };
-    let base = if adaptive {
-        RetryConfig::adaptive()
-    } else {
-        RetryConfig::standard()
-    };
-    Ok(base.with_max_attempts(attempts))
+    Ok((adaptive, attempts))
 }
 
 /// The shared config and credentials files, and the profile this run uses
@@ -166,6 +207,9 @@ async fn profile(conn: &ConnectionSettings) -> Result<(String, Option<Profile>),
 /// An S3 client bound to one bucket.
 #[derive(Clone)]
 pub struct S3 {
+    request_timeout: Duration,
+    policy: RetryPolicy,
+    pace: Arc<Pace>,
     client: Client,
     bucket: String,
     endpoint: String,
@@ -179,13 +223,23 @@ impl S3 {
     /// credentials can be found.
     pub async fn connect(conn: &ConnectionSettings, bucket: &str) -> Result<Self, StoreError> {
         let (profile_name, profile) = profile(conn).await?;
+        let (adaptive, max_attempts) = retry_settings(conn, profile.as_ref(), &profile_name)?;
+        let t = conn.request_timeout;
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .timeout_config(
                 TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(5))
+                    .connect_timeout(t.min(Duration::from_secs(10)))
+                    .operation_attempt_timeout(t)
                     .build(),
             )
-            .retry_config(retry_config(conn, profile.as_ref(), &profile_name)?);
+            // A body that stops moving for the request timeout is cut off
+            // however long it has been going; so is a download.
+            .stalled_stream_protection(
+                StalledStreamProtectionConfig::enabled()
+                    .grace_period(t)
+                    .build(),
+            )
+            .retry_config(RetryConfig::standard().with_max_attempts(1));
         if let Some(p) = &conn.profile {
             loader = loader.profile_name(p);
         }
@@ -244,7 +298,40 @@ impl S3 {
             path_style,
             region,
             sign_payload,
+            request_timeout: t,
+            policy: RetryPolicy {
+                max_attempts,
+                patience: conn.patience,
+            },
+            pace: Arc::new(Pace::new(conn.ceiling, adaptive, conn.caps)),
         })
+    }
+
+    /// One store call, retried by the run's policy, each attempt in a
+    /// slot of the run's pace (`body_bytes` count against its caps).
+    pub(super) async fn call<T, F, Fut>(&self, body_bytes: u64, attempt: F) -> Result<T, StoreError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
+        retry::run(&self.pace, &self.policy, body_bytes, attempt).await
+    }
+
+    /// The attempt timeout of a call that sends `body_bytes` (or waits on
+    /// work proportional to them): the request timeout plus the body at
+    /// the slowest rate allowed.
+    pub(super) fn timeout_for(&self, body_bytes: u64) -> aws_sdk_s3::config::Builder {
+        let t = self.request_timeout + Duration::from_secs(body_bytes / SLOWEST_BODY);
+        aws_sdk_s3::config::Config::builder().timeout_config(
+            TimeoutConfig::builder()
+                .operation_attempt_timeout(t)
+                .build(),
+        )
+    }
+
+    /// What the pace saw so far (throttling, timeouts, concurrency).
+    pub fn pace_stats(&self) -> PaceStats {
+        self.pace.stats()
     }
 
     pub fn endpoint(&self) -> &str {
@@ -271,6 +358,23 @@ impl S3 {
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
         classify(operation, &self.endpoint, e)
+    }
+
+    /// A request that made no progress for the request timeout.
+    pub(super) fn stalled(&self, operation: &str) -> StoreError {
+        let t = self.request_timeout.as_secs_f64();
+        StoreError::new(
+            ErrorKind::Timeout,
+            operation,
+            format!(
+                "cannot reach the S3 endpoint {} ({operation}): no progress for {t}s; check that the server is running, or raise --request-timeout",
+                self.endpoint
+            ),
+        )
+    }
+
+    pub(super) fn request_timeout(&self) -> Duration {
+        self.request_timeout
     }
 
     pub(super) fn client(&self) -> &Client {
@@ -328,12 +432,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn retries_default_to_five_standard_attempts_then_the_profile_then_flags() {
+    fn retries_default_to_five_adaptive_attempts_then_the_profile_then_flags() {
         use aws_config::profile::Property;
-        use aws_config::retry::RetryMode;
         let conn = ConnectionSettings::default();
-        let r = retry_config(&conn, None, "default").unwrap();
-        assert_eq!((r.max_attempts(), r.mode()), (5, RetryMode::Standard));
+        assert_eq!(retry_settings(&conn, None, "default").unwrap(), (true, 5));
         let profile = |mode: &str, attempts: &str| {
             let props = [("retry_mode", mode), ("max_attempts", attempts)]
                 .into_iter()
@@ -341,23 +443,21 @@ mod tests {
                 .collect();
             Profile::new("shop", props)
         };
-        let p = profile("adaptive", "7");
-        let r = retry_config(&conn, Some(&p), "shop").unwrap();
-        assert_eq!((r.max_attempts(), r.mode()), (7, RetryMode::Adaptive));
+        let p = profile("standard", "7");
+        assert_eq!(retry_settings(&conn, Some(&p), "shop").unwrap(), (false, 7));
         let flags = ConnectionSettings {
-            adaptive_retries: Some(false),
+            adaptive_retries: Some(true),
             max_attempts: Some(9),
             ..ConnectionSettings::default()
         };
-        let r = retry_config(&flags, Some(&p), "shop").unwrap();
-        assert_eq!((r.max_attempts(), r.mode()), (9, RetryMode::Standard));
+        assert_eq!(retry_settings(&flags, Some(&p), "shop").unwrap(), (true, 9));
         // What the SDK would panic on is a one-line error naming the profile.
-        let e = retry_config(&conn, Some(&profile("banana", "7")), "shop").unwrap_err();
+        let e = retry_settings(&conn, Some(&profile("banana", "7")), "shop").unwrap_err();
         assert!(
             e.to_string().contains("'shop' sets retry_mode = banana"),
             "{e}"
         );
-        let e = retry_config(&conn, Some(&profile("standard", "abc")), "shop").unwrap_err();
+        let e = retry_settings(&conn, Some(&profile("standard", "abc")), "shop").unwrap_err();
         assert!(e.to_string().contains("max_attempts = abc"), "{e}");
     }
 

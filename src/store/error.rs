@@ -22,8 +22,10 @@ pub enum ErrorKind {
     Throttled,
     /// A checksum or digest was rejected by the server.
     Checksum,
-    /// The endpoint could not be reached (refused, DNS, timeout).
+    /// The endpoint could not be reached (refused, reset, DNS).
     Unreachable,
+    /// No answer in time: the request was cut off.
+    Timeout,
     /// A 5xx or a dropped connection: worth retrying later.
     Transient,
     /// Anything else: retrying will not help.
@@ -93,6 +95,10 @@ where
     let code = err.code().map(str::to_string);
     let kind = kind_of(&err, status, code.as_deref());
     let message = match kind {
+        ErrorKind::Timeout => format!(
+            "cannot reach the S3 endpoint {endpoint} ({operation}): no answer in time ({}); check --endpoint-url and that the server is running, or raise --request-timeout",
+            chain(&err)
+        ),
         ErrorKind::Unreachable => format!(
             "cannot reach the S3 endpoint {endpoint} ({operation}): {}; check --endpoint-url and that the server is running",
             chain(&err)
@@ -124,14 +130,19 @@ where
     E: StdError + 'static,
 {
     match (err, status, code) {
-        (SdkError::TimeoutError(_), _, _) => ErrorKind::Unreachable,
+        (SdkError::TimeoutError(_), _, _) => ErrorKind::Timeout,
         (SdkError::DispatchFailure(d), _, _) => {
-            if d.is_io() || d.is_timeout() {
+            if d.is_timeout() {
+                ErrorKind::Timeout
+            } else if d.is_io() {
                 ErrorKind::Unreachable
             } else {
                 ErrorKind::Transient
             }
         }
+        // A stalled body (the SDK's stalled-stream protection) is a
+        // dispatch or response failure whose cause says so.
+        (_, _, _) if chain(err).contains("minimum throughput") => ErrorKind::Timeout,
         (SdkError::ConstructionFailure(_), _, _) => {
             if chain(err).contains("credentials") {
                 ErrorKind::AccessDenied
@@ -274,7 +285,9 @@ mod tests {
         assert!(!msg.contains("ConnectorError"), "no debug dump: {msg}");
 
         let timeout = SdkError::<PutObjectError, HttpResponse>::timeout_error("too slow");
-        assert_eq!(kind(timeout), ErrorKind::Unreachable);
+        let e = classify("PutObject k", AT, timeout);
+        assert_eq!(e.kind(), ErrorKind::Timeout);
+        assert!(e.to_string().contains("--request-timeout"), "{e}");
         let other = SdkError::<PutObjectError, HttpResponse>::dispatch_failure(
             ConnectorError::other("tls".into(), None),
         );

@@ -69,7 +69,12 @@ impl S3 {
                     .set_continuation_token(token);
                 let operation = &operation;
                 async move {
-                    let page = req.send().await.map_err(|e| self.err(operation, e))?;
+                    let page = self
+                        .call(0, || {
+                            let req = req.clone();
+                            async move { req.send().await.map_err(|e| self.err(operation, e)) }
+                        })
+                        .await?;
                     // Keys come URL-encoded where the server says so (not
                     // every server does): control characters survive XML.
                     let encoded = page.encoding_type() == Some(&EncodingType::Url);
@@ -121,7 +126,12 @@ impl S3 {
                     .set_part_number_marker(marker);
                 let operation = &operation;
                 async move {
-                    let page = req.send().await.map_err(|e| self.err(operation, e))?;
+                    let page = self
+                        .call(0, || {
+                            let req = req.clone();
+                            async move { req.send().await.map_err(|e| self.err(operation, e)) }
+                        })
+                        .await?;
                     let items = page
                         .parts()
                         .iter()
@@ -167,7 +177,12 @@ impl S3 {
                     .set_upload_id_marker(id_marker);
                 let operation = &operation;
                 async move {
-                    let page = req.send().await.map_err(|e| self.err(operation, e))?;
+                    let page = self
+                        .call(0, || {
+                            let req = req.clone();
+                            async move { req.send().await.map_err(|e| self.err(operation, e)) }
+                        })
+                        .await?;
                     let items: Vec<ListedUpload> = page
                         .uploads()
                         .iter()

@@ -7,6 +7,10 @@
 //! knowing the SDK's types. Writes (`write`), listings with one pagination
 //! helper (`list`) and reads (`read`) are split by what they do.
 //!
+//! Every call goes through the run's retry policy (`retry`) and pace
+//! (`pace`: adaptive concurrency, the bandwidth and request-rate caps);
+//! uploads are timed by their progress (`watch`).
+//!
 //! The upload engine sees the store only through [`ObjectStore`], the
 //! narrow interface it needs, so its unit tests run against an in-memory
 //! store (`memory`, test builds only); everything else takes [`S3`].
@@ -18,7 +22,10 @@ mod interface;
 mod list;
 #[cfg(test)]
 pub(crate) mod memory;
+mod pace;
 mod read;
+mod retry;
+mod watch;
 mod write;
 
 pub use connect::{ConnectionSettings, S3};
@@ -27,3 +34,4 @@ pub use interface::{
     BodyChecksum, ChecksumType, Checksums, DonePart, ListedPart, NewObject, ObjectOptions,
     ObjectStore, RemoteObject, Written,
 };
+pub use pace::{Caps, PaceStats};

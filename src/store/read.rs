@@ -12,13 +12,18 @@ use crate::types::Sha256Digest;
 
 impl S3 {
     pub(super) async fn head_object(&self, key: &str) -> Result<Option<RemoteObject>, StoreError> {
+        let operation = format!("HeadObject {key}");
         let result = self
-            .client()
-            .head_object()
-            .bucket(self.bucket())
-            .key(key)
-            .checksum_mode(ChecksumMode::Enabled)
-            .send()
+            .call(0, || {
+                let req = self
+                    .client()
+                    .head_object()
+                    .bucket(self.bucket())
+                    .key(key)
+                    .checksum_mode(ChecksumMode::Enabled);
+                let operation = &operation;
+                async move { req.send().await.map_err(|e| self.err(operation, e)) }
+            })
             .await;
         match result {
             Ok(o) => Ok(Some(RemoteObject {
@@ -35,7 +40,7 @@ impl S3 {
                     .unwrap_or_default(),
                 checksums: checksums!(o, checksum_type(o.checksum_type())),
             })),
-            Err(e) => absent(self.err(&format!("HeadObject {key}"), e)),
+            Err(e) => absent(e),
         }
     }
 
@@ -44,15 +49,15 @@ impl S3 {
     pub async fn read_sha256(&self, key: &str) -> Result<Option<(u64, Sha256Digest)>, StoreError> {
         let operation = format!("GetObject {key}");
         let out = match self
-            .client()
-            .get_object()
-            .bucket(self.bucket())
-            .key(key)
-            .send()
+            .call(0, || {
+                let req = self.client().get_object().bucket(self.bucket()).key(key);
+                let operation = &operation;
+                async move { req.send().await.map_err(|e| self.err(operation, e)) }
+            })
             .await
         {
             Ok(o) => o,
-            Err(e) => return absent(self.err(&operation, e)),
+            Err(e) => return absent(e),
         };
         let mut body = out.body;
         let mut sha = Sha256::new();

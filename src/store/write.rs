@@ -19,6 +19,7 @@ use super::interface::{
     BodyChecksum, ChecksumType, Checksums, DonePart, ListedPart, NewObject, ObjectStore,
     RemoteObject, Written,
 };
+use super::watch::{self, Stalled, Watch};
 use crate::checksum::Algorithm;
 use crate::types::UploadId;
 
@@ -125,20 +126,31 @@ impl ObjectStore for S3 {
         checksum: &BodyChecksum,
         must_not_exist: bool,
     ) -> Result<Written, StoreError> {
-        let len = body.len() as i64;
-        let mut req = with_object!(self.client().put_object().bucket(self.bucket()), obj)
-            .content_length(len)
-            .body(ByteStream::from(body));
-        if must_not_exist {
-            req = req.if_none_match("*");
-        }
-        let out = signing!(
-            self,
-            with_checksum!(req, checksum.algorithm, &checksum.value)
-        )
-        .send()
-        .await
-        .map_err(|e| self.err(&format!("PutObject {}", obj.key), e))?;
+        let len = body.len() as u64;
+        let operation = format!("PutObject {}", obj.key);
+        let out = self
+            .call(len, || {
+                let mut req = with_object!(self.client().put_object().bucket(self.bucket()), obj)
+                    .content_length(len as i64)
+                    .body(ByteStream::from(body.clone()));
+                if must_not_exist {
+                    req = req.if_none_match("*");
+                }
+                let req = with_checksum!(req, checksum.algorithm, &checksum.value);
+                let operation = &operation;
+                async move {
+                    let watch = Watch::new();
+                    let send = signing!(self, req)
+                        .interceptor(watch.interceptor())
+                        .config_override(self.timeout_for(len))
+                        .send();
+                    match watch::within(&watch, self.request_timeout(), send).await {
+                        Ok(r) => r.map_err(|e| self.err(operation, e)),
+                        Err(Stalled) => Err(self.stalled(operation)),
+                    }
+                }
+            })
+            .await?;
         Ok(Written {
             etag: out.e_tag().map(str::to_string),
             checksums: checksums!(out, checksum_type(out.checksum_type())),
@@ -156,17 +168,20 @@ impl ObjectStore for S3 {
             SdkChecksumType::Composite
         };
         let operation = format!("CreateMultipartUpload {}", obj.key);
-        let out = with_object!(
-            self.client()
-                .create_multipart_upload()
-                .bucket(self.bucket()),
-            obj
-        )
-        .checksum_algorithm(sdk_algorithm(algorithm))
-        .checksum_type(kind)
-        .send()
-        .await
-        .map_err(|e| self.err(&operation, e))?;
+        let out = self
+            .call(0, || {
+                let req = with_object!(
+                    self.client()
+                        .create_multipart_upload()
+                        .bucket(self.bucket()),
+                    obj
+                )
+                .checksum_algorithm(sdk_algorithm(algorithm))
+                .checksum_type(kind.clone());
+                let operation = &operation;
+                async move { req.send().await.map_err(|e| self.err(operation, e)) }
+            })
+            .await?;
         out.upload_id()
             .map(|id| UploadId(id.to_string()))
             .ok_or_else(|| {
@@ -186,23 +201,34 @@ impl ObjectStore for S3 {
         body: Bytes,
         checksum: &BodyChecksum,
     ) -> Result<Written, StoreError> {
-        let len = body.len() as i64;
-        let req = self
-            .client()
-            .upload_part()
-            .bucket(self.bucket())
-            .key(key)
-            .upload_id(&upload.0)
-            .part_number(number as i32)
-            .content_length(len)
-            .body(ByteStream::from(body));
-        let out = signing!(
-            self,
-            with_checksum!(req, checksum.algorithm, &checksum.value)
-        )
-        .send()
-        .await
-        .map_err(|e| self.err(&format!("UploadPart {key} #{number}"), e))?;
+        let len = body.len() as u64;
+        let operation = format!("UploadPart {key} #{number}");
+        let out = self
+            .call(len, || {
+                let req = self
+                    .client()
+                    .upload_part()
+                    .bucket(self.bucket())
+                    .key(key)
+                    .upload_id(&upload.0)
+                    .part_number(number as i32)
+                    .content_length(len as i64)
+                    .body(ByteStream::from(body.clone()));
+                let req = with_checksum!(req, checksum.algorithm, &checksum.value);
+                let operation = &operation;
+                async move {
+                    let watch = Watch::new();
+                    let send = signing!(self, req)
+                        .interceptor(watch.interceptor())
+                        .config_override(self.timeout_for(len))
+                        .send();
+                    match watch::within(&watch, self.request_timeout(), send).await {
+                        Ok(r) => r.map_err(|e| self.err(operation, e)),
+                        Err(Stalled) => Err(self.stalled(operation)),
+                    }
+                }
+            })
+            .await?;
         Ok(Written {
             etag: out.e_tag().map(str::to_string),
             checksums: checksums!(out, None),
@@ -227,27 +253,40 @@ impl ObjectStore for S3 {
                 with_checksum!(b, algorithm, &p.checksum).build()
             })
             .collect();
-        let mut req = self
-            .client()
-            .complete_multipart_upload()
-            .bucket(self.bucket())
-            .key(key)
-            .upload_id(&upload.0)
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .set_parts(Some(completed))
-                    .build(),
-            );
-        if let Some(full) = full_object {
-            req = with_checksum!(req, algorithm, full).checksum_type(SdkChecksumType::FullObject);
-        }
-        if must_not_exist {
-            req = req.if_none_match("*");
-        }
-        let out = req
-            .send()
-            .await
-            .map_err(|e| self.err(&format!("CompleteMultipartUpload {key}"), e))?;
+        let operation = format!("CompleteMultipartUpload {key}");
+        // S3 may take a while to assemble many parts: the request timeout
+        // plus a second per part (the backstop rate is 8 KiB/s).
+        let work = parts.len() as u64 * 8 * 1024;
+        let out = self
+            .call(0, || {
+                let mut req = self
+                    .client()
+                    .complete_multipart_upload()
+                    .bucket(self.bucket())
+                    .key(key)
+                    .upload_id(&upload.0)
+                    .multipart_upload(
+                        CompletedMultipartUpload::builder()
+                            .set_parts(Some(completed.clone()))
+                            .build(),
+                    );
+                if let Some(full) = full_object {
+                    req = with_checksum!(req, algorithm, full)
+                        .checksum_type(SdkChecksumType::FullObject);
+                }
+                if must_not_exist {
+                    req = req.if_none_match("*");
+                }
+                let operation = &operation;
+                async move {
+                    req.customize()
+                        .config_override(self.timeout_for(work))
+                        .send()
+                        .await
+                        .map_err(|e| self.err(operation, e))
+                }
+            })
+            .await?;
         Ok(Written {
             etag: out.e_tag().map(str::to_string),
             checksums: checksums!(out, checksum_type(out.checksum_type())),
@@ -255,14 +294,18 @@ impl ObjectStore for S3 {
     }
 
     async fn abort_multipart(&self, key: &str, upload: &UploadId) -> Result<(), StoreError> {
-        self.client()
-            .abort_multipart_upload()
-            .bucket(self.bucket())
-            .key(key)
-            .upload_id(&upload.0)
-            .send()
-            .await
-            .map_err(|e| self.err(&format!("AbortMultipartUpload {key}"), e))?;
+        let operation = format!("AbortMultipartUpload {key}");
+        self.call(0, || {
+            let req = self
+                .client()
+                .abort_multipart_upload()
+                .bucket(self.bucket())
+                .key(key)
+                .upload_id(&upload.0);
+            let operation = &operation;
+            async move { req.send().await.map_err(|e| self.err(operation, e)) }
+        })
+        .await?;
         Ok(())
     }
 

@@ -127,7 +127,10 @@ impl JobError {
             Self::Interrupted => true,
             Self::Store(e) => matches!(
                 e.kind(),
-                ErrorKind::Transient | ErrorKind::Unreachable | ErrorKind::Throttled
+                ErrorKind::Transient
+                    | ErrorKind::Unreachable
+                    | ErrorKind::Throttled
+                    | ErrorKind::Timeout
             ),
             Self::Changed(_) | Self::Failed(_) => false,
         }

@@ -136,18 +136,27 @@ impl Tasks {
         }
     }
 
-    /// Waits until no more than `n` are running.
-    async fn wait_below(&mut self, n: usize) {
+    /// Waits until no more than `n` are running; if `stop` says to cancel
+    /// meanwhile, the running ones are cancelled (they count as
+    /// interrupted: their multipart uploads are kept for the next run).
+    async fn wait_below(&mut self, n: usize, stop: &Stop) {
+        let mut cancelled = false;
         while self.set.len() > n {
-            match self.set.join_next_with_id().await {
-                Some(r) => self.take(r),
-                None => break,
+            tokio::select! {
+                joined = self.set.join_next_with_id() => match joined {
+                    Some(r) => self.take(r),
+                    None => break,
+                },
+                () = stop.cancelled(), if !cancelled => {
+                    cancelled = true;
+                    self.set.abort_all();
+                }
             }
         }
     }
 
-    async fn finish(mut self) -> Vec<(Arc<Job>, Result<Uploaded, JobError>)> {
-        self.wait_below(0).await;
+    async fn finish(mut self, stop: &Stop) -> Vec<(Arc<Job>, Result<Uploaded, JobError>)> {
+        self.wait_below(0, stop).await;
         self.done
     }
 }
@@ -198,11 +207,16 @@ async fn small_side<S: ObjectStore>(
         if ctx.halted() {
             break;
         }
-        let Ok(slot) = ctx.permits.request().await else {
-            break;
+        let permits = async {
+            let slot = ctx.permits.request().await?;
+            Ok::<_, JobError>((slot, ctx.permits.memory(job.size).await?))
         };
-        let Ok(memory) = ctx.permits.memory(job.size).await else {
-            break;
+        let (slot, memory) = tokio::select! {
+            p = permits => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            () = ctx.stop.cancelled() => break,
         };
         let (c, job) = (ctx.clone(), Arc::new(job));
         let j = job.clone();
@@ -211,9 +225,11 @@ async fn small_side<S: ObjectStore>(
             async move { single::put_small(&c, &j, slot, memory).await },
         );
         tasks.reap();
-        tasks.wait_below(ctx.settings.concurrency * 2).await;
+        tasks
+            .wait_below(ctx.settings.concurrency * 2, &ctx.stop)
+            .await;
     }
-    tasks.finish().await
+    tasks.finish(&ctx.stop).await
 }
 
 /// Large files: `large_files` at once; their parts share the request slots.
@@ -224,8 +240,12 @@ async fn large_side<S: ObjectStore>(
     let slots = Arc::new(Semaphore::new(ctx.settings.large_files.max(1)));
     let mut tasks = Tasks::new();
     for job in jobs {
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            break;
+        let slot = tokio::select! {
+            s = slots.clone().acquire_owned() => match s {
+                Ok(s) => s,
+                Err(_) => break,
+            },
+            () = ctx.stop.cancelled() => break,
         };
         if ctx.halted() {
             break;
@@ -239,7 +259,7 @@ async fn large_side<S: ObjectStore>(
         });
         tasks.reap();
     }
-    tasks.finish().await
+    tasks.finish(&ctx.stop).await
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ use super::buffers::BufferPool;
 use super::job::{Job, JobError};
 use crate::checksum::{self, Algorithm, Summer};
 use crate::digest::{Digests, Hasher};
+use crate::faults;
 
 fn unreadable(e: std::io::Error) -> JobError {
     JobError::Failed(format!("cannot read the file: {e}"))
@@ -72,6 +73,7 @@ pub(super) fn read_small(
     let mut buf = pool.take_empty(size as usize + 1);
     std::fs::File::open(path)
         .and_then(|f| f.take(size + 1).read_to_end(buf.as_mut_vec()))
+        .and_then(|n| faults::read_error(path, 0, n as u64))
         .map_err(unreadable)?;
     let data = buf.as_ref();
     let got = data.len() as u64;
@@ -112,13 +114,15 @@ pub(super) fn read_part(
     let file = std::fs::File::open(path).map_err(unreadable)?;
     let mut pooled = pool.take(len as usize);
     let buf = pooled.as_mut_slice();
-    file.read_exact_at(buf, start).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::UnexpectedEof {
-            JobError::Changed("the file became shorter while being uploaded".into())
-        } else {
-            unreadable(e)
-        }
-    })?;
+    file.read_exact_at(buf, start)
+        .and_then(|()| faults::read_error(path, start, len))
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                JobError::Changed("the file became shorter while being uploaded".into())
+            } else {
+                unreadable(e)
+            }
+        })?;
     let crc64 = Summer::of(Algorithm::Crc64nvme, buf);
     let sum = if algorithm == Algorithm::Crc64nvme {
         crc64
