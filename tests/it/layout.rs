@@ -21,6 +21,7 @@ const HOMES: &[(&str, &[&str])] = &[
     ("aws_smithy_", &["store/"]),
     ("aws_types", &["store/"]),
     ("aws_credential_types", &["store/"]),
+    ("http_body", &["store/"]),
     ("indicatif", &["ui.rs"]),
     ("tracing_subscriber", &["ui.rs"]),
     ("clap", &["cli.rs", "settings.rs", "main.rs"]),

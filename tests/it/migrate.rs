@@ -21,6 +21,14 @@ pub fn migrate_in(
     extra: &[&str],
     env: &[(&str, &str)],
 ) -> (std::process::Output, Value) {
+    let out = mediashift_env(migrate_args(tree, t, maps, extra), env);
+    let v = doc(&out);
+    (out, v)
+}
+
+/// The arguments of a `migrate --json` of `tree` to `t`, with its maps and
+/// journal in `maps`.
+pub fn migrate_args(tree: &Tree, t: &Target, maps: &Path, extra: &[&str]) -> Vec<String> {
     let mut args = vec![
         "migrate".to_string(),
         tree.path().display().to_string(),
@@ -35,9 +43,7 @@ pub fn migrate_in(
         maps.join("state").display().to_string(),
     ];
     args.extend(extra.iter().map(|s| s.to_string()));
-    let out = mediashift_env(&args, env);
-    let v = doc(&out);
-    (out, v)
+    args
 }
 
 pub fn hex(data: &[u8]) -> String {

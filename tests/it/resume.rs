@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::migrate::{check_migrated, incomplete_uploads, upload_ids};
 use crate::support::{
     ChecksumAlgorithm, Proxy, Target, Tree, bytes, json as doc, mediashift, runtime, s3,
-    spawn_mediashift, stderr, target,
+    spawn_mediashift, stderr, target, wait_with_timeout,
 };
 
 const MIB: usize = 1024 * 1024;
@@ -127,20 +127,6 @@ fn big_tree(large: &[usize], small: usize) -> Tree {
 fn killed(out: &Output) -> bool {
     use std::os::unix::process::ExitStatusExt;
     out.status.signal() == Some(9)
-}
-
-fn wait_with_timeout(mut child: Child, limit: Duration) -> Output {
-    let start = Instant::now();
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            panic!("mediashift did not finish within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]

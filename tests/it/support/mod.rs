@@ -478,6 +478,22 @@ where
         .expect("spawn mediashift")
 }
 
+/// Waits for a spawned run and its output; kills it and fails the test if
+/// it takes longer than `limit`.
+pub fn wait_with_timeout(mut child: std::process::Child, limit: std::time::Duration) -> Output {
+    let start = std::time::Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("mediashift did not finish within {limit:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// A raw HTTP/1.0 GET: (status, Location header).
 pub fn get_raw(port: u16, path: &str) -> (u16, Option<String>) {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();

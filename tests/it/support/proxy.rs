@@ -159,7 +159,8 @@ impl Proxy {
         self.state.rules.lock().unwrap().clear();
     }
 
-    /// Refuses connections (the port is closed) for `d`, from now.
+    /// Refuses connections (the port is closed) for `d`, from now; an open
+    /// connection is closed when its next request arrives.
     pub fn refuse_for(&self, d: Duration) {
         *self.state.refuse_until.lock().unwrap() = Some(Instant::now() + d);
         // Wake the accept loop so it closes the port now.
@@ -392,6 +393,13 @@ impl State {
         None
     }
 
+    fn refusing(&self) -> bool {
+        self.refuse_until
+            .lock()
+            .unwrap()
+            .is_some_and(|until| Instant::now() < until)
+    }
+
     fn answered(&self, status: u16) {
         let t = self.started.elapsed().as_secs_f64();
         self.stats.lock().unwrap().answers.push((t, status));
@@ -415,6 +423,11 @@ fn serve(client: TcpStream, state: &State) -> std::io::Result<()> {
         let Some((head, start, headers)) = read_head(&mut from_client)? else {
             return Ok(());
         };
+        if state.refusing() {
+            // A server that went away: its open connections die too.
+            let _ = to_client.shutdown(Shutdown::Both);
+            return Ok(());
+        }
         let mut parts = start.split_whitespace();
         let method = parts.next().unwrap_or_default().to_string();
         let target = parts.next().unwrap_or_default().to_string();
