@@ -1,7 +1,9 @@
 //! `--low-priority`: the process gives way to the shop on the same server.
-//! Its CPU priority goes to nice 19 and its I/O class to idle (Linux), so
-//! the web server and the database go first, and the migration takes what
-//! they leave.
+//! Its CPU priority goes to nice 19 and the idle scheduling class
+//! (SCHED_IDLE: it runs only on a core nothing else wants, and a waking
+//! web server preempts it at once, where nice 19 alone still takes a time
+//! slice), and its I/O class to idle (Linux), so the web server and the
+//! database go first, and the migration takes what they leave.
 
 use std::io;
 
@@ -11,6 +13,13 @@ use std::io;
 pub fn lower() -> io::Result<()> {
     // SAFETY: setpriority on our own process (who 0) with a plain value.
     let r = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: sched_setscheduler on the calling thread (pid 0) with a
+    // valid parameter block that outlives the call.
+    let r = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
     if r != 0 {
         return Err(io::Error::last_os_error());
     }
@@ -38,19 +47,20 @@ pub fn lower() -> io::Result<()> {
 mod tests {
     #[test]
     fn a_thread_that_lowers_itself_runs_at_nice_19_in_the_idle_class() {
-        let (nice, class) = std::thread::spawn(|| {
+        let (nice, policy, class) = std::thread::spawn(|| {
             super::lower().unwrap();
             #[allow(unsafe_code)]
             // SAFETY: reading our own priorities.
             unsafe {
                 let nice = libc::getpriority(libc::PRIO_PROCESS, 0);
+                let policy = libc::sched_getscheduler(0);
                 let prio =
                     libc::syscall(libc::SYS_ioprio_get, 1 as libc::c_long, 0 as libc::c_long);
-                (nice, prio >> 13)
+                (nice, policy, prio >> 13)
             }
         })
         .join()
         .unwrap();
-        assert_eq!((nice, class), (19, 3));
+        assert_eq!((nice, policy, class), (19, libc::SCHED_IDLE, 3));
     }
 }

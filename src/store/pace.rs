@@ -6,8 +6,11 @@
 //! one per success until the first push-back, then by about one per round
 //! of requests), and is cut by 30% (the SDK's adaptive factor) when the
 //! store pushes back (503 SlowDown, 429, a timeout, a refused connection),
-//! at most once per request time, never below one. With `adaptive` off it
-//! stays at the ceiling.
+//! at most once per request time, never below one. Within one of the limit
+//! at which the store last pushed back it grows eight times slower (as
+//! CUBIC probes near its last loss), so a store with a fixed capacity
+//! spends most of the run just below it rather than being pushed over it
+//! every few rounds. With `adaptive` off it stays at the ceiling.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,6 +22,8 @@ use tokio::sync::Notify;
 const DECREASE: f64 = 0.7;
 /// Where the limit starts (or the ceiling, if lower).
 const START: f64 = 8.0;
+/// How many times slower the limit grows near where the store pushed back.
+const PROBE: f64 = 8.0;
 
 /// Caps on what is sent, from `--max-bandwidth` and `--max-rps`.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -43,6 +48,8 @@ struct State {
     highest: usize,
     /// Since when the endpoint could not be reached, until a success.
     unreachable_since: Option<Instant>,
+    /// The limit at which the store last pushed back.
+    pushed_back_at: Option<f64>,
 }
 
 /// What the pace saw, for the report.
@@ -179,6 +186,7 @@ impl Pace {
                 lowest: limit as usize,
                 highest: limit as usize,
                 unreachable_since: None,
+                pushed_back_at: None,
             }),
             freed: Notify::new(),
             // A tenth of a second's worth of bytes may go at once, so the
@@ -229,7 +237,14 @@ impl Pace {
         if !s.adaptive || s.limit >= s.ceiling as f64 {
             return;
         }
-        let grow = if s.slow_start { 1.0 } else { 1.0 / s.limit };
+        let near = |w: f64| s.limit >= w - 1.0 && s.limit < w + 1.0;
+        let grow = if s.slow_start {
+            1.0
+        } else if s.pushed_back_at.is_some_and(near) {
+            1.0 / (s.limit * PROBE)
+        } else {
+            1.0 / s.limit
+        };
         let before = s.limit as usize;
         s.limit = (s.limit + grow).min(s.ceiling as f64);
         s.highest = s.highest.max(s.limit as usize);
@@ -263,6 +278,7 @@ impl Pace {
         }
         s.last_decrease = Some(now);
         s.slow_start = false;
+        s.pushed_back_at = Some(s.limit);
         s.limit = (s.limit * DECREASE).max(1.0);
         s.lowest = s.lowest.min(s.limit as usize);
     }
@@ -342,6 +358,31 @@ mod tests {
         drop(a);
         let third = tokio::time::timeout(Duration::from_millis(500), p.slot(0)).await;
         assert!(third.is_ok(), "and goes when one is freed");
+    }
+
+    #[test]
+    fn near_where_the_store_pushed_back_the_limit_grows_slowly() {
+        let ms = Duration::from_millis(1);
+        let p = Pace::new(64, true, Caps::default());
+        p.success(ms);
+        p.success(ms);
+        p.pushed_back(PushBack::Throttled);
+        assert_eq!(p.limit(), 7, "10 cut by 30%");
+        let successes_until = |n: usize| {
+            let mut count = 0;
+            while p.limit() < n {
+                p.success(ms);
+                count += 1;
+            }
+            count
+        };
+        // Up to one below where it broke: about one per round (7 + 8).
+        assert!(successes_until(9) <= 16);
+        // Then eight rounds per step while near it...
+        let near = successes_until(11);
+        assert!(near >= 8 * (9 + 10) - 2, "{near}");
+        // ...and one round per step past it.
+        assert!(successes_until(12) <= 12);
     }
 
     #[tokio::test]
