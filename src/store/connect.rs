@@ -302,6 +302,7 @@ impl S3 {
             policy: RetryPolicy {
                 max_attempts,
                 patience: conn.patience,
+                ..RetryPolicy::default()
             },
             pace: Arc::new(Pace::new(conn.ceiling, adaptive, conn.caps)),
         })

@@ -14,10 +14,7 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
-
-// Tokio's clock, so tests can pause time and run through the backoff.
-use tokio::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::error::{ErrorKind, StoreError};
 use super::pace::{Pace, PushBack};
@@ -30,6 +27,10 @@ pub struct RetryPolicy {
     /// How long a request keeps trying while it is throttled or the
     /// endpoint cannot be reached.
     pub patience: Duration,
+    /// The first backoff; later ones double, up to 200 times it (25 times
+    /// for an unreachable endpoint, so it is probed often enough to notice
+    /// it is back).
+    pub backoff: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -37,17 +38,17 @@ impl Default for RetryPolicy {
         Self {
             max_attempts: 5,
             patience: Duration::from_secs(180),
+            backoff: Duration::from_millis(100),
         }
     }
 }
 
 /// Full-jitter exponential backoff: a random wait up to `base * 2^n`,
-/// capped. Waits for an unreachable endpoint are capped lower, so it is
-/// probed often enough to notice it is back.
-fn backoff(retry: u32, kind: ErrorKind) -> Duration {
+/// capped.
+fn backoff(policy: &RetryPolicy, retry: u32, kind: ErrorKind) -> Duration {
     let (base, cap) = match kind {
-        ErrorKind::Unreachable => (Duration::from_millis(200), Duration::from_secs(5)),
-        _ => (Duration::from_millis(100), Duration::from_secs(20)),
+        ErrorKind::Unreachable => (policy.backoff * 2, policy.backoff * 50),
+        _ => (policy.backoff, policy.backoff * 200),
     };
     let ceiling = base.saturating_mul(1u32 << retry.min(16)).min(cap);
     ceiling.mul_f64(jitter())
@@ -116,10 +117,7 @@ where
         if waits {
             let since = *trouble_since.get_or_insert(started);
             if since.elapsed() >= policy.patience {
-                let msg = format!(
-                    "{e} (still so after {}s of retries)",
-                    policy.patience.as_secs()
-                );
+                let msg = format!("{e} (still so after {:?} of retries)", policy.patience);
                 return Err(e.with_message(msg));
             }
         } else {
@@ -131,7 +129,7 @@ where
         }
         retries += 1;
         tracing::debug!("{}: {e}; retrying ({retries})", e.operation());
-        tokio::time::sleep(backoff(retries, e.kind())).await;
+        tokio::time::sleep(backoff(policy, retries, e.kind())).await;
     }
 }
 
@@ -166,11 +164,12 @@ mod tests {
         (r, calls.load(Ordering::SeqCst))
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn errors_that_may_pass_are_retried_until_the_attempts_are_spent() {
         let p = RetryPolicy {
             max_attempts: 3,
             patience: Duration::from_secs(60),
+            backoff: Duration::from_millis(1),
         };
         let (r, calls) = try_with(vec![ErrorKind::Transient, ErrorKind::Timeout], p).await;
         assert_eq!((r.unwrap(), calls), (2, 3));
@@ -180,11 +179,12 @@ mod tests {
         assert!(e.to_string().contains("after 3 attempts"), "{e}");
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn throttling_does_not_use_up_attempts_but_patience_ends() {
         let p = RetryPolicy {
             max_attempts: 2,
             patience: Duration::from_secs(600),
+            backoff: Duration::from_millis(1),
         };
         // Throttled ten times running: still within patience, and the
         // two attempts are for errors of another kind.
@@ -192,15 +192,16 @@ mod tests {
         assert_eq!((r.unwrap(), calls), (10, 11));
         let short = RetryPolicy {
             max_attempts: 2,
-            patience: Duration::from_secs(30),
+            patience: Duration::from_millis(300),
+            backoff: Duration::from_millis(1),
         };
         let (r, _) = try_with(vec![ErrorKind::Unreachable; 1000], short).await;
         let e = r.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Unreachable);
-        assert!(e.to_string().contains("still so after 30s"), "{e}");
+        assert!(e.to_string().contains("still so after 300ms"), "{e}");
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn other_errors_fail_at_once() {
         let (r, calls) = try_with(vec![ErrorKind::Precondition], RetryPolicy::default()).await;
         assert_eq!((r.unwrap_err().kind(), calls), (ErrorKind::Precondition, 1));
@@ -208,12 +209,13 @@ mod tests {
 
     #[test]
     fn backoff_grows_with_jitter_and_is_capped() {
+        let p = RetryPolicy::default();
         for retry in 1..30 {
-            let d = backoff(retry, ErrorKind::Throttled);
+            let d = backoff(&p, retry, ErrorKind::Throttled);
             assert!(d <= Duration::from_secs(20), "{d:?}");
-            let d = backoff(retry, ErrorKind::Unreachable);
+            let d = backoff(&p, retry, ErrorKind::Unreachable);
             assert!(d <= Duration::from_secs(5), "{d:?}");
         }
-        assert!(backoff(1, ErrorKind::Throttled) <= Duration::from_millis(200));
+        assert!(backoff(&p, 1, ErrorKind::Throttled) <= Duration::from_millis(200));
     }
 }
