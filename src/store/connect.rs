@@ -23,6 +23,7 @@ use aws_sdk_s3::config::StalledStreamProtectionConfig;
 use super::error::{ErrorKind, StoreError, classify};
 use super::pace::{Caps, Pace, PaceStats};
 use super::retry::{self, RetryPolicy};
+use super::watch::{self, Stalled, Watch};
 
 /// How to reach the store, and how hard to push it; resolved from flags
 /// and environment by `settings`.
@@ -361,8 +362,25 @@ impl S3 {
         classify(operation, &self.endpoint, e)
     }
 
+    /// An upload's answer, unless its watch saw no progress for the
+    /// request timeout first.
+    pub(super) async fn watched<T, E>(
+        &self,
+        watch: &Watch,
+        operation: &str,
+        send: impl Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+    ) -> Result<T, StoreError>
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        match watch::within(watch, self.request_timeout, send).await {
+            Ok(r) => r.map_err(|e| self.err(operation, e)),
+            Err(Stalled) => Err(self.stalled(operation)),
+        }
+    }
+
     /// A request that made no progress for the request timeout.
-    pub(super) fn stalled(&self, operation: &str) -> StoreError {
+    fn stalled(&self, operation: &str) -> StoreError {
         let t = self.request_timeout.as_secs_f64();
         StoreError::new(
             ErrorKind::Timeout,
@@ -372,10 +390,6 @@ impl S3 {
                 self.endpoint
             ),
         )
-    }
-
-    pub(super) fn request_timeout(&self) -> Duration {
-        self.request_timeout
     }
 
     pub(super) fn client(&self) -> &Client {

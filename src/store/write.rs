@@ -19,7 +19,7 @@ use super::interface::{
     BodyChecksum, ChecksumType, Checksums, DonePart, ListedPart, NewObject, ObjectStore,
     RemoteObject, Written,
 };
-use super::watch::{self, Stalled, Watch};
+use super::watch::Watch;
 use crate::checksum::Algorithm;
 use crate::types::UploadId;
 
@@ -144,10 +144,7 @@ impl ObjectStore for S3 {
                         .interceptor(watch.interceptor())
                         .config_override(self.timeout_for(len))
                         .send();
-                    match watch::within(&watch, self.request_timeout(), send).await {
-                        Ok(r) => r.map_err(|e| self.err(operation, e)),
-                        Err(Stalled) => Err(self.stalled(operation)),
-                    }
+                    self.watched(&watch, operation, send).await
                 }
             })
             .await?;
@@ -222,10 +219,7 @@ impl ObjectStore for S3 {
                         .interceptor(watch.interceptor())
                         .config_override(self.timeout_for(len))
                         .send();
-                    match watch::within(&watch, self.request_timeout(), send).await {
-                        Ok(r) => r.map_err(|e| self.err(operation, e)),
-                        Err(Stalled) => Err(self.stalled(operation)),
-                    }
+                    self.watched(&watch, operation, send).await
                 }
             })
             .await?;

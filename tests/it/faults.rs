@@ -113,6 +113,15 @@ fn interrupt(child: &std::process::Child) {
     }
 }
 
+/// Waits until the proxy has seen `n` requests.
+fn until_requests(proxy: &Proxy, n: u64) {
+    let start = Instant::now();
+    while proxy.stats().requests < n {
+        assert!(start.elapsed() < Duration::from_secs(60), "no progress");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// Waits until the proxy has applied `n` faults.
 fn until_faults(proxy: &Proxy, n: usize) {
     let start = Instant::now();
@@ -295,10 +304,7 @@ fn an_unreachable_store_mid_run_is_waited_for() {
     let proxy = Proxy::start();
     let child = spawn_mediashift(shop.args(&proxy, &["--max-rps", "30"]), &[]);
     let start = Instant::now();
-    while proxy.stats().requests < 40 {
-        assert!(start.elapsed() < Duration::from_secs(60), "no progress");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    until_requests(&proxy, 40);
     proxy.refuse_for(Duration::from_secs(8));
     let out = wait_with_timeout(child, Duration::from_secs(120));
     let v = doc(&out);
@@ -316,11 +322,7 @@ fn a_store_gone_for_longer_than_the_unreachable_timeout_fails_the_files_clearly(
         shop.args(&proxy, &["--max-rps", "20", "--unreachable-timeout", "3s"]),
         &[],
     );
-    let start = Instant::now();
-    while proxy.stats().requests < 20 {
-        assert!(start.elapsed() < Duration::from_secs(60), "no progress");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    until_requests(&proxy, 20);
     proxy.refuse_for(Duration::from_secs(25));
     let gone = Instant::now();
     let out = wait_with_timeout(child, Duration::from_secs(60));
