@@ -15,10 +15,12 @@ use crate::cli::{Cli, Command};
 use crate::commands;
 use crate::error::{Error, Result};
 use crate::report::{
-    GcDoc, MigrateDoc, PlanDoc, StatusDoc, VerifyDoc, gc_text, migrate_text, plan_text,
-    status_text, verify_text,
+    GcDoc, MigrateDoc, PlanDoc, RewriteDoc, StatusDoc, UndoDoc, VerifyDoc, gc_text, migrate_text,
+    plan_text, rewrite_text, status_text, undo_text, verify_text,
 };
-use crate::settings::{GcSettings, MigrateSettings, RunSettings, StatusSettings, VerifySettings};
+use crate::settings::{
+    GcSettings, MigrateSettings, RewriteSettings, RunSettings, StatusSettings, VerifySettings,
+};
 use crate::{priority, ui};
 
 /// How a run ended.
@@ -58,6 +60,7 @@ enum Resolved {
     Status(StatusSettings),
     Verify(VerifySettings),
     Gc(GcSettings),
+    Rewrite(RewriteSettings),
 }
 
 /// Checks the flags of the command `cli` names.
@@ -75,6 +78,7 @@ fn resolve(cli: &Cli) -> Result<Resolved> {
         Command::Status(args) => Resolved::Status(StatusSettings::from_args(args)?),
         Command::Verify(args) => Resolved::Verify(VerifySettings::from_args(args)?),
         Command::Gc(args) => Resolved::Gc(GcSettings::from_args(args)?),
+        Command::Rewrite(args) => Resolved::Rewrite(RewriteSettings::from_args(args)?),
     })
 }
 
@@ -121,6 +125,31 @@ fn dispatch(runtime: &tokio::runtime::Runtime, command: &Resolved) -> Result<Exi
             let doc = GcDoc::new(&collected, settings);
             print(settings.json, &doc, gc_text)?;
             Ok(Exit::of(doc.is_clean()))
+        }
+        Resolved::Rewrite(RewriteSettings::Rewrite {
+            map,
+            bases,
+            jobs,
+            reverse,
+            include_guid,
+            dry_run,
+            json,
+        }) => {
+            // Files are streamed on this thread: no runtime needed.
+            let done = commands::rewrite::run(map, bases, jobs, *reverse, *include_guid, *dry_run)?;
+            let doc = RewriteDoc::new(&done);
+            print(*json, &doc, rewrite_text)?;
+            Ok(Exit::of(doc.is_clean()))
+        }
+        Resolved::Rewrite(RewriteSettings::Undo {
+            record,
+            output,
+            to,
+            json,
+        }) => {
+            let header = commands::rewrite::undo(record, output, to)?;
+            print(*json, &UndoDoc::new(&header, to), undo_text)?;
+            Ok(Exit::Clean)
         }
     }
 }

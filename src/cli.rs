@@ -48,6 +48,75 @@ pub enum Command {
 
     /// Abort incomplete multipart uploads under a prefix (they cost storage).
     Gc(GcArgs),
+
+    /// Point the application's own data at the new URLs: rewrite every
+    /// reference to a migrated file in database dumps (mysqldump, pg_dump)
+    /// and content files, in any encoding, with a record to undo it.
+    Rewrite(RewriteArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RewriteArgs {
+    /// The map `migrate` wrote: map.json, or the --map-dir holding it.
+    #[arg(long, value_name = "MAP", required_unless_present = "undo")]
+    pub map: Option<PathBuf>,
+
+    /// A form under which the application writes the old URLs, e.g.
+    /// https://shop.example/media/, //shop.example/media/, /media/
+    /// (repeatable; default: the map's --source-base-url). With --reverse,
+    /// the first one is what new URLs go back to.
+    #[arg(long = "base", value_name = "URL")]
+    pub bases: Vec<String>,
+
+    /// Files to rewrite: SQL dumps (by their header or a .sql name) or any
+    /// text (HTML, CSS, JSON, CSV). With --undo: the rewritten file.
+    #[arg(value_name = "INPUT", required = true)]
+    pub inputs: Vec<PathBuf>,
+
+    /// Where the rewritten file goes (one INPUT). With --undo: where the
+    /// original is restored.
+    #[arg(short = 'o', long, value_name = "OUTPUT")]
+    pub output: Option<PathBuf>,
+
+    /// Write each rewritten INPUT under its file name in DIR.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["output", "in_place"])]
+    pub output_dir: Option<PathBuf>,
+
+    /// Replace each INPUT, keeping the original as INPUT.bak.
+    #[arg(long, conflicts_with = "output")]
+    pub in_place: bool,
+
+    /// With --in-place: keep no INPUT.bak (the rollback record still
+    /// restores it).
+    #[arg(long, requires = "in_place")]
+    pub no_backup: bool,
+
+    /// Where the rollback record goes (one INPUT; default OUTPUT.rollback).
+    #[arg(long, value_name = "FILE")]
+    pub rollback: Option<PathBuf>,
+
+    /// Apply the map backwards: new URLs become the first --base (for
+    /// data that has no rollback record).
+    #[arg(long, conflicts_with = "undo")]
+    pub reverse: bool,
+
+    /// Also rewrite WordPress's posts.guid (an identifier, left alone by
+    /// default).
+    #[arg(long)]
+    pub include_guid: bool,
+
+    /// Only report what would be replaced; write nothing.
+    #[arg(long, alias = "dryrun")]
+    pub dry_run: bool,
+
+    /// Undo a rewrite: give the record, then the rewritten file as INPUT
+    /// and -o ORIGINAL.
+    #[arg(long, value_name = "ROLLBACK", conflicts_with_all = ["map", "bases", "output_dir", "in_place", "dry_run"])]
+    pub undo: Option<PathBuf>,
+
+    /// Print one JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -40,6 +40,10 @@ pub enum Error {
     Runtime(#[source] std::io::Error),
     #[error("cannot write to stdout: {0}")]
     Output(#[source] std::io::Error),
+    #[error(transparent)]
+    Map(#[from] crate::rewrite::MapError),
+    #[error(transparent)]
+    Undo(#[from] crate::rewrite::rollback::UndoError),
 }
 
 impl Error {

@@ -31,6 +31,7 @@ mod plan;
 mod priority;
 mod progress;
 mod report;
+mod rewrite;
 mod scan;
 mod select;
 mod settings;

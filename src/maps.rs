@@ -44,6 +44,11 @@ pub struct Maps {
     pub version: u32,
     pub source: String,
     pub destination: String,
+    /// `--source-base-url`: every `old_url` is it plus the encoded path.
+    pub source_base_url: String,
+    /// Where the objects are served: every `new_url` is it plus the
+    /// encoded key.
+    pub public_base_url: String,
     pub entries: Vec<Entry>,
 }
 
@@ -344,6 +349,8 @@ mod tests {
             version: 1,
             source: "/srv/media".into(),
             destination: "s3://bucket/shop/".into(),
+            source_base_url: "/media/".into(),
+            public_base_url: "https://cdn.example".into(),
             entries: vec![
                 entry("a b+c.jpg", "shop/a b+c.jpg"),
                 entry("q,\"x\".jpg", "shop/q,\"x\".jpg"),

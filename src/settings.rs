@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use crate::checksum::Algorithm;
 use crate::cli::{
-    ChecksumArg, ConnectionArgs, GcArgs, KeyLayoutArg, MigrateArgs, RunArgs, StatusArgs, VerifyArgs,
+    ChecksumArg, ConnectionArgs, GcArgs, KeyLayoutArg, MigrateArgs, RewriteArgs, RunArgs,
+    StatusArgs, VerifyArgs,
 };
 use crate::limits::{MAX_PART_SIZE, MAX_PUT_SIZE, MIN_PART_SIZE};
 use crate::plan::{KeyLayout, PlanRules, Prices};
@@ -453,6 +454,162 @@ impl MigrateSettings {
             upload,
             stop_timeout: duration_flag("--stop-timeout", &args.stop_timeout)?,
             low_priority: args.low_priority,
+        })
+    }
+}
+
+/// One file to rewrite: where it goes, its rollback record and backup
+/// (all `None` on a dry run).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RewriteJob {
+    pub input: PathBuf,
+    pub output: Option<PathBuf>,
+    pub rollback: Option<PathBuf>,
+    pub backup: Option<PathBuf>,
+}
+
+/// Everything `rewrite` needs.
+#[derive(Debug, Clone)]
+pub enum RewriteSettings {
+    Rewrite {
+        map: PathBuf,
+        bases: Vec<String>,
+        jobs: Vec<RewriteJob>,
+        reverse: bool,
+        include_guid: bool,
+        dry_run: bool,
+        json: bool,
+    },
+    Undo {
+        record: PathBuf,
+        output: PathBuf,
+        to: PathBuf,
+        json: bool,
+    },
+}
+
+/// `path` with `suffix` added to its file name.
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_os_string();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+impl RewriteSettings {
+    pub fn from_args(args: &RewriteArgs) -> Result<Self, SettingsError> {
+        if let Some(record) = &args.undo {
+            let ([output], Some(to)) = (&args.inputs[..], &args.output) else {
+                return Err(bad(
+                    "--undo takes the rewritten file and -o ORIGINAL: mediashift rewrite --undo OUTPUT.rollback OUTPUT -o ORIGINAL",
+                ));
+            };
+            return Ok(Self::Undo {
+                record: record.clone(),
+                output: output.clone(),
+                to: to.clone(),
+                json: args.json,
+            });
+        }
+        let map = args
+            .map
+            .clone()
+            .ok_or_else(|| bad("--map is needed: the map.json (or --map-dir) migrate wrote"))?;
+        let chosen = [
+            args.output.is_some(),
+            args.output_dir.is_some(),
+            args.in_place,
+        ]
+        .iter()
+        .filter(|&&b| b)
+        .count();
+        if chosen == 0 && !args.dry_run {
+            return Err(bad(
+                "say where the rewritten files go: -o OUTPUT, --output-dir DIR or --in-place (or --dry-run to only report)",
+            ));
+        }
+        if args.output.is_some() && args.inputs.len() != 1 {
+            return Err(bad(format!(
+                "-o takes one INPUT, not {}: use --output-dir DIR for several",
+                args.inputs.len()
+            )));
+        }
+        if args.rollback.is_some() && args.inputs.len() != 1 {
+            return Err(bad("--rollback FILE takes one INPUT"));
+        }
+        let mut jobs = Vec::new();
+        let mut names = std::collections::HashSet::new();
+        for input in &args.inputs {
+            if !input.is_file() {
+                return Err(bad(format!(
+                    "INPUT {}: not a file (give dumps and content files, not directories)",
+                    input.display()
+                )));
+            }
+            let output = if args.dry_run {
+                None
+            } else if let Some(o) = &args.output {
+                Some(o.clone())
+            } else if let Some(dir) = &args.output_dir {
+                let name = input
+                    .file_name()
+                    .ok_or_else(|| bad(format!("INPUT {}: has no file name", input.display())))?;
+                if !names.insert(name.to_os_string()) {
+                    return Err(bad(format!(
+                        "--output-dir: two INPUTs are named {}: rewrite them into different directories",
+                        name.to_string_lossy()
+                    )));
+                }
+                Some(dir.join(name))
+            } else {
+                Some(input.clone())
+            };
+            if let Some(o) = &output
+                && !args.in_place
+                && std::path::absolute(o).ok() == std::path::absolute(input).ok()
+            {
+                return Err(bad(format!(
+                    "{}: the output would overwrite its INPUT; use --in-place (which keeps a backup)",
+                    o.display()
+                )));
+            }
+            let backup = (args.in_place && !args.no_backup && !args.dry_run)
+                .then(|| with_suffix(input, ".bak"));
+            if let Some(b) = &backup
+                && b.exists()
+            {
+                return Err(bad(format!(
+                    "--in-place: the backup {} exists already: move it away, or give --no-backup",
+                    b.display()
+                )));
+            }
+            let rollback = match (&output, &args.rollback) {
+                (None, _) => None,
+                (Some(_), Some(r)) => Some(r.clone()),
+                (Some(o), None) => Some(with_suffix(o, ".rollback")),
+            };
+            jobs.push(RewriteJob {
+                input: input.clone(),
+                output,
+                rollback,
+                backup,
+            });
+        }
+        if let Some(dir) = &args.output_dir
+            && !dir.is_dir()
+        {
+            return Err(bad(format!(
+                "--output-dir {}: not a directory (create it first)",
+                dir.display()
+            )));
+        }
+        Ok(Self::Rewrite {
+            map,
+            bases: args.bases.clone(),
+            jobs,
+            reverse: args.reverse,
+            include_guid: args.include_guid,
+            dry_run: args.dry_run,
+            json: args.json,
         })
     }
 }

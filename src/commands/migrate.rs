@@ -315,6 +315,8 @@ fn map_entries(
         version: 1,
         source: settings.run.scan.root.display().to_string(),
         destination: settings.run.destination.to_string(),
+        source_base_url: source_base.clone(),
+        public_base_url: p.public_base.clone(),
         entries,
     };
     (maps, gone)

@@ -4,5 +4,6 @@
 pub mod gc;
 pub mod migrate;
 pub mod plan;
+pub mod rewrite;
 pub mod status;
 pub mod verify;

@@ -7,11 +7,13 @@ mod format;
 mod gc;
 mod migrate;
 mod plan;
+mod rewrite;
 mod status;
 mod verify;
 
 pub use gc::{GcDoc, gc_text};
 pub use migrate::{MigrateDoc, migrate_text};
 pub use plan::{PlanDoc, plan_text};
+pub use rewrite::{RewriteDoc, UndoDoc, rewrite_text, undo_text};
 pub use status::{StatusDoc, status_text};
 pub use verify::{VerifyDoc, verify_text};

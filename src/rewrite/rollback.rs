@@ -1,0 +1,308 @@
+//! Where the rewritten bytes go, and the record that undoes them.
+//!
+//! Several old forms (http, https, scheme-relative) become one new URL, so
+//! the map alone cannot undo a rewrite. While the output is written, every
+//! replaced span is recorded: its position in the output, its length there
+//! and the original bytes. The record is a text file: a header line
+//! (`mediashift-rollback 1`), a JSON line with the sizes and SHA-256 of the
+//! input and the output, then one line per span (`offset length base64`).
+//! Undo refuses an output that changed since (its SHA-256), puts the
+//! original bytes back, and checks the result against the input's SHA-256.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+const MAGIC: &str = "mediashift-rollback 1";
+
+/// A file written under a temporary name beside its final one, renamed
+/// over it only when complete: a reader never sees half of it.
+pub struct Staged {
+    path: PathBuf,
+    tmp: PathBuf,
+    file: Option<BufWriter<File>>,
+}
+
+impl Staged {
+    pub fn create(path: &Path) -> io::Result<Self> {
+        let name = path
+            .file_name()
+            .map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned());
+        let tmp = path.with_file_name(format!(".{name}.mediashift-{}", std::process::id()));
+        let file = BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
+        Ok(Self {
+            path: path.to_path_buf(),
+            tmp,
+            file: Some(file),
+        })
+    }
+
+    fn writer(&mut self) -> io::Result<&mut BufWriter<File>> {
+        self.file
+            .as_mut()
+            .ok_or_else(|| io::Error::other("the file was already finished"))
+    }
+
+    /// Syncs and renames it into place.
+    pub fn commit(mut self) -> io::Result<()> {
+        if let Some(w) = self.file.take() {
+            let f = w.into_inner().map_err(|e| e.into_error())?;
+            f.sync_all()?;
+        }
+        std::fs::rename(&self.tmp, &self.path)
+    }
+}
+
+impl Write for Staged {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.writer()?.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.writer()?.flush()
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if self.file.is_some() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// The record's header.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Header {
+    pub input: String,
+    pub input_size: u64,
+    pub input_sha256: String,
+    pub output: String,
+    pub output_size: u64,
+    pub output_sha256: String,
+    pub spans: u64,
+}
+
+/// Where a rewrite writes: the output (or nowhere, for a dry run), with
+/// its size and SHA-256, and the spans for the rollback record.
+pub struct Out {
+    sink: Option<Staged>,
+    size: u64,
+    sha: Sha256,
+    /// Spans, written as they come to a temporary file (they can be many).
+    spans: Option<(Staged, u64)>,
+}
+
+impl Out {
+    /// Writes to `output` (staged), recording spans into `rollback`; both
+    /// `None` for a dry run.
+    pub fn new(output: Option<&Path>, rollback: Option<&Path>) -> io::Result<Self> {
+        let sink = output.map(Staged::create).transpose()?;
+        let spans = match rollback {
+            Some(r) => {
+                let mut s = Staged::create(&r.with_extension("spans"))?;
+                s.flush()?;
+                Some((s, 0))
+            }
+            None => None,
+        };
+        Ok(Self {
+            sink,
+            size: 0,
+            sha: Sha256::new(),
+            spans,
+        })
+    }
+
+    /// Bytes that pass through unchanged.
+    pub fn same(&mut self, b: &[u8]) -> io::Result<()> {
+        self.size += b.len() as u64;
+        self.sha.update(b);
+        if let Some(s) = &mut self.sink {
+            s.write_all(b)?;
+        }
+        Ok(())
+    }
+
+    /// `new` written where `original` was.
+    pub fn changed(&mut self, original: &[u8], new: &[u8]) -> io::Result<()> {
+        if let Some((s, n)) = &mut self.spans {
+            writeln!(s, "{} {} {}", self.size, new.len(), B64.encode(original))?;
+            *n += 1;
+        }
+        self.size += new.len() as u64;
+        self.sha.update(new);
+        if let Some(s) = &mut self.sink {
+            s.write_all(new)?;
+        }
+        Ok(())
+    }
+
+    /// Puts the output in place and writes the rollback record at
+    /// `rollback`: the header, then the spans.
+    pub fn finish(
+        self,
+        input: (&Path, u64, String),
+        output: &Path,
+        rollback: Option<&Path>,
+    ) -> io::Result<Header> {
+        let header = Header {
+            input: input.0.display().to_string(),
+            input_size: input.1,
+            input_sha256: input.2,
+            output: output.display().to_string(),
+            output_size: self.size,
+            output_sha256: hex(&self.sha.finalize()),
+            spans: self.spans.as_ref().map_or(0, |(_, n)| *n),
+        };
+        if let (Some((spans, _)), Some(path)) = (self.spans, rollback) {
+            let spans_path = path.with_extension("spans");
+            spans.commit()?;
+            let mut record = Staged::create(path)?;
+            writeln!(record, "{MAGIC}")?;
+            serde_json::to_writer(&mut record, &header).map_err(io::Error::other)?;
+            writeln!(record)?;
+            io::copy(&mut File::open(&spans_path)?, &mut record)?;
+            record.commit()?;
+            std::fs::remove_file(&spans_path)?;
+        }
+        if let Some(s) = self.sink {
+            s.commit()?;
+        }
+        Ok(header)
+    }
+}
+
+fn hex(d: &[u8]) -> String {
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// SHA-256 and size of a file, streamed.
+pub fn sha256_of(path: &Path) -> io::Result<(String, u64)> {
+    let mut f = File::open(path)?;
+    let mut sha = Sha256::new();
+    let mut buf = vec![0; 1 << 20];
+    let mut size = 0;
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            return Ok((hex(&sha.finalize()), size));
+        }
+        size += n as u64;
+        sha.update(&buf[..n]);
+    }
+}
+
+/// Copies `n` bytes, hashing them into `sha` if given.
+fn copy_n(
+    from: &mut impl Read,
+    n: u64,
+    dest: &mut impl Write,
+    mut sha: Option<&mut Sha256>,
+) -> io::Result<()> {
+    let mut left = n;
+    let mut buf = vec![0u8; 64 * 1024];
+    while left > 0 {
+        let want = (left as usize).min(buf.len());
+        from.read_exact(&mut buf[..want])?;
+        if let Some(s) = sha.as_deref_mut() {
+            s.update(&buf[..want]);
+        }
+        dest.write_all(&buf[..want])?;
+        left -= want as u64;
+    }
+    Ok(())
+}
+
+/// Why an undo was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum UndoError {
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{path} is not a mediashift rollback record ({detail})")]
+    Format { path: String, detail: String },
+    #[error(
+        "{output} changed since it was rewritten (its SHA-256 is not the one {record} recorded): undo would not give back the original; restore the backup instead"
+    )]
+    Changed { output: String, record: String },
+    #[error(
+        "the restored file does not match the original's SHA-256 ({record} is damaged); nothing was written"
+    )]
+    Mismatch { record: String },
+}
+
+/// Restores the input of a rewrite from `output` and its `record` into
+/// `to` (staged: nothing is left half-written). Returns the header.
+pub fn undo(record: &Path, output: &Path, to: &Path) -> Result<Header, UndoError> {
+    let rec_shown = record.display().to_string();
+    let io_err = |path: &Path| {
+        let path = path.display().to_string();
+        move |source| UndoError::Io { path, source }
+    };
+    let bad = |detail: &str| UndoError::Format {
+        path: rec_shown.clone(),
+        detail: detail.to_string(),
+    };
+    let mut lines = BufReader::new(File::open(record).map_err(io_err(record))?).lines();
+    let mut line = || -> Result<Option<String>, UndoError> {
+        lines.next().transpose().map_err(io_err(record))
+    };
+    if line()?.as_deref() != Some(MAGIC) {
+        return Err(bad("no header line"));
+    }
+    let header: Header = line()?
+        .and_then(|l| serde_json::from_str(&l).ok())
+        .ok_or_else(|| bad("no readable header"))?;
+    let (sha, size) = sha256_of(output).map_err(io_err(output))?;
+    if sha != header.output_sha256 || size != header.output_size {
+        return Err(UndoError::Changed {
+            output: output.display().to_string(),
+            record: rec_shown,
+        });
+    }
+    let mut from = BufReader::new(File::open(output).map_err(io_err(output))?);
+    let mut dest = Staged::create(to).map_err(io_err(to))?;
+    let mut sha = Sha256::new();
+    let mut at = 0u64;
+    while let Some(l) = line()? {
+        let mut parts = l.splitn(3, ' ');
+        let (Some(off), Some(len), Some(orig)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(bad("a span line without offset, length and bytes"));
+        };
+        let (Ok(off), Ok(len), Ok(orig)) =
+            (off.parse::<u64>(), len.parse::<u64>(), B64.decode(orig))
+        else {
+            return Err(bad("a span line that cannot be read"));
+        };
+        if off < at || off + len > header.output_size {
+            return Err(bad("spans out of order or past the end"));
+        }
+        copy_n(&mut from, off - at, &mut dest, Some(&mut sha)).map_err(io_err(output))?;
+        // Skip the replacement, write the original.
+        copy_n(&mut from, len, &mut io::sink(), None).map_err(io_err(output))?;
+        sha.update(&orig);
+        dest.write_all(&orig).map_err(io_err(to))?;
+        at = off + len;
+    }
+    copy_n(
+        &mut from,
+        header.output_size - at,
+        &mut dest,
+        Some(&mut sha),
+    )
+    .map_err(io_err(output))?;
+    if hex(&sha.finalize()) != header.input_sha256 {
+        return Err(UndoError::Mismatch { record: rec_shown });
+    }
+    dest.commit().map_err(io_err(to))?;
+    Ok(header)
+}
