@@ -22,6 +22,7 @@ const HOMES: &[(&str, &[&str])] = &[
     ("aws_types", &["store/"]),
     ("aws_credential_types", &["store/"]),
     ("http_body", &["store/"]),
+    ("aho_corasick", &["rewrite/"]),
     ("indicatif", &["ui.rs"]),
     ("tracing_subscriber", &["ui.rs"]),
     ("clap", &["cli.rs", "settings.rs", "main.rs"]),

@@ -11,6 +11,8 @@ mod migrate;
 mod nginx;
 mod plan;
 mod resume;
+mod rewrite;
+mod rewrite_db;
 mod scripts;
 mod support;
 mod trust;

@@ -10,6 +10,7 @@
 
 #![allow(dead_code)]
 
+pub mod mariadb;
 pub mod proxy;
 
 use std::collections::BTreeMap;
