@@ -10,10 +10,11 @@ use std::path::Path;
 
 use crate::error::Result;
 use crate::rewrite::find::Finder;
+use crate::rewrite::pipe::ReadAhead;
 use crate::rewrite::refs::{Rewriter, Stats};
 use crate::rewrite::rollback::{self, Header, Out};
 use crate::rewrite::sql::{self, Dialect};
-use crate::rewrite::text::{self, Hashing};
+use crate::rewrite::text;
 use crate::rewrite::{MapError, Table};
 use crate::settings::RewriteJob;
 
@@ -95,7 +96,7 @@ fn one(
     let input = &job.input;
     let shown = input.display().to_string();
     let file = File::open(input).map_err(|e| format!("cannot read {shown}: {e}"))?;
-    let mut reader = Hashing::new(io::BufReader::with_capacity(1 << 20, file), input);
+    let mut reader = ReadAhead::spawn(file, input);
     // The first bytes say whether it is a dump.
     let mut head = Vec::new();
     text::fill(&mut reader, &mut head, 64 * 1024)
@@ -131,8 +132,9 @@ fn one(
         }
     }
     drop(all);
-    let size = reader.size;
-    let sha = reader.sha256();
+    let (sha, size) = reader
+        .finish()
+        .map_err(|e| format!("cannot read {shown}: {e}"))?;
     if let Some(backup) = &job.backup {
         // The original keeps its inode under the backup's name; the
         // rewritten file is renamed over INPUT by finish().

@@ -25,6 +25,7 @@
 //! only one SQL string literal at a time is held whole.
 
 pub mod find;
+pub mod pipe;
 pub mod refs;
 pub mod rollback;
 pub mod serialized;

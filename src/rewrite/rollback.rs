@@ -16,7 +16,8 @@ use std::path::{Path, PathBuf};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+
+use super::pipe::{ReadAhead, WriteBehind};
 
 const MAGIC: &str = "mediashift-rollback 1";
 
@@ -89,11 +90,11 @@ pub struct Header {
 }
 
 /// Where a rewrite writes: the output (or nowhere, for a dry run), with
-/// its size and SHA-256, and the spans for the rollback record.
+/// its size and SHA-256, and the spans for the rollback record. The output
+/// is hashed and written on another thread.
 pub struct Out {
-    sink: Option<Staged>,
+    sink: Option<WriteBehind<Staged>>,
     size: u64,
-    sha: Sha256,
     /// Spans, written as they come to a temporary file (they can be many).
     spans: Option<(Staged, u64)>,
 }
@@ -102,7 +103,10 @@ impl Out {
     /// Writes to `output` (staged), recording spans into `rollback`; both
     /// `None` for a dry run.
     pub fn new(output: Option<&Path>, rollback: Option<&Path>) -> io::Result<Self> {
-        let sink = output.map(Staged::create).transpose()?;
+        let sink = output
+            .map(Staged::create)
+            .transpose()?
+            .map(WriteBehind::spawn);
         let spans = match rollback {
             Some(r) => {
                 let mut s = Staged::create(&r.with_extension("spans"))?;
@@ -114,7 +118,6 @@ impl Out {
         Ok(Self {
             sink,
             size: 0,
-            sha: Sha256::new(),
             spans,
         })
     }
@@ -122,9 +125,8 @@ impl Out {
     /// Bytes that pass through unchanged.
     pub fn same(&mut self, b: &[u8]) -> io::Result<()> {
         self.size += b.len() as u64;
-        self.sha.update(b);
         if let Some(s) = &mut self.sink {
-            s.write_all(b)?;
+            s.write(b)?;
         }
         Ok(())
     }
@@ -136,9 +138,8 @@ impl Out {
             *n += 1;
         }
         self.size += new.len() as u64;
-        self.sha.update(new);
         if let Some(s) = &mut self.sink {
-            s.write_all(new)?;
+            s.write(new)?;
         }
         Ok(())
     }
@@ -151,13 +152,18 @@ impl Out {
         output: &Path,
         rollback: Option<&Path>,
     ) -> io::Result<Header> {
+        // A dry run hashes nothing: it writes neither output nor record.
+        let (sink, output_sha256) = match self.sink.map(WriteBehind::finish).transpose()? {
+            Some((sink, sha)) => (Some(sink), sha),
+            None => (None, String::new()),
+        };
         let header = Header {
             input: input.0.display().to_string(),
             input_size: input.1,
             input_sha256: input.2,
             output: output.display().to_string(),
             output_size: self.size,
-            output_sha256: hex(&self.sha.finalize()),
+            output_sha256,
             spans: self.spans.as_ref().map_or(0, |(_, n)| *n),
         };
         if let (Some((spans, _)), Some(path)) = (self.spans, rollback) {
@@ -171,49 +177,27 @@ impl Out {
             record.commit()?;
             std::fs::remove_file(&spans_path)?;
         }
-        if let Some(s) = self.sink {
+        if let Some(s) = sink {
             s.commit()?;
         }
         Ok(header)
     }
 }
 
-fn hex(d: &[u8]) -> String {
-    d.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// SHA-256 and size of a file, streamed.
-pub fn sha256_of(path: &Path) -> io::Result<(String, u64)> {
-    let mut f = File::open(path)?;
-    let mut sha = Sha256::new();
-    let mut buf = vec![0; 1 << 20];
-    let mut size = 0;
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            return Ok((hex(&sha.finalize()), size));
-        }
-        size += n as u64;
-        sha.update(&buf[..n]);
-    }
-}
-
-/// Copies `n` bytes, hashing them into `sha` if given.
+/// Copies `n` bytes into `dest` (or skips them), through `buf`.
 fn copy_n(
     from: &mut impl Read,
     n: u64,
-    dest: &mut impl Write,
-    mut sha: Option<&mut Sha256>,
+    mut dest: Option<&mut WriteBehind<Staged>>,
+    buf: &mut [u8],
 ) -> io::Result<()> {
     let mut left = n;
-    let mut buf = vec![0u8; 64 * 1024];
     while left > 0 {
         let want = (left as usize).min(buf.len());
         from.read_exact(&mut buf[..want])?;
-        if let Some(s) = sha.as_deref_mut() {
-            s.update(&buf[..want]);
+        if let Some(d) = dest.as_deref_mut() {
+            d.write(&buf[..want])?;
         }
-        dest.write_all(&buf[..want])?;
         left -= want as u64;
     }
     Ok(())
@@ -262,16 +246,20 @@ pub fn undo(record: &Path, output: &Path, to: &Path) -> Result<Header, UndoError
     let header: Header = line()?
         .and_then(|l| serde_json::from_str(&l).ok())
         .ok_or_else(|| bad("no readable header"))?;
-    let (sha, size) = sha256_of(output).map_err(io_err(output))?;
-    if sha != header.output_sha256 || size != header.output_size {
-        return Err(UndoError::Changed {
-            output: output.display().to_string(),
-            record: rec_shown,
-        });
+    let changed = || UndoError::Changed {
+        output: output.display().to_string(),
+        record: rec_shown.clone(),
+    };
+    let file = File::open(output).map_err(io_err(output))?;
+    if file.metadata().map_err(io_err(output))?.len() != header.output_size {
+        return Err(changed());
     }
-    let mut from = BufReader::new(File::open(output).map_err(io_err(output))?);
-    let mut dest = Staged::create(to).map_err(io_err(to))?;
-    let mut sha = Sha256::new();
+    // One pass: the output is hashed as it is read, the restored file as
+    // it is written (each on its own thread); neither is kept unless both
+    // hashes are the recorded ones.
+    let mut from = ReadAhead::spawn(file, output);
+    let mut dest = WriteBehind::spawn(Staged::create(to).map_err(io_err(to))?);
+    let mut buf = vec![0u8; 64 * 1024];
     let mut at = 0u64;
     while let Some(l) = line()? {
         let mut parts = l.splitn(3, ' ');
@@ -286,23 +274,32 @@ pub fn undo(record: &Path, output: &Path, to: &Path) -> Result<Header, UndoError
         if off < at || off + len > header.output_size {
             return Err(bad("spans out of order or past the end"));
         }
-        copy_n(&mut from, off - at, &mut dest, Some(&mut sha)).map_err(io_err(output))?;
+        copy_n(&mut from, off - at, Some(&mut dest), &mut buf).map_err(io_err(output))?;
         // Skip the replacement, write the original.
-        copy_n(&mut from, len, &mut io::sink(), None).map_err(io_err(output))?;
-        sha.update(&orig);
-        dest.write_all(&orig).map_err(io_err(to))?;
+        copy_n(&mut from, len, None, &mut buf).map_err(io_err(output))?;
+        dest.write(&orig).map_err(io_err(to))?;
         at = off + len;
     }
     copy_n(
         &mut from,
         header.output_size - at,
-        &mut dest,
-        Some(&mut sha),
+        Some(&mut dest),
+        &mut buf,
     )
     .map_err(io_err(output))?;
-    if hex(&sha.finalize()) != header.input_sha256 {
+    // The whole output is read: its hash is final.
+    let mut rest = [0u8; 1];
+    if from.read(&mut rest).map_err(io_err(output))? != 0 {
+        return Err(changed());
+    }
+    let (staged, restored) = dest.finish().map_err(io_err(to))?;
+    let (output_sha, _) = from.finish().map_err(io_err(output))?;
+    if output_sha != header.output_sha256 {
+        return Err(changed());
+    }
+    if restored != header.input_sha256 {
         return Err(UndoError::Mismatch { record: rec_shown });
     }
-    dest.commit().map_err(io_err(to))?;
+    staged.commit().map_err(io_err(to))?;
     Ok(header)
 }

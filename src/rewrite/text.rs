@@ -6,51 +6,9 @@
 
 use std::io::{self, Read};
 
-use sha2::{Digest, Sha256};
-
+use super::pipe::CHUNK;
 use super::refs::{MAX_PATH, Rewriter, Stats};
 use super::rollback::Out;
-
-const CHUNK: usize = 1 << 20;
-
-/// A reader that hashes and counts what it reads (the rollback record
-/// names the input by its SHA-256).
-pub struct Hashing<R> {
-    inner: R,
-    sha: Sha256,
-    pub size: u64,
-    /// The file read, for the test hook that fails a read.
-    path: std::path::PathBuf,
-}
-
-impl<R: Read> Hashing<R> {
-    pub fn new(inner: R, path: &std::path::Path) -> Self {
-        Self {
-            inner,
-            sha: Sha256::new(),
-            size: 0,
-            path: path.to_path_buf(),
-        }
-    }
-
-    pub fn sha256(self) -> String {
-        self.sha
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
-    }
-}
-
-impl<R: Read> Read for Hashing<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        crate::faults::read_error(&self.path, self.size, n as u64)?;
-        self.sha.update(&buf[..n]);
-        self.size += n as u64;
-        Ok(n)
-    }
-}
 
 /// Reads into `buf` until it holds `want` more bytes or the input ends;
 /// whether it ended.
