@@ -15,11 +15,13 @@ use crate::cli::{Cli, Command};
 use crate::commands;
 use crate::error::{Error, Result};
 use crate::report::{
-    GcDoc, MigrateDoc, PlanDoc, RewriteDoc, StatusDoc, UndoDoc, VerifyDoc, gc_text, migrate_text,
-    plan_text, rewrite_text, status_text, undo_text, verify_text,
+    GcDoc, MigrateDoc, OffloadDoc, PlanDoc, RestoreDoc, RewriteDoc, StatusDoc, UndoDoc, VerifyDoc,
+    gc_text, migrate_text, offload_text, plan_text, restore_text, rewrite_text, status_text,
+    undo_text, verify_text,
 };
 use crate::settings::{
-    GcSettings, MigrateSettings, RewriteSettings, RunSettings, StatusSettings, VerifySettings,
+    GcSettings, MigrateSettings, OffloadSettings, RestoreSettings, RewriteSettings, RunSettings,
+    StatusSettings, VerifySettings,
 };
 use crate::{priority, ui};
 
@@ -61,6 +63,8 @@ enum Resolved {
     Verify(VerifySettings),
     Gc(GcSettings),
     Rewrite(RewriteSettings),
+    Offload(OffloadSettings),
+    Restore(RestoreSettings),
 }
 
 /// Checks the flags of the command `cli` names.
@@ -79,6 +83,8 @@ fn resolve(cli: &Cli) -> Result<Resolved> {
         Command::Verify(args) => Resolved::Verify(VerifySettings::from_args(args)?),
         Command::Gc(args) => Resolved::Gc(GcSettings::from_args(args)?),
         Command::Rewrite(args) => Resolved::Rewrite(RewriteSettings::from_args(args)?),
+        Command::Offload(args) => Resolved::Offload(OffloadSettings::from_args(args)?),
+        Command::Restore(args) => Resolved::Restore(RestoreSettings::from_args(args)?),
     })
 }
 
@@ -139,6 +145,20 @@ fn dispatch(runtime: &tokio::runtime::Runtime, command: &Resolved) -> Result<Exi
             let done = commands::rewrite::run(map, bases, jobs, *reverse, *include_guid, *dry_run)?;
             let doc = RewriteDoc::new(&done);
             print(*json, &doc, rewrite_text)?;
+            Ok(Exit::of(doc.is_clean()))
+        }
+        Resolved::Offload(settings) => {
+            let progress = ui::progress(!settings.json, std::time::Duration::from_secs(10));
+            let done = runtime.block_on(commands::offload::run(settings, &progress))?;
+            let doc = OffloadDoc::new(&done, settings);
+            print(settings.json, &doc, offload_text)?;
+            Ok(Exit::of(doc.is_clean()))
+        }
+        Resolved::Restore(settings) => {
+            let progress = ui::progress(!settings.json, std::time::Duration::from_secs(10));
+            let done = runtime.block_on(commands::restore::run(settings, &progress))?;
+            let doc = RestoreDoc::new(&done);
+            print(settings.json, &doc, restore_text)?;
             Ok(Exit::of(doc.is_clean()))
         }
         Resolved::Rewrite(RewriteSettings::Undo {

@@ -53,6 +53,94 @@ pub enum Command {
     /// reference to a migrated file in database dumps (mysqldump, pg_dump)
     /// and content files, in any encoding, with a record to undo it.
     Rewrite(RewriteArgs),
+
+    /// Free the server's disk: move to a quarantine (or delete) each file
+    /// whose object is proven in the bucket now, unchanged since its upload.
+    Offload(OffloadArgs),
+
+    /// Put offloaded files back, from the quarantine or from the bucket,
+    /// each checked against the journal's SHA-256.
+    Restore(RestoreArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("how").required(true).args(["quarantine", "delete"]))]
+pub struct OffloadArgs {
+    /// The migrated directory.
+    #[arg(value_name = "SOURCE_DIR")]
+    pub source: PathBuf,
+
+    /// Where it was migrated: s3://BUCKET or s3://BUCKET/PREFIX.
+    #[arg(value_name = "s3://BUCKET[/PREFIX]")]
+    pub destination: String,
+
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+
+    /// The migration's state directory (its journal says what is verified).
+    #[arg(long, value_name = "DIR", default_value = ".mediashift")]
+    pub state: PathBuf,
+
+    /// Move each file here, under its relative path (outside SOURCE_DIR;
+    /// `restore --quarantine` brings them back).
+    #[arg(long, value_name = "DIR")]
+    pub quarantine: Option<PathBuf>,
+
+    /// Delete each file (`restore --from` downloads it back).
+    #[arg(long)]
+    pub delete: bool,
+
+    /// Also re-hash each file and download and hash each object.
+    #[arg(long)]
+    pub deep: bool,
+
+    /// List what would be offloaded and what kept; touch nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Requests in flight at once.
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    pub concurrency: usize,
+
+    /// Print one JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("source_of_bytes").required(true).args(["quarantine", "from"]))]
+pub struct RestoreArgs {
+    /// The migrated directory the files go back to.
+    #[arg(value_name = "SOURCE_DIR")]
+    pub source: PathBuf,
+
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+
+    /// The migration's state directory.
+    #[arg(long, value_name = "DIR", default_value = ".mediashift")]
+    pub state: PathBuf,
+
+    /// The quarantine `offload --quarantine` moved the files to.
+    #[arg(long, value_name = "DIR")]
+    pub quarantine: Option<PathBuf>,
+
+    /// Download them from where they were migrated: s3://BUCKET[/PREFIX].
+    #[arg(long, value_name = "s3://BUCKET[/PREFIX]")]
+    pub from: Option<String>,
+
+    /// Only files whose relative path matches (repeatable; `*` stays
+    /// within a directory, `**` crosses them).
+    #[arg(long = "only", value_name = "GLOB")]
+    pub only: Vec<String>,
+
+    /// Downloads in flight at once (with --from).
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub concurrency: usize,
+
+    /// Print one JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

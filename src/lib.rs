@@ -27,6 +27,7 @@ mod faults;
 mod journal;
 mod limits;
 mod maps;
+mod offload;
 mod plan;
 mod priority;
 mod progress;

@@ -37,13 +37,16 @@ pub struct Selector {
 }
 
 #[derive(Debug, Clone)]
-struct Rules {
+pub struct Rules {
     by_name: GlobSet,
     by_path: GlobSet,
 }
 
 impl Rules {
-    fn new(flag: &'static str, patterns: &[String]) -> Result<Self, PatternError> {
+    /// Patterns as `--include` takes them (`flag` names them in errors):
+    /// one without `/` matches a file's name, one with `/` its relative
+    /// path; `*` stays within a directory, `**` crosses them.
+    pub fn new(flag: &'static str, patterns: &[String]) -> Result<Self, PatternError> {
         let mut by_name = GlobSetBuilder::new();
         let mut by_path = GlobSetBuilder::new();
         for pattern in patterns {
@@ -85,7 +88,7 @@ impl Rules {
         })
     }
 
-    fn matches(&self, rel_path: &str) -> bool {
+    pub fn matches(&self, rel_path: &str) -> bool {
         let name = rel_path.rsplit('/').next().unwrap_or(rel_path);
         self.by_name.is_match(name) || self.by_path.is_match(rel_path)
     }

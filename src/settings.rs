@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use crate::checksum::Algorithm;
 use crate::cli::{
-    ChecksumArg, ConnectionArgs, GcArgs, KeyLayoutArg, MigrateArgs, RewriteArgs, RunArgs,
-    StatusArgs, VerifyArgs,
+    ChecksumArg, ConnectionArgs, GcArgs, KeyLayoutArg, MigrateArgs, OffloadArgs, RestoreArgs,
+    RewriteArgs, RunArgs, StatusArgs, VerifyArgs,
 };
 use crate::limits::{MAX_PART_SIZE, MAX_PUT_SIZE, MIN_PART_SIZE};
 use crate::plan::{KeyLayout, PlanRules, Prices};
@@ -686,6 +686,136 @@ impl GcSettings {
             state_dir: resolved("--state", &args.state)?,
             all: args.all,
             dry_run: args.dry_run,
+            json: args.json,
+        })
+    }
+}
+
+/// Where `offload` puts a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OffloadTo {
+    /// Moved under this directory, at its relative path.
+    Quarantine(PathBuf),
+    Delete,
+}
+
+/// Everything `offload` needs.
+#[derive(Debug, Clone)]
+pub struct OffloadSettings {
+    pub source: PathBuf,
+    pub destination: Destination,
+    pub connection: ConnectionSettings,
+    pub state_dir: PathBuf,
+    pub to: OffloadTo,
+    pub deep: bool,
+    pub dry_run: bool,
+    pub concurrency: usize,
+    pub json: bool,
+}
+
+/// A quarantine must not be inside SOURCE_DIR (moved files would still be
+/// on the same tree, and a later migrate would see them) nor hold it.
+fn quarantine_flag(flag: &str, p: &Path, source: &Path) -> Result<PathBuf, SettingsError> {
+    let q = resolved(flag, p)?;
+    if q.starts_with(source) || source.starts_with(&q) {
+        return Err(bad(format!(
+            "{flag} {}: the quarantine must be outside SOURCE_DIR {} (and not hold it): give another directory",
+            p.display(),
+            source.display()
+        )));
+    }
+    if q.exists() && !q.is_dir() {
+        return Err(bad(format!("{flag} {}: not a directory", p.display())));
+    }
+    Ok(q)
+}
+
+fn concurrency_flag(n: usize) -> Result<usize, SettingsError> {
+    if n == 0 || n > 1024 {
+        return Err(bad("--concurrency must be between 1 and 1024"));
+    }
+    Ok(n)
+}
+
+impl OffloadSettings {
+    pub fn from_args(args: &OffloadArgs) -> Result<Self, SettingsError> {
+        let source = resolve_source(&args.source)?;
+        let to = match (&args.quarantine, args.delete) {
+            (Some(q), false) => OffloadTo::Quarantine(quarantine_flag("--quarantine", q, &source)?),
+            (None, true) => OffloadTo::Delete,
+            _ => return Err(bad("give one of --quarantine DIR or --delete")),
+        };
+        let concurrency = concurrency_flag(args.concurrency)?;
+        let mut connection = connection(&args.connection)?;
+        connection.ceiling = concurrency;
+        Ok(Self {
+            source,
+            destination: args.destination.parse().map_err(|e| bad(format!("{e}")))?,
+            connection,
+            state_dir: resolved("--state", &args.state)?,
+            to,
+            deep: args.deep,
+            dry_run: args.dry_run,
+            concurrency,
+            json: args.json,
+        })
+    }
+}
+
+/// Where `restore` takes the bytes from.
+#[derive(Debug, Clone)]
+pub enum RestoreFrom {
+    Quarantine(PathBuf),
+    Bucket {
+        destination: Destination,
+        connection: ConnectionSettings,
+    },
+}
+
+/// Everything `restore` needs.
+#[derive(Debug, Clone)]
+pub struct RestoreSettings {
+    pub source: PathBuf,
+    pub state_dir: PathBuf,
+    pub from: RestoreFrom,
+    pub only: Option<crate::select::Rules>,
+    pub concurrency: usize,
+    pub json: bool,
+}
+
+impl RestoreSettings {
+    pub fn from_args(args: &RestoreArgs) -> Result<Self, SettingsError> {
+        let source = resolve_source(&args.source)?;
+        let concurrency = concurrency_flag(args.concurrency)?;
+        let from = match (&args.quarantine, &args.from) {
+            (Some(q), None) => {
+                RestoreFrom::Quarantine(quarantine_flag("--quarantine", q, &source)?)
+            }
+            (None, Some(d)) => {
+                let mut connection = connection(&args.connection)?;
+                connection.ceiling = concurrency;
+                RestoreFrom::Bucket {
+                    destination: d.parse().map_err(|e| bad(format!("--from: {e}")))?,
+                    connection,
+                }
+            }
+            _ => {
+                return Err(bad(
+                    "give one of --quarantine DIR or --from s3://BUCKET[/PREFIX]",
+                ));
+            }
+        };
+        let only = if args.only.is_empty() {
+            None
+        } else {
+            Some(crate::select::Rules::new("--only", &args.only).map_err(|e| bad(e.to_string()))?)
+        };
+        Ok(Self {
+            source,
+            state_dir: resolved("--state", &args.state)?,
+            from,
+            only,
+            concurrency,
             json: args.json,
         })
     }

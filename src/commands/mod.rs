@@ -3,7 +3,9 @@
 
 pub mod gc;
 pub mod migrate;
+pub mod offload;
 pub mod plan;
+pub mod restore;
 pub mod rewrite;
 pub mod status;
 pub mod verify;

@@ -3,7 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::journal::{FailedFile, Identity, InFlight, JournalError, Reader, StateCount};
+use crate::journal::{
+    FailedFile, Identity, InFlight, JournalError, OffloadCount, Reader, StateCount,
+};
 
 /// What the journal says.
 #[derive(Debug)]
@@ -14,6 +16,8 @@ pub struct Status {
     pub counts: Vec<StateCount>,
     pub in_flight: Vec<InFlight>,
     pub failures: Vec<FailedFile>,
+    /// Files `offload` took out of SOURCE_DIR.
+    pub offloaded: OffloadCount,
 }
 
 pub fn run(state_dir: &Path) -> Result<Status, JournalError> {
@@ -24,5 +28,6 @@ pub fn run(state_dir: &Path) -> Result<Status, JournalError> {
         counts: r.counts()?,
         in_flight: r.in_flight()?,
         failures: r.failures()?,
+        offloaded: r.offloaded()?,
     })
 }

@@ -6,14 +6,16 @@
 //! that no file maps to are reported as unexpected.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
 use std::sync::Arc;
 
 use serde::Serialize;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use crate::digest::Digests;
 use crate::error::{Error, Result};
-use crate::journal::{JournalError, Reader, VerifiedObject};
+use crate::journal::{Identity, JournalError, Reader, VerifiedObject};
 use crate::progress::Progress;
 use crate::settings::VerifySettings;
 use crate::store::{BodyChecksum, ObjectStore, S3, StoreError};
@@ -72,18 +74,12 @@ impl Checked {
 
 pub async fn run(settings: &VerifySettings, progress: &Progress) -> Result<Checked> {
     let journal = Reader::open(&settings.state_dir)?;
-    let identity = journal.identity();
-    let source = settings.source.display().to_string();
-    let destination = settings.destination.to_string();
-    if identity.source != source || identity.destination != destination {
-        return Err(JournalError::Other(format!(
-            "the journal in {} is for {} -> {}, not {source} -> {destination}: give the --state of this migration",
-            settings.state_dir.display(),
-            identity.source,
-            identity.destination
-        ))
-        .into());
-    }
+    same_migration(
+        journal.identity(),
+        &settings.state_dir,
+        &settings.source,
+        &settings.destination.to_string(),
+    )?;
     let expected = journal.verified()?;
     let known_keys = journal.keys()?;
     drop(journal);
@@ -154,22 +150,62 @@ pub async fn run(settings: &VerifySettings, progress: &Progress) -> Result<Check
     Ok(doc)
 }
 
-/// The proof of one object now: HeadObject, then with `deep` its bytes.
+/// Refuses a journal of another migration than SOURCE_DIR -> destination.
+pub fn same_migration(
+    identity: &Identity,
+    state_dir: &Path,
+    source: &Path,
+    destination: &str,
+) -> std::result::Result<(), JournalError> {
+    let source = source.display().to_string();
+    if identity.source != source || identity.destination != destination {
+        return Err(JournalError::Other(format!(
+            "the journal in {} is for {} -> {}, not {source} -> {destination}: give the --state of this migration",
+            state_dir.display(),
+            identity.source,
+            identity.destination
+        )));
+    }
+    Ok(())
+}
+
 async fn check(
     store: &S3,
     o: &VerifiedObject,
     deep: bool,
 ) -> std::result::Result<Proof, StoreError> {
+    prove_now(
+        store,
+        &o.key,
+        o.size,
+        o.digests,
+        o.checksum.as_deref(),
+        deep,
+    )
+    .await
+}
+
+/// The proof now that the object `key` holds a file of `size` bytes with
+/// `digests`: HeadObject, then with `deep` its bytes. `checksum` is the
+/// whole checksum that proved it at upload, as the journal records it.
+pub async fn prove_now(
+    store: &S3,
+    key: &str,
+    size: u64,
+    digests: Option<Digests>,
+    checksum: Option<&str>,
+    deep: bool,
+) -> std::result::Result<Proof, StoreError> {
     // The whole checksum that proved it at upload decides where the
     // digests cannot (CRC32C, composite SHA-256).
-    let recorded = o.checksum.as_deref().and_then(BodyChecksum::from_record);
-    let local = Local::file(o.size, o.digests).with_checksum(recorded.as_ref());
-    let head = store.head(&o.key).await?;
+    let recorded = checksum.and_then(BodyChecksum::from_record);
+    let local = Local::file(size, digests).with_checksum(recorded.as_ref());
+    let head = store.head(key).await?;
     let proof = verify::prove(head.as_ref(), &local);
     if !deep || matches!(proof, Proof::Different { .. } | Proof::Missing) {
         return Ok(proof);
     }
-    Ok(match store.read_sha256(&o.key).await? {
+    Ok(match store.read_sha256(key).await? {
         None => Proof::Missing,
         Some((len, sha)) => verify::prove_download(len, sha, &local),
     })

@@ -9,7 +9,7 @@ use std::time::Duration;
 use rusqlite::Connection;
 
 use super::read;
-use super::records::{FileRow, Identity, JournalError, UploadRow};
+use super::records::{FileRow, Identity, JournalError, OffloadRow, UploadRow};
 use super::schema;
 use super::writer::{Recorder, Writer};
 
@@ -34,8 +34,26 @@ impl Journal {
         })
     }
 
+    /// Opens and locks the journal that must already be in `dir`, with the
+    /// identity of its migration (for commands that act on its files).
+    pub fn open_existing(dir: &Path) -> Result<(Self, Identity), JournalError> {
+        let (path, conn, lock, identity) = schema::open_existing_locked(dir)?;
+        let journal = Self {
+            path,
+            conn,
+            _lock: lock,
+            writer: None,
+        };
+        Ok((journal, identity))
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Files `offload` took out of SOURCE_DIR or is taking, by path.
+    pub fn offloads(&self) -> Result<HashMap<String, OffloadRow>, JournalError> {
+        read::offloads(&self.conn, &self.path)
     }
 
     /// All file rows in path order (byte order, as the walk sorts).
@@ -344,5 +362,63 @@ mod tests {
         drop(r);
         let j = Journal::open(dir.path(), &identity()).unwrap();
         assert_eq!(j.files().unwrap()[0].checksum, None);
+    }
+
+    #[test]
+    fn offloads_go_from_intent_to_done_and_restore_forgets_them() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut j = Journal::open(dir.path(), &identity()).unwrap();
+            let rec = j.recorder().unwrap();
+            rec.record(Record::File(row("a.jpg", "p/a.jpg")));
+            rec.record(Record::File(row("b.jpg", "p/b.jpg")));
+            j.close().unwrap();
+        }
+        // Only an existing journal opens this way, with its identity.
+        assert!(matches!(
+            Journal::open_existing(&dir.path().join("none")),
+            Err(JournalError::Missing { .. })
+        ));
+        let (mut j, id) = Journal::open_existing(dir.path()).unwrap();
+        assert_eq!(id, identity());
+        let rec = j.recorder().unwrap();
+        let offload = |path: &str| OffloadRow {
+            path: path.into(),
+            done: false,
+            place: Some(format!("/q/{path}")),
+            size: 3,
+            mtime_ns: 7,
+            mode: 0o644,
+            uid: 1,
+            gid: 2,
+            at: 0,
+        };
+        rec.record(Record::OffloadStarted(offload("a.jpg")));
+        rec.record(Record::OffloadStarted(offload("b.jpg")));
+        j.flush().unwrap();
+        let o = j.offloads().unwrap();
+        assert!(!o["a.jpg"].done && !o["b.jpg"].done);
+        assert_eq!(o["a.jpg"].place.as_deref(), Some("/q/a.jpg"));
+        rec.record(Record::Offloaded {
+            path: "a.jpg".into(),
+        });
+        rec.record(Record::OffloadDropped {
+            path: "b.jpg".into(),
+        });
+        j.flush().unwrap();
+        let o = j.offloads().unwrap();
+        assert!(o["a.jpg"].done);
+        assert!(!o.contains_key("b.jpg"));
+        let r = Reader::open(dir.path()).unwrap();
+        assert_eq!(r.offloaded().unwrap().files, 1);
+        assert_eq!(r.offloaded().unwrap().bytes, 3);
+        drop(r);
+        rec.record(Record::Restored {
+            path: "a.jpg".into(),
+            ino: 42,
+        });
+        j.flush().unwrap();
+        assert!(j.offloads().unwrap().is_empty());
+        assert_eq!(j.files().unwrap()[0].ino, 42);
     }
 }

@@ -4,8 +4,9 @@
 //! SQLite (WAL mode) in `--state DIR/journal.sqlite`. It records the run's
 //! identity (source, destination, key layout, checksum), each file (path,
 //! size, mtime, inode, digests once known, key, state), each multipart
-//! upload in progress (upload id, part size) and each acknowledged part
-//! (number, size, checksum, ETag).
+//! upload in progress (upload id, part size), each acknowledged part
+//! (number, size, checksum, ETag), and each file `offload` took out of
+//! SOURCE_DIR (where it went, its mode and owner, for `restore`).
 //!
 //! Durability contract:
 //! - a part is recorded only after the server acknowledged it and its
@@ -31,7 +32,9 @@ mod schema;
 mod writer;
 
 pub use handle::Journal;
-pub use read::{FailedFile, InFlight, Reader, StateCount, VerifiedObject};
-pub use records::{FileRow, FileState, Identity, JournalError, PartRow, Record, UploadRow, now};
+pub use read::{FailedFile, InFlight, OffloadCount, Reader, StateCount, VerifiedObject};
+pub use records::{
+    FileRow, FileState, Identity, JournalError, OffloadRow, PartRow, Record, UploadRow, now,
+};
 pub use schema::exists;
 pub use writer::Recorder;

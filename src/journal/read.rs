@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::Connection;
 use serde::Serialize;
 
-use super::records::{FileRow, FileState, Identity, JournalError, PartRow, UploadRow};
+use super::records::{FileRow, FileState, Identity, JournalError, OffloadRow, PartRow, UploadRow};
 use super::schema;
 use crate::digest::Digests;
 use crate::types::{Crc64Nvme, Sha256Digest, UploadId};
@@ -141,6 +141,43 @@ pub(super) fn uploads(
         }
     }
     Ok(out)
+}
+
+/// Every file `offload` took out of SOURCE_DIR or is taking, by path.
+pub(super) fn offloads(
+    conn: &Connection,
+    path: &Path,
+) -> Result<HashMap<String, OffloadRow>, JournalError> {
+    if !schema::has_table(conn, "offloads").map_err(JournalError::sql(path))? {
+        return Ok(HashMap::new());
+    }
+    let rows = query_all(
+        conn,
+        path,
+        "SELECT path, state, place, size, mtime_ns, mode, uid, gid, at FROM offloads",
+        [],
+        |r| {
+            Ok(OffloadRow {
+                path: r.get(0)?,
+                done: r.get::<_, String>(1)? == "done",
+                place: r.get(2)?,
+                size: r.get::<_, i64>(3)? as u64,
+                mtime_ns: r.get(4)?,
+                mode: r.get(5)?,
+                uid: r.get(6)?,
+                gid: r.get(7)?,
+                at: r.get(8)?,
+            })
+        },
+    )?;
+    Ok(rows.into_iter().map(|o| (o.path.clone(), o)).collect())
+}
+
+/// Files `offload` took out of SOURCE_DIR, and their bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct OffloadCount {
+    pub files: u64,
+    pub bytes: u64,
 }
 
 /// Files and bytes in one state.
@@ -307,6 +344,17 @@ impl Reader {
                 })
             },
         )
+    }
+
+    /// Files offloaded (moved to a quarantine or deleted) and their bytes.
+    pub fn offloaded(&self) -> Result<OffloadCount, JournalError> {
+        let done = offloads(&self.conn, &self.path)?
+            .into_values()
+            .filter(|o| o.done);
+        Ok(done.fold(OffloadCount::default(), |c, o| OffloadCount {
+            files: c.files + 1,
+            bytes: c.bytes + o.size,
+        }))
     }
 
     /// Every key any file of the migration maps to.

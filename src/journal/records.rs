@@ -174,6 +174,24 @@ pub struct UploadRow {
     pub parts: Vec<PartRow>,
 }
 
+/// A file `offload` took out of SOURCE_DIR, or is taking (`done` false:
+/// the intent was recorded before the move, so a rerun after a crash knows
+/// whose move it was).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OffloadRow {
+    pub path: String,
+    pub done: bool,
+    /// The quarantine copy; `None` when the file was deleted.
+    pub place: Option<String>,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// When it was recorded (seconds since the epoch).
+    pub at: i64,
+}
+
 /// Something to write.
 #[derive(Debug, Clone)]
 pub enum Record {
@@ -200,6 +218,21 @@ pub enum Record {
     /// The upload completed or was abandoned: forget it and its parts.
     UploadEnded {
         upload_id: UploadId,
+    },
+    /// `offload` is about to move or delete this file.
+    OffloadStarted(OffloadRow),
+    /// ...and did.
+    Offloaded {
+        path: String,
+    },
+    /// ...and did not: the file stays where it is.
+    OffloadDropped {
+        path: String,
+    },
+    /// `restore` put the file back (as inode `ino`).
+    Restored {
+        path: String,
+        ino: u64,
     },
 }
 

@@ -61,6 +61,17 @@ CREATE TABLE IF NOT EXISTS parts (
     etag TEXT NOT NULL,
     PRIMARY KEY (upload_id, number)
 );
+CREATE TABLE IF NOT EXISTS offloads (
+    path TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    place TEXT,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    mode INTEGER NOT NULL,
+    uid INTEGER NOT NULL,
+    gid INTEGER NOT NULL,
+    at INTEGER NOT NULL
+);
 ";
 
 pub(super) fn open_conn(path: &Path) -> Result<Connection, JournalError> {
@@ -152,6 +163,31 @@ pub(super) fn open_locked(
     Ok((path, conn, lock))
 }
 
+/// Opens and locks the journal that must already be in `dir` (for
+/// `offload` and `restore`, which act on a migration's files): its path, a
+/// connection, the lock, and the migration's identity.
+pub(super) fn open_existing_locked(
+    dir: &Path,
+) -> Result<(PathBuf, Connection, File, Identity), JournalError> {
+    let path = dir.join(FILE_NAME);
+    if !path.exists() {
+        return Err(JournalError::Missing {
+            dir: dir.display().to_string(),
+        });
+    }
+    let lock = lock(dir)?;
+    let sql = JournalError::sql(&path);
+    let conn = open_conn(&path)?;
+    conn.execute_batch(SCHEMA).map_err(&sql)?;
+    if !has_column(&conn, "files", "checksum").map_err(&sql)? {
+        conn.execute_batch("ALTER TABLE files ADD COLUMN checksum TEXT")
+            .map_err(&sql)?;
+    }
+    let identity = conn.query_row(IDENTITY, [], identity_row).map_err(&sql)?;
+    drop(sql);
+    Ok((path, conn, lock, identity))
+}
+
 /// Writes, syncs and removes a probe file: a state directory that cannot
 /// take writes (a full disk) is found before anything is uploaded.
 fn probe(dir: &Path) -> Result<(), JournalError> {
@@ -178,6 +214,17 @@ pub(super) fn has_column(conn: &Connection, table: &str, column: &str) -> rusqli
         }
     }
     Ok(false)
+}
+
+/// Whether the journal has `table` (a read-only view of a journal made
+/// before it existed has not).
+pub(super) fn has_table(conn: &Connection, table: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+        [table],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n > 0)
 }
 
 /// Opens an existing journal read-only, without the lock (for `status`

@@ -201,6 +201,14 @@ fn apply(conn: &mut Connection, records: &[Record]) -> rusqlite::Result<()> {
             "INSERT OR REPLACE INTO parts (upload_id, number, size, checksum, crc64, etag) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?;
         let mut ended = tx.prepare_cached("DELETE FROM uploads WHERE upload_id = ?1")?;
+        let mut offload = tx.prepare_cached(
+            "INSERT OR REPLACE INTO offloads (path, state, place, size, mtime_ns, mode, uid, gid, at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )?;
+        let mut offloaded =
+            tx.prepare_cached("UPDATE offloads SET state = 'done', at = ?2 WHERE path = ?1")?;
+        let mut unoffload = tx.prepare_cached("DELETE FROM offloads WHERE path = ?1")?;
+        let mut ino = tx.prepare_cached("UPDATE files SET ino = ?2 WHERE path = ?1")?;
         for r in records {
             match r {
                 Record::File(f) => {
@@ -270,6 +278,29 @@ fn apply(conn: &mut Connection, records: &[Record]) -> rusqlite::Result<()> {
                 }
                 Record::UploadEnded { upload_id } => {
                     ended.execute(params![upload_id.0])?;
+                }
+                Record::OffloadStarted(o) => {
+                    offload.execute(params![
+                        o.path,
+                        if o.done { "done" } else { "moving" },
+                        o.place,
+                        o.size as i64,
+                        o.mtime_ns,
+                        o.mode,
+                        o.uid,
+                        o.gid,
+                        now
+                    ])?;
+                }
+                Record::Offloaded { path } => {
+                    offloaded.execute(params![path, now])?;
+                }
+                Record::OffloadDropped { path } => {
+                    unoffload.execute(params![path])?;
+                }
+                Record::Restored { path, ino: i } => {
+                    unoffload.execute(params![path])?;
+                    ino.execute(params![path, *i as i64])?;
                 }
             }
         }

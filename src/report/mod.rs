@@ -6,6 +6,7 @@
 mod format;
 mod gc;
 mod migrate;
+mod offload;
 mod plan;
 mod rewrite;
 mod status;
@@ -13,6 +14,7 @@ mod verify;
 
 pub use gc::{GcDoc, gc_text};
 pub use migrate::{MigrateDoc, migrate_text};
+pub use offload::{OffloadDoc, RestoreDoc, offload_text, restore_text};
 pub use plan::{PlanDoc, plan_text};
 pub use rewrite::{RewriteDoc, UndoDoc, rewrite_text, undo_text};
 pub use status::{StatusDoc, status_text};

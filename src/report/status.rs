@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::format::{amount, thousands};
 use crate::commands::status::Status;
-use crate::journal::{FailedFile, FileState, Identity, InFlight};
+use crate::journal::{FailedFile, FileState, Identity, InFlight, OffloadCount};
 use crate::types::ByteSize;
 
 #[derive(Debug, Serialize, Default)]
@@ -29,6 +29,8 @@ pub struct StatusDoc<'a> {
     pub bytes_remaining: u64,
     pub uploads_in_flight: &'a [InFlight],
     pub failures: &'a [FailedFile],
+    /// Files offloaded from SOURCE_DIR (moved to a quarantine or deleted).
+    pub offloaded: OffloadCount,
 }
 
 impl<'a> StatusDoc<'a> {
@@ -62,6 +64,7 @@ impl<'a> StatusDoc<'a> {
             files,
             uploads_in_flight: &s.in_flight,
             failures: &s.failures,
+            offloaded: s.offloaded,
         }
     }
 
@@ -92,6 +95,14 @@ pub fn status_text(d: &StatusDoc<'_>) -> String {
         ByteSize(d.bytes_done),
         ByteSize(d.bytes_remaining)
     );
+    if d.offloaded.files > 0 {
+        let _ = writeln!(
+            o,
+            "  {:<12}{}  (no longer in SOURCE_DIR)",
+            "offloaded",
+            amount(d.offloaded.files, d.offloaded.bytes)
+        );
+    }
     if !d.uploads_in_flight.is_empty() {
         let _ = writeln!(
             o,

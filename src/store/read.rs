@@ -47,6 +47,17 @@ impl S3 {
     /// Downloads an object and hashes it as it streams: (size, SHA-256),
     /// or `None` when there is no such object.
     pub async fn read_sha256(&self, key: &str) -> Result<Option<(u64, Sha256Digest)>, StoreError> {
+        self.download(key, |_| Ok(())).await
+    }
+
+    /// Downloads an object, handing each piece to `sink` as it arrives,
+    /// and hashes it: (size, SHA-256), or `None` when there is no such
+    /// object. An error from `sink` ends the download.
+    pub async fn download(
+        &self,
+        key: &str,
+        mut sink: impl FnMut(&[u8]) -> std::io::Result<()>,
+    ) -> Result<Option<(u64, Sha256Digest)>, StoreError> {
         let operation = format!("GetObject {key}");
         let out = match self
             .call(0, || {
@@ -71,6 +82,13 @@ impl S3 {
         })? {
             sha.update(&chunk);
             len += chunk.len() as u64;
+            sink(&chunk).map_err(|e| {
+                StoreError::new(
+                    ErrorKind::Fatal,
+                    &operation,
+                    format!("{operation}: writing what arrived: {e}"),
+                )
+            })?;
         }
         Ok(Some((len, Sha256Digest(sha.finalize().into()))))
     }
