@@ -65,6 +65,8 @@ enum Resolved {
     Rewrite(RewriteSettings),
     Offload(OffloadSettings),
     Restore(RestoreSettings),
+    Completions(crate::cli::Shell),
+    Man(Option<String>),
 }
 
 /// Checks the flags of the command `cli` names.
@@ -85,6 +87,8 @@ fn resolve(cli: &Cli) -> Result<Resolved> {
         Command::Rewrite(args) => Resolved::Rewrite(RewriteSettings::from_args(args)?),
         Command::Offload(args) => Resolved::Offload(OffloadSettings::from_args(args)?),
         Command::Restore(args) => Resolved::Restore(RestoreSettings::from_args(args)?),
+        Command::Completions { shell } => Resolved::Completions(*shell),
+        Command::Man { command } => Resolved::Man(command.clone()),
     })
 }
 
@@ -160,6 +164,23 @@ fn dispatch(runtime: &tokio::runtime::Runtime, command: &Resolved) -> Result<Exi
             let doc = RestoreDoc::new(&done);
             print(settings.json, &doc, restore_text)?;
             Ok(Exit::of(doc.is_clean()))
+        }
+        Resolved::Completions(shell) => {
+            let mut out = std::io::stdout().lock();
+            crate::cli::completions(*shell, &mut out);
+            out.flush().map_err(Error::Output)?;
+            Ok(Exit::Clean)
+        }
+        Resolved::Man(command) => {
+            let mut out = std::io::stdout().lock();
+            if !crate::cli::man(command.as_deref(), &mut out).map_err(Error::Output)? {
+                return Err(Error::Settings(crate::settings::SettingsError(format!(
+                    "mediashift man {}: no such command (see mediashift --help)",
+                    command.as_deref().unwrap_or_default()
+                ))));
+            }
+            out.flush().map_err(Error::Output)?;
+            Ok(Exit::Clean)
         }
         Resolved::Rewrite(RewriteSettings::Undo {
             record,

@@ -61,6 +61,48 @@ pub enum Command {
     /// Put offloaded files back, from the quarantine or from the bucket,
     /// each checked against the journal's SHA-256.
     Restore(RestoreArgs),
+
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        #[arg(value_name = "SHELL")]
+        shell: Shell,
+    },
+
+    /// Print the man page (roff): `mediashift man > mediashift.1`, and one
+    /// per command: `mediashift man migrate > mediashift-migrate.1`.
+    Man {
+        #[arg(value_name = "COMMAND")]
+        command: Option<String>,
+    },
+}
+
+/// A shell `completions` writes for.
+pub type Shell = clap_complete::Shell;
+
+/// Writes the completion script for `shell` to `out`.
+pub fn completions(shell: Shell, out: &mut dyn std::io::Write) {
+    use clap::CommandFactory as _;
+    clap_complete::generate(shell, &mut Cli::command(), "mediashift", out);
+}
+
+/// Writes the man page of mediashift, or of one of its commands, to
+/// `out`; `Ok(false)` when there is no such command.
+pub fn man(command: Option<&str>, out: &mut dyn std::io::Write) -> std::io::Result<bool> {
+    use clap::CommandFactory as _;
+    let cmd = Cli::command();
+    let page = match command {
+        None => cmd,
+        Some(name) => match cmd.find_subcommand(name) {
+            Some(sub) => {
+                // Once per process: clap takes a static name.
+                let full: &'static str = Box::leak(format!("mediashift-{name}").into_boxed_str());
+                sub.clone().name(full).bin_name(full)
+            }
+            None => return Ok(false),
+        },
+    };
+    clap_mangen::Man::new(page).render(out)?;
+    Ok(true)
 }
 
 #[derive(Debug, Args)]
@@ -95,7 +137,7 @@ pub struct OffloadArgs {
     pub deep: bool,
 
     /// List what would be offloaded and what kept; touch nothing.
-    #[arg(long)]
+    #[arg(long, short = 'n', visible_alias = "dryrun")]
     pub dry_run: bool,
 
     /// Requests in flight at once.
@@ -194,7 +236,7 @@ pub struct RewriteArgs {
     pub include_guid: bool,
 
     /// Only report what would be replaced; write nothing.
-    #[arg(long, alias = "dryrun")]
+    #[arg(long, short = 'n', visible_alias = "dryrun")]
     pub dry_run: bool,
 
     /// Undo a rewrite: give the record, then the rewritten file as INPUT
@@ -223,7 +265,7 @@ pub struct MigrateArgs {
     pub run: RunArgs,
 
     /// Print the plan (exactly what `mediashift plan` prints) and write nothing.
-    #[arg(long)]
+    #[arg(long, short = 'n', visible_alias = "dryrun")]
     pub dry_run: bool,
 
     /// Where the URL maps go (map.csv, map.json, nginx.map, apache.map).
@@ -436,7 +478,7 @@ pub struct GcArgs {
     pub all: bool,
 
     /// List what would be aborted; abort nothing.
-    #[arg(long)]
+    #[arg(long, short = 'n', visible_alias = "dryrun")]
     pub dry_run: bool,
 
     /// Print one JSON document on stdout.

@@ -9,6 +9,7 @@ mod faults;
 mod layout;
 mod migrate;
 mod nginx;
+mod package;
 mod plan;
 mod resume;
 mod rewrite;

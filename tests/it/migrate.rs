@@ -516,6 +516,11 @@ fn dry_run_prints_exactly_the_plan() {
     let text_plan = mediashift(["plan", &src, &url]);
     let text_dry = mediashift(["migrate", &src, &url, "--dry-run"]);
     assert_eq!(text_dry.stdout, text_plan.stdout);
+    // The AWS CLI's spelling and rclone's short flag mean the same.
+    for spelling in ["--dryrun", "-n"] {
+        let other = mediashift(["migrate", &src, &url, spelling]);
+        assert_eq!(other.stdout, text_plan.stdout, "{spelling}");
+    }
     assert!(t.objects().is_empty(), "a dry run writes nothing");
     assert_eq!(
         std::fs::read_dir(maps.path()).unwrap().count(),
