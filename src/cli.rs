@@ -302,6 +302,28 @@ pub struct MigrateArgs {
     #[arg(long, value_name = "VALUE", help_heading = "Object settings")]
     pub cache_control: Option<String>,
 
+    /// User metadata stored with each object (repeatable), as
+    /// x-amz-meta-KEY. `sha256` and `source-path` are mediashift's own.
+    #[arg(
+        long = "metadata",
+        value_name = "KEY=VALUE",
+        help_heading = "Object settings"
+    )]
+    pub metadata: Vec<String>,
+
+    /// Content-Disposition header stored with each object (e.g. inline).
+    #[arg(long, value_name = "VALUE", help_heading = "Object settings")]
+    pub content_disposition: Option<String>,
+
+    /// Content-Type for files with this extension, instead of the one
+    /// guessed from it (repeatable), e.g. --content-type heic=image/heif.
+    #[arg(
+        long = "content-type",
+        value_name = "EXT=TYPE",
+        help_heading = "Object settings"
+    )]
+    pub content_types: Vec<String>,
+
     /// Storage class, e.g. STANDARD, STANDARD_IA, INTELLIGENT_TIERING.
     #[arg(long, value_name = "CLASS", help_heading = "Object settings")]
     pub storage_class: Option<String>,

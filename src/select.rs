@@ -146,6 +146,32 @@ pub fn is_media(rel_path: &str) -> bool {
 }
 
 /// The Content-Type to store for a file, from its extension.
+/// Content types by extension that the user set (`--content-type
+/// EXT=TYPE`), over the guess from the extension.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContentTypes {
+    by_ext: std::collections::HashMap<String, String>,
+}
+
+impl ContentTypes {
+    /// `ext` is matched without its dot, in any case.
+    pub fn set(&mut self, ext: &str, content_type: &str) {
+        self.by_ext.insert(
+            ext.trim_start_matches('.').to_ascii_lowercase(),
+            content_type.to_string(),
+        );
+    }
+
+    /// The Content-Type an object for `rel_path` gets.
+    pub fn of(&self, rel_path: &str) -> String {
+        let name = rel_path.rsplit('/').next().unwrap_or(rel_path);
+        name.rsplit_once('.')
+            .and_then(|(_, ext)| self.by_ext.get(&ext.to_ascii_lowercase()))
+            .cloned()
+            .unwrap_or_else(|| content_type(rel_path))
+    }
+}
+
 pub fn content_type(rel_path: &str) -> String {
     mime_guess::from_path(rel_path)
         .first_raw()
@@ -194,7 +220,26 @@ mod tests {
         assert_eq!(content_type("a/B.JPG"), "image/jpeg");
         assert_eq!(content_type("v.mp4"), "video/mp4");
         assert_eq!(content_type("x.avif"), "image/avif");
+        // What shops serve today, each with the type browsers expect.
+        for (name, ty) in [
+            ("a.webp", "image/webp"),
+            ("a.AVIF", "image/avif"),
+            ("a.heic", "image/heic"),
+            ("a.svg", "image/svg+xml"),
+            ("a.mp4", "video/mp4"),
+            ("a.webm", "video/webm"),
+            ("a.MOV", "video/quicktime"),
+        ] {
+            assert_eq!(content_type(name), ty, "{name}");
+        }
         assert_eq!(content_type("x.unknownext"), "application/octet-stream");
+        let mut over = ContentTypes::default();
+        over.set(".HEIC", "image/heif");
+        over.set("bin", "application/x-test");
+        assert_eq!(over.of("a/b.heic"), "image/heif");
+        assert_eq!(over.of("x.bin"), "application/x-test");
+        assert_eq!(over.of("a.jpg"), "image/jpeg");
+        assert_eq!(over.of("heic"), "application/octet-stream");
     }
 
     #[test]

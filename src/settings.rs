@@ -339,6 +339,71 @@ pub struct MigrateSettings {
     pub stop_timeout: Duration,
     /// Lowest CPU and I/O priority.
     pub low_priority: bool,
+    /// Content types the user set by extension.
+    pub content_types: crate::select::ContentTypes,
+}
+
+/// A header value: not empty, no control characters.
+fn header_value(flag: &str, v: &str) -> Result<String, SettingsError> {
+    if v.trim().is_empty() || v.chars().any(char::is_control) {
+        return Err(bad(format!(
+            "{flag} '{}' must be a non-empty header value without control characters",
+            v.escape_debug()
+        )));
+    }
+    Ok(v.to_string())
+}
+
+/// `--metadata KEY=VALUE`s: keys as S3 stores them (lower case, letters,
+/// digits, `-` and `_`), not mediashift's own.
+fn metadata_flags(items: &[String]) -> Result<Vec<(String, String)>, SettingsError> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for item in items {
+        let Some((k, v)) = item.split_once('=') else {
+            return Err(bad(format!("--metadata '{item}' must be KEY=VALUE")));
+        };
+        let key = k.trim().to_ascii_lowercase();
+        if key.is_empty()
+            || !key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(bad(format!(
+                "--metadata '{item}': the key must be letters, digits, '-' or '_'"
+            )));
+        }
+        if key == crate::verify::SHA256_METADATA || key == crate::verify::SOURCE_PATH_METADATA {
+            return Err(bad(format!(
+                "--metadata '{item}': '{key}' is mediashift's own (the file's proof and path); use another key"
+            )));
+        }
+        if out.iter().any(|(k, _)| *k == key) {
+            return Err(bad(format!("--metadata '{key}' is given twice")));
+        }
+        out.push((key, header_value("--metadata", v)?));
+    }
+    Ok(out)
+}
+
+/// `--content-type EXT=TYPE`s.
+fn content_type_flags(items: &[String]) -> Result<crate::select::ContentTypes, SettingsError> {
+    let mut out = crate::select::ContentTypes::default();
+    for item in items {
+        let ok = item.split_once('=').filter(|(ext, ty)| {
+            let ext = ext.trim_start_matches('.');
+            !ext.is_empty()
+                && !ext.contains(['/', '.', ' '])
+                && ty.contains('/')
+                && !ty.chars().any(|c| c.is_control() || c.is_whitespace())
+        });
+        let Some((ext, ty)) = ok else {
+            return Err(bad(format!(
+                "--content-type '{item}' must be EXT=TYPE, e.g. heic=image/heif"
+            )));
+        };
+        out.set(ext, ty);
+    }
+    Ok(out)
 }
 
 const STORAGE_CLASSES: &[&str] = &[
@@ -426,6 +491,12 @@ impl MigrateSettings {
             hash_threads: run.hash_threads,
             options: ObjectOptions {
                 cache_control: args.cache_control.clone(),
+                content_disposition: args
+                    .content_disposition
+                    .as_deref()
+                    .map(|v| header_value("--content-disposition", v))
+                    .transpose()?,
+                metadata: metadata_flags(&args.metadata)?,
                 storage_class: args.storage_class.clone(),
                 acl: args.acl.clone(),
                 sse: args.sse.clone(),
@@ -454,6 +525,7 @@ impl MigrateSettings {
             upload,
             stop_timeout: duration_flag("--stop-timeout", &args.stop_timeout)?,
             low_priority: args.low_priority,
+            content_types: content_type_flags(&args.content_types)?,
         })
     }
 }

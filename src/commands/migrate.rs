@@ -71,7 +71,7 @@ pub async fn run(settings: &MigrateSettings, progress: &Progress, stop: Stop) ->
     drop(rows);
 
     // Uploads an earlier run began: resumed by their job, or spent.
-    let mut jobs = jobs(&planned);
+    let mut jobs = jobs(&planned, &settings.content_types);
     for job in &mut jobs {
         job.resume = uploads.remove(&job.key);
     }
@@ -208,7 +208,7 @@ fn sync_rows(p: &Planned, rows: &[FileRow], rec: &Recorder) {
     }
 }
 
-fn jobs(p: &Planned) -> Vec<Job> {
+fn jobs(p: &Planned, types: &select::ContentTypes) -> Vec<Job> {
     let files = &p.scan.files;
     p.plan
         .keys
@@ -223,7 +223,7 @@ fn jobs(p: &Planned) -> Vec<Job> {
                 object: i as u32,
                 rel: Arc::from(&*f.rel),
                 key: slot.key.to_string(),
-                content_type: select::content_type(&f.rel),
+                content_type: types.of(&f.rel),
                 size: f.size,
                 mtime_ns: f.mtime_ns,
                 digests: p.grouping.digests.get(&slot.canonical).copied(),
@@ -301,7 +301,7 @@ fn map_entries(
                 key: key.to_string(),
                 sha256: d.sha256.to_hex(),
                 size: r.size,
-                content_type: select::content_type(first),
+                content_type: settings.content_types.of(first),
                 duplicate_of: if first == r.path {
                     String::new()
                 } else {

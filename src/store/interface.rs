@@ -169,6 +169,9 @@ pub struct Written {
 #[derive(Debug, Clone, Default)]
 pub struct ObjectOptions {
     pub cache_control: Option<String>,
+    pub content_disposition: Option<String>,
+    /// The user's own metadata (`--metadata`), besides mediashift's.
+    pub metadata: Vec<(String, String)>,
     pub storage_class: Option<String>,
     pub acl: Option<String>,
     /// `AES256` or `aws:kms`.

@@ -99,8 +99,14 @@ macro_rules! with_object {
             r = r.metadata(*k, v);
         }
         let o = $obj.options;
+        for (k, v) in &o.metadata {
+            r = r.metadata(k, v);
+        }
         if let Some(v) = &o.cache_control {
             r = r.cache_control(v);
+        }
+        if let Some(v) = &o.content_disposition {
+            r = r.content_disposition(v);
         }
         if let Some(v) = &o.storage_class {
             r = r.storage_class(StorageClass::from(v.as_str()));

@@ -533,14 +533,32 @@ fn dry_run_prints_exactly_the_plan() {
 fn object_settings_are_stored() {
     let tree = Tree::new();
     tree.file("a.jpg", &bytes(1, 100))
-        .file("v.mp4", &bytes(2, 9 * MIB));
+        .file("v.mp4", &bytes(2, 9 * MIB))
+        .file("p.heic", &bytes(3, 200));
     let t = target("object-settings");
     let maps = tempfile::tempdir().unwrap();
     let mut flags = MULTIPART_FLAGS.to_vec();
-    flags.extend(["--cache-control", "public, max-age=31536000, immutable"]);
+    flags.extend([
+        "--cache-control",
+        "public, max-age=31536000, immutable",
+        "--metadata",
+        "Team=shop-ops",
+        "--metadata",
+        "origin=web1",
+        "--content-disposition",
+        "inline",
+        "--content-type",
+        "heic=image/heif",
+        "--content-type",
+        ".MP4=video/x-test",
+    ]);
     let (out, _) = migrate_in(&tree, &t, maps.path(), &flags, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
-    for key in ["a.jpg", "v.mp4"] {
+    for (key, ty) in [
+        ("a.jpg", "image/jpeg"),
+        ("v.mp4", "video/x-test"),
+        ("p.heic", "image/heif"),
+    ] {
         let head = runtime().block_on(async {
             s3().head_object()
                 .bucket(&t.bucket)
@@ -554,8 +572,35 @@ fn object_settings_are_stored() {
             Some("public, max-age=31536000, immutable"),
             "{key}"
         );
+        assert_eq!(head.content_disposition(), Some("inline"), "{key}");
+        assert_eq!(head.content_type(), Some(ty), "{key}");
         let meta = head.metadata().unwrap();
         assert_eq!(meta.get("source-path").map(String::as_str), Some(key));
+        assert_eq!(meta.get("team").map(String::as_str), Some("shop-ops"));
+        assert_eq!(meta.get("origin").map(String::as_str), Some("web1"));
+    }
+    // The map says what the object says.
+    let map: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(maps.path().join("map.json")).unwrap())
+            .unwrap();
+    let heic = map["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["key"].as_str().is_some_and(|k| k.ends_with("p.heic")))
+        .unwrap();
+    assert_eq!(heic["content_type"], "image/heif");
+    // Bad values are said clearly, naming the flag.
+    for (flag, value, says) in [
+        ("--metadata", "sha256=x", "mediashift's own"),
+        ("--metadata", "novalue", "KEY=VALUE"),
+        ("--content-type", "heic", "EXT=TYPE"),
+        ("--content-disposition", " ", "--content-disposition"),
+    ] {
+        let src = tree.path().display().to_string();
+        let out = mediashift(["plan", &src, &t.url(), flag, value]);
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}");
+        assert!(stderr(&out).contains(says), "{flag} {value}: {}", stderr(&out));
     }
 }
 
