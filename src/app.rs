@@ -72,9 +72,14 @@ enum Resolved {
 /// Checks the flags of the command `cli` names.
 fn resolve(cli: &Cli) -> Result<Resolved> {
     Ok(match &cli.command {
-        Command::Plan(args) => Resolved::Plan(MigrateSettings::from_args(args)?.run),
+        Command::Plan(args) => {
+            let mut run = MigrateSettings::from_args(args)?.run;
+            run.output.quiet = cli.quiet;
+            Resolved::Plan(run)
+        }
         Command::Migrate(args) => {
-            let settings = MigrateSettings::from_args(args)?;
+            let mut settings = MigrateSettings::from_args(args)?;
+            settings.run.output.quiet = cli.quiet;
             if settings.dry_run {
                 Resolved::Plan(settings.run)
             } else {
@@ -82,7 +87,11 @@ fn resolve(cli: &Cli) -> Result<Resolved> {
             }
         }
         Command::Status(args) => Resolved::Status(StatusSettings::from_args(args)?),
-        Command::Verify(args) => Resolved::Verify(VerifySettings::from_args(args)?),
+        Command::Verify(args) => {
+            let mut settings = VerifySettings::from_args(args)?;
+            settings.output.quiet = cli.quiet;
+            Resolved::Verify(settings)
+        }
         Command::Gc(args) => Resolved::Gc(GcSettings::from_args(args)?),
         Command::Rewrite(args) => Resolved::Rewrite(RewriteSettings::from_args(args)?),
         Command::Offload(args) => Resolved::Offload(OffloadSettings::from_args(args)?),
@@ -105,35 +114,36 @@ pub fn run(cli: &Cli) -> Result<Exit> {
         .enable_all()
         .build()
         .map_err(Error::Runtime)?;
-    let exit = dispatch(&runtime, &command);
+    let exit = dispatch(&runtime, &command, cli.quiet);
     // Blocking tasks still running (a walk cut short by a stop) must not
     // hold the process.
     runtime.shutdown_background();
     exit
 }
 
-fn dispatch(runtime: &tokio::runtime::Runtime, command: &Resolved) -> Result<Exit> {
-    match command {
-        Resolved::Plan(settings) => plan(runtime, settings),
-        Resolved::Migrate(settings) => migrate(runtime, settings),
+fn dispatch(runtime: &tokio::runtime::Runtime, command: &Resolved, quiet: bool) -> Result<Exit> {
+    let out = Out { quiet };
+    let exit = match command {
+        Resolved::Plan(settings) => plan(runtime, settings, out),
+        Resolved::Migrate(settings) => migrate(runtime, settings, out),
         Resolved::Status(settings) => {
             let status = commands::status::run(&settings.state_dir)?;
             let doc = StatusDoc::new(&status);
-            print(settings.json, &doc, status_text)?;
+            out.print(settings.json, &doc, status_text)?;
             Ok(Exit::of(doc.is_clean()))
         }
         Resolved::Verify(settings) => {
             let progress =
-                ui::progress(settings.output.progress, settings.output.progress_interval);
+                out.progress(settings.output.progress, settings.output.progress_interval);
             let checked = runtime.block_on(commands::verify::run(settings, &progress))?;
             let doc = VerifyDoc::new(&checked, settings);
-            print(settings.output.json, &doc, verify_text)?;
+            out.print(settings.output.json, &doc, verify_text)?;
             Ok(Exit::of(doc.is_clean()))
         }
         Resolved::Gc(settings) => {
             let collected = runtime.block_on(commands::gc::run(settings))?;
             let doc = GcDoc::new(&collected, settings);
-            print(settings.json, &doc, gc_text)?;
+            out.print(settings.json, &doc, gc_text)?;
             Ok(Exit::of(doc.is_clean()))
         }
         Resolved::Rewrite(RewriteSettings::Rewrite {
@@ -148,38 +158,38 @@ fn dispatch(runtime: &tokio::runtime::Runtime, command: &Resolved) -> Result<Exi
             // Files are streamed on this thread: no runtime needed.
             let done = commands::rewrite::run(map, bases, jobs, *reverse, *include_guid, *dry_run)?;
             let doc = RewriteDoc::new(&done);
-            print(*json, &doc, rewrite_text)?;
+            out.print(*json, &doc, rewrite_text)?;
             Ok(Exit::of(doc.is_clean()))
         }
         Resolved::Offload(settings) => {
-            let progress = ui::progress(!settings.json, std::time::Duration::from_secs(10));
+            let progress = out.progress(!settings.json, std::time::Duration::from_secs(10));
             let done = runtime.block_on(commands::offload::run(settings, &progress))?;
             let doc = OffloadDoc::new(&done, settings);
-            print(settings.json, &doc, offload_text)?;
+            out.print(settings.json, &doc, offload_text)?;
             Ok(Exit::of(doc.is_clean()))
         }
         Resolved::Restore(settings) => {
-            let progress = ui::progress(!settings.json, std::time::Duration::from_secs(10));
+            let progress = out.progress(!settings.json, std::time::Duration::from_secs(10));
             let done = runtime.block_on(commands::restore::run(settings, &progress))?;
             let doc = RestoreDoc::new(&done);
-            print(settings.json, &doc, restore_text)?;
+            out.print(settings.json, &doc, restore_text)?;
             Ok(Exit::of(doc.is_clean()))
         }
         Resolved::Completions(shell) => {
-            let mut out = std::io::stdout().lock();
-            crate::cli::completions(*shell, &mut out);
-            out.flush().map_err(Error::Output)?;
+            let mut stdout = std::io::stdout().lock();
+            crate::cli::completions(*shell, &mut stdout);
+            stdout.flush().map_err(Error::Output)?;
             Ok(Exit::Clean)
         }
         Resolved::Man(command) => {
-            let mut out = std::io::stdout().lock();
-            if !crate::cli::man(command.as_deref(), &mut out).map_err(Error::Output)? {
+            let mut stdout = std::io::stdout().lock();
+            if !crate::cli::man(command.as_deref(), &mut stdout).map_err(Error::Output)? {
                 return Err(Error::Settings(crate::settings::SettingsError(format!(
                     "mediashift man {}: no such command (see mediashift --help)",
                     command.as_deref().unwrap_or_default()
                 ))));
             }
-            out.flush().map_err(Error::Output)?;
+            stdout.flush().map_err(Error::Output)?;
             Ok(Exit::Clean)
         }
         Resolved::Rewrite(RewriteSettings::Undo {
@@ -189,17 +199,23 @@ fn dispatch(runtime: &tokio::runtime::Runtime, command: &Resolved) -> Result<Exi
             json,
         }) => {
             let header = commands::rewrite::undo(record, output, to)?;
-            print(*json, &UndoDoc::new(&header, to), undo_text)?;
+            out.print(*json, &UndoDoc::new(&header, to), undo_text)?;
             Ok(Exit::Clean)
         }
+    };
+    if quiet && matches!(exit, Ok(Exit::Failures)) {
+        eprintln!(
+            "mediashift: finished with failures (exit 1); run it again without -q, or see `mediashift status`, for the list"
+        );
     }
+    exit
 }
 
 /// `plan`, and `migrate --dry-run`, which prints exactly the same.
-fn plan(runtime: &tokio::runtime::Runtime, settings: &RunSettings) -> Result<Exit> {
-    let progress = ui::progress(settings.output.progress, settings.output.progress_interval);
+fn plan(runtime: &tokio::runtime::Runtime, settings: &RunSettings, out: Out) -> Result<Exit> {
+    let progress = out.progress(settings.output.progress, settings.output.progress_interval);
     let planned = runtime.block_on(commands::plan::run(settings, &progress))?;
-    print(
+    out.print(
         settings.output.json,
         &PlanDoc::new(&planned, settings),
         plan_text,
@@ -207,9 +223,13 @@ fn plan(runtime: &tokio::runtime::Runtime, settings: &RunSettings) -> Result<Exi
     Ok(Exit::of(planned.plan.is_clean(&planned.scan.skipped)))
 }
 
-fn migrate(runtime: &tokio::runtime::Runtime, settings: &MigrateSettings) -> Result<Exit> {
+fn migrate(
+    runtime: &tokio::runtime::Runtime,
+    settings: &MigrateSettings,
+    out: Out,
+) -> Result<Exit> {
     let o = &settings.run.output;
-    let progress = ui::progress(o.progress, o.progress_interval);
+    let progress = out.progress(o.progress, o.progress_interval);
     let stop = Stop::with_grace(settings.stop_timeout);
     let migrated = runtime.block_on(async {
         stop.listen();
@@ -224,7 +244,7 @@ fn migrate(runtime: &tokio::runtime::Runtime, settings: &MigrateSettings) -> Res
     };
     let migrated = migrated?;
     let doc = MigrateDoc::new(&migrated, settings);
-    print(settings.run.output.json, &doc, migrate_text)?;
+    out.print(settings.run.output.json, &doc, migrate_text)?;
     if stop.requested() || migrated.interrupted > 0 {
         eprintln!(
             "mediashift: interrupted with {} object(s) left; run the same command again to resume",
@@ -233,6 +253,33 @@ fn migrate(runtime: &tokio::runtime::Runtime, settings: &MigrateSettings) -> Res
         return Ok(Exit::Interrupted);
     }
     Ok(Exit::of(doc.is_clean()))
+}
+
+/// Where the run's output goes: with `-q`, errors only.
+#[derive(Debug, Clone, Copy)]
+struct Out {
+    quiet: bool,
+}
+
+impl Out {
+    /// Progress on stderr, unless turned off or quiet.
+    fn progress(self, enabled: bool, interval: std::time::Duration) -> crate::progress::Progress {
+        ui::progress(enabled && !self.quiet, interval)
+    }
+
+    /// The report on stdout: its JSON when asked for (even with `-q`), its
+    /// text unless quiet.
+    fn print<T: Serialize>(
+        self,
+        json: bool,
+        doc: &T,
+        text: impl FnOnce(&T) -> String,
+    ) -> Result<()> {
+        if self.quiet && !json {
+            return Ok(());
+        }
+        print(json, doc, text)
+    }
 }
 
 /// Writes a document on stdout: one JSON document, or its text.

@@ -33,6 +33,8 @@ fn bad(msg: impl Into<String>) -> SettingsError {
 #[derive(Debug, Clone, Copy)]
 pub struct OutputSettings {
     pub json: bool,
+    /// `-q`: errors only (no progress, no report unless --json).
+    pub quiet: bool,
     pub progress: bool,
     /// How often a status line goes to stderr when it is not a terminal.
     pub progress_interval: Duration,
@@ -278,6 +280,7 @@ impl RunSettings {
             hash_threads,
             output: OutputSettings {
                 json: args.json,
+                quiet: false,
                 progress: !args.no_progress,
                 progress_interval: positive_duration(
                     "--progress-interval",
@@ -730,6 +733,7 @@ impl VerifySettings {
             concurrency: args.concurrency,
             output: OutputSettings {
                 json: args.json,
+                quiet: false,
                 progress: !args.no_progress,
                 progress_interval: Duration::from_secs(10),
             },

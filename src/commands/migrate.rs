@@ -59,7 +59,7 @@ pub async fn run(settings: &MigrateSettings, progress: &Progress, stop: Stop) ->
         source,
     })?;
     let mut journal = Journal::open(&settings.run.state_dir, &identity(settings))?;
-    if !settings.run.output.json {
+    if !settings.run.output.json && !settings.run.output.quiet {
         eprintln!("mediashift: journal {}", journal.path().display());
     }
     let rows = journal.files()?;

@@ -9,7 +9,8 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::support::{
-    Target, Tree, bytes, json as doc, mediashift, mediashift_env, runtime, s3, stderr, target,
+    Target, Tree, bytes, json as doc, mediashift, mediashift_env, runtime, s3, stderr, stdout,
+    target,
 };
 
 const MIB: usize = 1024 * 1024;
@@ -600,7 +601,11 @@ fn object_settings_are_stored() {
         let src = tree.path().display().to_string();
         let out = mediashift(["plan", &src, &t.url(), flag, value]);
         assert_eq!(out.status.code(), Some(2), "{flag} {value}");
-        assert!(stderr(&out).contains(says), "{flag} {value}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(says),
+            "{flag} {value}: {}",
+            stderr(&out)
+        );
     }
 }
 
@@ -647,4 +652,58 @@ fn bodies_are_signed_only_when_asked_on_a_loopback_endpoint() {
             assert!(puts.iter().all(|h| h == "UNSIGNED-PAYLOAD"), "{puts:?}");
         }
     }
+}
+
+/// `-q` for cron and systemd: nothing at all on success; on failure only
+/// errors, on stderr. `--json` still prints the document it was asked for.
+#[test]
+fn quiet_prints_nothing_on_success_and_only_errors_on_failure() {
+    let tree = Tree::new();
+    tree.file("a.jpg", &bytes(1, 3000))
+        .file("b/c.png", &bytes(2, 4000));
+    let t = target("quiet");
+    let state = tempfile::tempdir().unwrap();
+    let run = |extra: &[&str], env: &[(&str, &str)]| {
+        let mut args = vec![
+            "migrate".to_string(),
+            tree.path().display().to_string(),
+            t.url(),
+            "--map-dir".into(),
+            state.path().join("maps").display().to_string(),
+            "--state".into(),
+            state.path().join("state").display().to_string(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        mediashift_env(&args, env)
+    };
+    let out = run(&["-q", "--dry-run"], &[]);
+    assert_eq!(
+        (out.status.code(), stdout(&out), stderr(&out)),
+        (Some(0), String::new(), String::new())
+    );
+    tree.file("d.jpg", &bytes(3, 5000));
+    let out = run(&["-q"], &[("MEDIASHIFT_TEST_READ_ERROR", "d.jpg@0")]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "", "no report with -q");
+    assert!(
+        stderr(&out).contains("finished with failures") && !stderr(&out).contains("journal"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(&["-q"], &[]);
+    assert_eq!(
+        (out.status.code(), stdout(&out), stderr(&out)),
+        (Some(0), String::new(), String::new())
+    );
+    let out = run(&["-q", "--json"], &[]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        doc(&out)["objects_uploaded"],
+        0,
+        "--json is printed even with -q"
+    );
+    assert_eq!(stderr(&out), "");
+    // Without -q the same run talks.
+    let out = run(&[], &[]);
+    assert!(!stdout(&out).is_empty() && stderr(&out).contains("journal"));
 }
