@@ -241,9 +241,14 @@ pub fn init_logging(verbose: u8, quiet: bool) {
     };
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(format!("error,mediashift={level}")));
+    // Colour only for a person at a terminal: never into a log file, a
+    // pipe or the journal, nor when NO_COLOR is set (no-color.org).
+    let colour = io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(LogWriter)
+        .with_ansi(colour)
         .with_target(false);
     if verbose > 0 {
         logs.with_timer(tracing_subscriber::fmt::time::uptime())

@@ -707,3 +707,24 @@ fn quiet_prints_nothing_on_success_and_only_errors_on_failure() {
     let out = run(&[], &[]);
     assert!(!stdout(&out).is_empty() && stderr(&out).contains("journal"));
 }
+
+/// A log written to a file or a pipe (cron, systemd, `2>run.log`) carries
+/// no colour codes.
+#[test]
+fn logs_off_a_terminal_carry_no_colour_codes() {
+    let tree = Tree::new();
+    tree.file("a.jpg", &bytes(1, 3000));
+    let t = target("no-colour");
+    let maps = tempfile::tempdir().unwrap();
+    let (out, _) = migrate_in(
+        &tree,
+        &t,
+        maps.path(),
+        &[],
+        &[("MEDIASHIFT_TEST_READ_ERROR", "a.jpg@0")],
+    );
+    let err = stderr(&out);
+    // The read hook logs a warning: there is a log line to look at.
+    assert!(err.contains("test hook: read error"), "{err}");
+    assert!(!err.contains('\u{1b}'), "escape codes in {err:?}");
+}
