@@ -289,7 +289,9 @@ fn print<T: Serialize>(json: bool, doc: &T, text: impl FnOnce(&T) -> String) -> 
         serde_json::to_writer_pretty(&mut out, doc).map_err(|e| Error::Output(e.into()))?;
         out.write_all(b"\n").map_err(Error::Output)?;
     } else {
-        out.write_all(text(doc).as_bytes()).map_err(Error::Output)?;
+        let text = text(doc);
+        out.write_all(ui::terminal_safe(&text).as_bytes())
+            .map_err(Error::Output)?;
     }
     out.flush().map_err(Error::Output)
 }

@@ -45,4 +45,4 @@ mod verify;
 
 pub use app::{Exit, run};
 pub use error::{Error, Result};
-pub use ui::init_logging;
+pub use ui::{init_logging, terminal_safe};

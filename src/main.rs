@@ -15,7 +15,10 @@ fn main() -> ExitCode {
         Ok(exit) => ExitCode::from(exit.code()),
         Err(err) if err.is_closed_stdout() => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("mediashift: error: {err}");
+            eprintln!(
+                "mediashift: error: {}",
+                mediashift::terminal_safe(&err.to_string())
+            );
             ExitCode::from(2)
         }
     }

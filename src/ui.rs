@@ -122,7 +122,7 @@ impl Lines {
                     if since.elapsed() >= interval {
                         since = Instant::now();
                         if let Some(line) = lines.line() {
-                            let _ = writeln!(io::stderr(), "mediashift: {line}");
+                            let _ = writeln!(io::stderr(), "mediashift: {}", terminal_safe(&line));
                         }
                     }
                 }
@@ -205,7 +205,7 @@ impl Sink for Terminal {
         };
         let bar = self.multi.add(
             bar.with_style(style(template))
-                .with_message(label.to_string()),
+                .with_message(terminal_safe(label).into_owned()),
         );
         bar.enable_steady_tick(Duration::from_millis(120));
         Arc::new(Drawn(bar))
@@ -228,6 +228,26 @@ impl Bar for Drawn {
     }
 }
 
+/// Text for a terminal: control characters other than newline and tab
+/// (an escape sequence in a file name, which would recolour or rewrite the
+/// screen) shown as Rust escapes, `\u{1b}`, as `scan` shows names that are
+/// not UTF-8.
+pub fn terminal_safe(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| c.is_control() && c != '\n' && c != '\t';
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// Sets up log lines on stderr: warnings by default, `-v` debug (with the
 /// seconds since start, to see where a run's time goes), `-vv` trace, `-q`
 /// errors only. RUST_LOG overrides; the SDK's own logs stay at error.
@@ -241,14 +261,13 @@ pub fn init_logging(verbose: u8, quiet: bool) {
     };
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(format!("error,mediashift={level}")));
-    // Colour only for a person at a terminal: never into a log file, a
-    // pipe or the journal, nor when NO_COLOR is set (no-color.org).
-    let colour = io::stderr().is_terminal()
-        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    // Plain text: no colour codes in a log file or the journal, and every
+    // line made terminal-safe (a file name can hold an escape sequence),
+    // which our own colour codes would not survive.
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(LogWriter)
-        .with_ansi(colour)
+        .with_ansi(false)
         .with_target(false);
     if verbose > 0 {
         logs.with_timer(tracing_subscriber::fmt::time::uptime())
@@ -264,9 +283,12 @@ struct LogWriter;
 
 impl Write for LogWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        // A whole line at a time (tracing writes each event at once).
+        let text = String::from_utf8_lossy(buf);
+        let line = terminal_safe(&text);
         match MULTI.get() {
-            Some(m) => m.suspend(|| io::stderr().write_all(buf))?,
-            None => io::stderr().write_all(buf)?,
+            Some(m) => m.suspend(|| io::stderr().write_all(line.as_bytes()))?,
+            None => io::stderr().write_all(line.as_bytes())?,
         }
         Ok(buf.len())
     }
@@ -287,6 +309,19 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_escaped_for_the_terminal() {
+        assert_eq!(terminal_safe("a.jpg\n\tb"), "a.jpg\n\tb");
+        assert_eq!(
+            terminal_safe("red\u{1b}[31m.jpg and \u{7}bell"),
+            "red\\u{1b}[31m.jpg and \\u{7}bell"
+        );
+        assert!(matches!(
+            terminal_safe("plain é"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+    }
 
     #[test]
     fn the_status_line_says_what_is_going_on() {

@@ -728,3 +728,33 @@ fn logs_off_a_terminal_carry_no_colour_codes() {
     assert!(err.contains("test hook: read error"), "{err}");
     assert!(!err.contains('\u{1b}'), "escape codes in {err:?}");
 }
+
+/// A file name holding an escape sequence is printed escaped, in the
+/// report, the log and the failure list alike: it cannot recolour or
+/// rewrite the terminal of whoever reads the output.
+#[test]
+fn an_escape_sequence_in_a_file_name_is_printed_escaped() {
+    let tree = Tree::new();
+    tree.file("evil\u{1b}[31mred.jpg", &bytes(1, 3000))
+        .file("fine.jpg", &bytes(2, 3000));
+    let t = target("escape-name");
+    let maps = tempfile::tempdir().unwrap();
+    let args = vec![
+        "migrate".to_string(),
+        tree.path().display().to_string(),
+        t.url(),
+        "--map-dir".into(),
+        maps.path().display().to_string(),
+        "--state".into(),
+        maps.path().join("state").display().to_string(),
+    ];
+    let out = mediashift_env(&args, &[("MEDIASHIFT_TEST_READ_ERROR", "evil@0")]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    for (what, text) in [("stdout", stdout(&out)), ("stderr", stderr(&out))] {
+        assert!(!text.contains('\u{1b}'), "{what}: {text:?}");
+        assert!(
+            text.contains("evil\\u{1b}[31mred.jpg"),
+            "{what} names the file, escaped: {text}"
+        );
+    }
+}
