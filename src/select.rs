@@ -88,6 +88,23 @@ impl Rules {
         })
     }
 
+    /// Patterns matched against the whole relative path only (`restore
+    /// --only`): `*` stays within a directory, `**` crosses them, so
+    /// `*.jpg` is the top folder's JPEGs and `**/*.jpg` all of them.
+    pub fn paths(flag: &'static str, patterns: &[String]) -> Result<Self, PatternError> {
+        let with_slash: Vec<String> = patterns
+            .iter()
+            .map(|p| {
+                if p.contains('/') || p.trim().is_empty() {
+                    p.clone()
+                } else {
+                    format!("/{p}")
+                }
+            })
+            .collect();
+        Self::new(flag, &with_slash)
+    }
+
     pub fn matches(&self, rel_path: &str) -> bool {
         let name = rel_path.rsplit('/').next().unwrap_or(rel_path);
         self.by_name.is_match(name) || self.by_path.is_match(rel_path)
@@ -233,6 +250,9 @@ mod tests {
             assert_eq!(content_type(name), ty, "{name}");
         }
         assert_eq!(content_type("x.unknownext"), "application/octet-stream");
+        let only = Rules::paths("--only", &["*.jpg".into(), "catalog/**".into()]).unwrap();
+        assert!(only.matches("a.jpg") && only.matches("catalog/x/y.png"));
+        assert!(!only.matches("b/a.jpg"), "* does not cross a folder");
         let mut over = ContentTypes::default();
         over.set(".HEIC", "image/heif");
         over.set("bin", "application/x-test");

@@ -884,7 +884,10 @@ impl RestoreSettings {
         let only = if args.only.is_empty() {
             None
         } else {
-            Some(crate::select::Rules::new("--only", &args.only).map_err(|e| bad(e.to_string()))?)
+            Some(
+                crate::select::Rules::paths("--only", &args.only)
+                    .map_err(|e| bad(e.to_string()))?,
+            )
         };
         Ok(Self {
             source,

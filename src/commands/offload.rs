@@ -137,6 +137,9 @@ pub async fn run(settings: &OffloadSettings, progress: &Progress) -> Result<Offl
         }
     }
 
+    let known: HashSet<&str> = rows.iter().map(|r| r.path.as_str()).collect();
+    doc.kept.extend(strangers(settings, &known));
+
     let store = S3::connect(&settings.connection, &settings.destination.bucket).await?;
     super::plan::report_pace(progress, &store);
     store.check_bucket().await?;
@@ -191,6 +194,38 @@ pub async fn run(settings: &OffloadSettings, progress: &Progress) -> Result<Offl
     Ok(doc)
 }
 
+/// Media files in SOURCE_DIR that the journal does not know (added since
+/// the migration, or never selected): kept, as not migrated. Files that are
+/// not media (`.htaccess`, scripts) are not mediashift's business unless a
+/// migration took them (`--all-files`), and the state directory is skipped.
+fn strangers(settings: &OffloadSettings, known: &HashSet<&str>) -> Vec<Kept> {
+    let root = &settings.source;
+    let mut out = Vec::new();
+    let walk = walkdir::WalkDir::new(root)
+        .follow_links(false)
+        .into_iter()
+        .filter_entry(|e| e.path() != settings.state_dir);
+    for entry in walk.filter_map(std::result::Result::ok) {
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let Ok(rel) = entry.path().strip_prefix(root) else {
+            continue;
+        };
+        let Some(rel) = rel.to_str() else {
+            continue;
+        };
+        if !known.contains(rel) && crate::select::is_media(rel) {
+            out.push(Kept {
+                path: rel.to_string(),
+                reason: Reason::NotMigrated,
+                detail: "the journal does not know it (added since the migration, or not selected): run migrate to take it".into(),
+            });
+        }
+    }
+    out
+}
+
 /// Settles what an interrupted run left half done: the paths now gone
 /// from SOURCE_DIR for good.
 fn recover(
@@ -227,6 +262,9 @@ fn recover(
                 record(Record::Offloaded {
                     path: o.path.clone(),
                 });
+                if rec.is_some() {
+                    offload::remove_empty_parents(&settings.source, &o.path);
+                }
                 doc.recovered += 1;
                 gone.insert(o.path.clone());
             }

@@ -9,6 +9,7 @@ mod faults;
 mod layout;
 mod migrate;
 mod nginx;
+mod offload;
 mod package;
 mod plan;
 mod resume;
