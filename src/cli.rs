@@ -535,6 +535,11 @@ pub struct RunArgs {
     #[arg(long, help_heading = "Selection")]
     pub all_files: bool,
 
+    /// A selection with no file in it is not an error (it is, by default:
+    /// exit 1, as it is most often a wrong path or pattern).
+    #[arg(long, help_heading = "Selection")]
+    pub allow_empty: bool,
+
     /// Take only files matching GLOB (repeatable). A pattern without '/'
     /// matches file names at any depth; with '/', the path from SOURCE_DIR.
     #[arg(long, value_name = "GLOB", help_heading = "Selection")]

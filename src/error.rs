@@ -26,6 +26,10 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "nothing selected in {root}: {detail}; check SOURCE_DIR and the --include/--exclude patterns, or pass --allow-empty"
+    )]
+    NothingSelected { root: String, detail: String },
     #[error("no upload could be aborted: {0}")]
     NothingAborted(String),
     #[error("{what} failed: {source}")]
@@ -47,6 +51,16 @@ pub enum Error {
 }
 
 impl Error {
+    /// The process's exit code for this error: 2 (usage, configuration,
+    /// connection), but 1 for an empty selection, which is a run that
+    /// found nothing to do rather than one that could not start.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::NothingSelected { .. } => 1,
+            _ => 2,
+        }
+    }
+
     /// Whether stdout was closed early (`mediashift plan --json | head`):
     /// not an error of the run, which ends quietly.
     pub fn is_closed_stdout(&self) -> bool {

@@ -19,7 +19,7 @@ fn main() -> ExitCode {
                 "mediashift: error: {}",
                 mediashift::terminal_safe(&err.to_string())
             );
-            ExitCode::from(2)
+            ExitCode::from(err.exit_code())
         }
     }
 }

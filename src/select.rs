@@ -34,6 +34,36 @@ pub struct Selector {
     all_files: bool,
     includes: Option<Rules>,
     excludes: Rules,
+    /// Patterns ending in `/*`, which AWS CLI users take for the whole
+    /// folder: counted where the folder's deeper files go the other way.
+    shallow: std::sync::Arc<Vec<Shallow>>,
+}
+
+/// A `FOLDER/*` pattern, with `FOLDER/**` to count what it leaves.
+#[derive(Debug)]
+struct Shallow {
+    flag: &'static str,
+    pattern: String,
+    deep: Rules,
+    /// Files in the folder's subfolders the pattern does not reach.
+    missed: std::sync::atomic::AtomicU64,
+}
+
+impl Shallow {
+    fn all(flag: &'static str, patterns: &[String]) -> Result<Vec<Self>, PatternError> {
+        patterns
+            .iter()
+            .filter_map(|p| p.strip_suffix("/*").map(|folder| (p, folder)))
+            .map(|(p, folder)| {
+                Ok(Self {
+                    flag,
+                    pattern: p.clone(),
+                    deep: Rules::new(flag, &[format!("{folder}/**")])?,
+                    missed: std::sync::atomic::AtomicU64::new(0),
+                })
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -125,23 +155,64 @@ impl Selector {
                 Some(Rules::new("--include", includes)?)
             },
             excludes: Rules::new("--exclude", excludes)?,
+            shallow: std::sync::Arc::new(
+                Shallow::all("--include", includes)?
+                    .into_iter()
+                    .chain(Shallow::all("--exclude", excludes)?)
+                    .collect(),
+            ),
         })
     }
 
     /// Decides for a path relative to SOURCE_DIR, with `/` separators.
     pub fn verdict(&self, rel_path: &str) -> Verdict {
-        if self.excludes.matches(rel_path) {
+        let excluded = self.excludes.matches(rel_path);
+        let included = self.includes.as_ref().is_none_or(|i| i.matches(rel_path));
+        let media = self.all_files || is_media(rel_path);
+        for s in self.shallow.iter() {
+            // An --exclude FOLDER/* that leaves a deeper file selected, an
+            // --include FOLDER/* that leaves one out that would be taken.
+            let missed = match s.flag {
+                "--exclude" => !excluded && included && media,
+                _ => !included && !excluded && media,
+            };
+            if missed && s.deep.matches(rel_path) {
+                s.missed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        if excluded || !included {
             return Verdict::Excluded;
         }
-        if let Some(includes) = &self.includes
-            && !includes.matches(rel_path)
-        {
-            return Verdict::Excluded;
-        }
-        if !self.all_files && !is_media(rel_path) {
+        if !media {
             return Verdict::NotMedia;
         }
         Verdict::Take
+    }
+}
+
+impl Selector {
+    /// One line for each `FOLDER/*` pattern that did not reach files in
+    /// FOLDER's subfolders (AWS CLI users expect the whole folder), once
+    /// the walk has asked for every file.
+    pub fn shallow_warnings(&self) -> Vec<String> {
+        self.shallow
+            .iter()
+            .filter_map(|s| {
+                let n = s.missed.load(std::sync::atomic::Ordering::Relaxed);
+                let folder = s.pattern.strip_suffix("/*")?;
+                let went = if s.flag == "--exclude" {
+                    "are still selected"
+                } else {
+                    "are not included"
+                };
+                (n > 0).then(|| {
+                    format!(
+                        "{} '{}' matches only the files directly in {folder}/: {n} file(s) in its subfolders {went}; use '{folder}/**' for the whole folder",
+                        s.flag, s.pattern
+                    )
+                })
+            })
+            .collect()
     }
 }
 

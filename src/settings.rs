@@ -60,6 +60,8 @@ pub struct RunSettings {
     pub concurrency: usize,
     pub hash_threads: usize,
     pub output: OutputSettings,
+    /// An empty selection is not an error (`--allow-empty`).
+    pub allow_empty: bool,
 }
 
 fn size_flag(flag: &str, value: &str) -> Result<u64, SettingsError> {
@@ -287,6 +289,7 @@ impl RunSettings {
                     &args.progress_interval,
                 )?,
             },
+            allow_empty: args.allow_empty,
         })
     }
 }

@@ -20,7 +20,7 @@ use crate::journal::{FileRow, FileState};
 use crate::limits::PartLayout;
 use crate::plan::{self, Existing, KeyLayout, Plan};
 use crate::progress::{Progress, phase_done};
-use crate::scan::{self, ScanResult, SourceFile};
+use crate::scan::{self, ScanResult, SkipReason, SourceFile};
 use crate::settings::RunSettings;
 use crate::store::{BodyChecksum, ObjectStore, RemoteObject, S3, StoreError};
 use crate::verify::{self, How, Local, Proof};
@@ -121,6 +121,20 @@ pub async fn run_with(
     let scan = blocking(move || scan::scan(&opts, &w)).await?;
     walking.finish();
     phase_done("walk");
+    for w in settings.scan.selector.shallow_warnings() {
+        tracing::warn!("{w}");
+    }
+    if scan.files.is_empty() && scan.skipped.problem_count() == 0 && !settings.allow_empty {
+        let count = |r| scan.skipped.0.get(&r).map_or(0, |g| g.count);
+        let (excluded, not_media) = (count(SkipReason::Excluded), count(SkipReason::NotMedia));
+        return Err(Error::NothingSelected {
+            root: settings.scan.root.display().to_string(),
+            detail: format!(
+                "{} file(s) seen, {excluded} excluded by the patterns, {not_media} not images or videos (--all-files takes them)",
+                scan.skipped.0.values().map(|g| g.count).sum::<u64>()
+            ),
+        });
+    }
 
     let known =
         Arc::new(journal_rows.map_or_else(Known::default, |rows| Known::join(&scan.files, rows)));

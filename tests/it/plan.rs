@@ -583,3 +583,71 @@ fn a_journal_that_is_not_a_database_is_one_line_saying_what_to_do() {
         assert_one_line_error(&out, &["journal.sqlite", "damaged", "move it aside"]);
     }
 }
+
+/// AWS CLI habits: `--exclude 'FOLDER/*'` reaches only the folder's own
+/// files under our glob rules, so a warning names the pattern and the fix;
+/// a selection with nothing in it is said, with exit 1, unless allowed.
+#[test]
+fn shallow_folder_patterns_warn_and_an_empty_selection_is_an_error() {
+    let tree = Tree::new();
+    tree.file("catalog/product/cache/a.jpg", &bytes(1, 100))
+        .file("catalog/product/cache/1/b.jpg", &bytes(2, 100))
+        .file("catalog/product/cache/1/2/c.jpg", &bytes(3, 100))
+        .file("catalog/product/d.jpg", &bytes(4, 100))
+        .file("notes.txt", b"not media");
+    let t = target("shallow-patterns");
+    let (out, v) = plan(&tree, &t, &["--exclude", "catalog/product/cache/*"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(v["files_total"], 3, "the documented rule still holds");
+    let err = stderr(&out);
+    assert!(
+        err.contains("--exclude 'catalog/product/cache/*' matches only the files directly in catalog/product/cache/: 2 file(s) in its subfolders are still selected; use 'catalog/product/cache/**'"),
+        "{err}"
+    );
+    let (out, v) = plan(&tree, &t, &["--exclude", "catalog/product/cache/**"]);
+    assert_eq!(v["files_total"], 1);
+    assert!(!stderr(&out).contains("matches only"), "{}", stderr(&out));
+
+    let (out, _) = plan(&tree, &t, &["--include", "catalog/*", "--allow-empty"]);
+    assert!(
+        stderr(&out).contains("--include 'catalog/*' matches only the files directly in catalog/: 4 file(s) in its subfolders are not included"),
+        "{}",
+        stderr(&out)
+    );
+
+    // The AWS CLI's order-dependent filters do not apply: exclude wins.
+    let raw = |tree: &Tree, extra: &[&str]| {
+        let mut args = vec![
+            "plan".to_string(),
+            tree.path().display().to_string(),
+            t.url(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        mediashift(&args)
+    };
+    let out = raw(&tree, &["--exclude", "*", "--include", "*.jpg"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("nothing selected in")
+            && stderr(&out).contains("5 file(s) seen, 5 excluded by the patterns")
+            && stderr(&out).contains("--allow-empty"),
+        "{}",
+        stderr(&out)
+    );
+    let (out, v) = plan(
+        &tree,
+        &t,
+        &["--exclude", "*", "--include", "*.jpg", "--allow-empty"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(v["files_total"], 0);
+
+    let empty = Tree::new();
+    let out = raw(&empty, &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "an empty SOURCE_DIR is most often a wrong path"
+    );
+    assert!(stderr(&out).contains("0 file(s) seen"), "{}", stderr(&out));
+}
