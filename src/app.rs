@@ -245,6 +245,12 @@ fn migrate(
     let migrated = migrated?;
     let doc = MigrateDoc::new(&migrated, settings);
     out.print(settings.run.output.json, &doc, migrate_text)?;
+    if let Some(report) = &settings.report {
+        crate::audit::write(report, &doc, &migrated.files).map_err(|source| Error::Report {
+            path: report.display().to_string(),
+            source,
+        })?;
+    }
     if stop.requested() || migrated.interrupted > 0 {
         eprintln!(
             "mediashift: interrupted with {} object(s) left; run the same command again to resume",

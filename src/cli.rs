@@ -277,6 +277,12 @@ pub struct MigrateArgs {
     )]
     pub map_dir: std::path::PathBuf,
 
+    /// An audit trail of the run: FILE gets the JSON report plus one row per
+    /// file (path, key, outcome, how it was proven, bytes, error), and
+    /// FILE.csv the same rows.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<std::path::PathBuf>,
+
     /// Checksum sent with every request and checked by the server.
     #[arg(long, value_enum, default_value_t = ChecksumArg::Crc64nvme, help_heading = "Transfer")]
     pub checksum: ChecksumArg,

@@ -30,6 +30,12 @@ pub enum Error {
         "nothing selected in {root}: {detail}; check SOURCE_DIR and the --include/--exclude patterns, or pass --allow-empty"
     )]
     NothingSelected { root: String, detail: String },
+    #[error("cannot write the --report {path}: {source}")]
+    Report {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("no upload could be aborted: {0}")]
     NothingAborted(String),
     #[error("{what} failed: {source}")]

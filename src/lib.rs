@@ -16,6 +16,7 @@
 //! ties them together for `main`.
 
 mod app;
+mod audit;
 mod cancel;
 mod checksum;
 pub mod cli;

@@ -103,7 +103,9 @@ pub fn write_all(dir: &Path, maps: &Maps, source_base: &str) -> io::Result<Vec<P
     Ok(written)
 }
 
-fn atomic_write(
+/// Writes `path` through a temporary file beside it, synced and renamed
+/// over it: a reader sees the old file or the new one, never half.
+pub fn atomic_write(
     path: &Path,
     fill: impl FnOnce(&mut BufWriter<File>) -> io::Result<()>,
 ) -> io::Result<PathBuf> {
@@ -125,7 +127,7 @@ fn atomic_write(
 }
 
 /// RFC 4180: quote when needed, double inner quotes.
-fn csv_field(s: &str) -> String {
+pub fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {

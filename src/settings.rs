@@ -347,6 +347,8 @@ pub struct MigrateSettings {
     pub low_priority: bool,
     /// Content types the user set by extension.
     pub content_types: crate::select::ContentTypes,
+    /// Where the audit trail goes (`--report FILE`).
+    pub report: Option<PathBuf>,
 }
 
 /// A header value: not empty, no control characters.
@@ -483,6 +485,27 @@ impl MigrateSettings {
             )));
         }
         run.scan.prune.push(map_dir.clone());
+        let report = args
+            .report
+            .as_deref()
+            .map(|r| {
+                let abs = resolved("--report", r)?;
+                if abs.starts_with(&run.scan.root) {
+                    return Err(bad(format!(
+                        "--report '{}' is inside SOURCE_DIR ({}): put it elsewhere",
+                        r.display(),
+                        run.scan.root.display()
+                    )));
+                }
+                if abs.is_dir() {
+                    return Err(bad(format!(
+                        "--report '{}' is a directory: give a file name",
+                        r.display()
+                    )));
+                }
+                Ok(abs)
+            })
+            .transpose()?;
         let upload = UploadSettings {
             algorithm: match args.checksum {
                 ChecksumArg::Crc64nvme => Algorithm::Crc64nvme,
@@ -532,6 +555,7 @@ impl MigrateSettings {
             stop_timeout: duration_flag("--stop-timeout", &args.stop_timeout)?,
             low_priority: args.low_priority,
             content_types: content_type_flags(&args.content_types)?,
+            report,
         })
     }
 }

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::plan::{self, Planned};
+use crate::audit;
 use crate::cancel::Stop;
 use crate::error::{Error, Result};
 use crate::journal::{FileRow, FileState, Identity, Journal, Record, Recorder};
@@ -33,6 +34,9 @@ pub struct Migrated {
     pub interrupted: usize,
     pub maps: Vec<PathBuf>,
     pub map_entries: usize,
+    /// Every file of the migration with what happened to it (for
+    /// `--report`; empty without it).
+    pub files: Vec<audit::Row>,
     pub elapsed: Duration,
     pub journal: PathBuf,
     pub journal_write: Duration,
@@ -58,6 +62,17 @@ pub async fn run(settings: &MigrateSettings, progress: &Progress, stop: Stop) ->
         dir: settings.map_dir.display().to_string(),
         source,
     })?;
+    if let Some(dir) = settings.report.as_deref().and_then(std::path::Path::parent) {
+        maps::probe(dir).map_err(|source| Error::Report {
+            path: settings
+                .report
+                .as_deref()
+                .unwrap_or(dir)
+                .display()
+                .to_string(),
+            source,
+        })?;
+    }
     let mut journal = Journal::open(&settings.run.state_dir, &identity(settings))?;
     if !settings.run.output.json && !settings.run.output.quiet {
         eprintln!("mediashift: journal {}", journal.path().display());
@@ -109,6 +124,18 @@ pub async fn run(settings: &MigrateSettings, progress: &Progress, stop: Stop) ->
     let (maps, gone) = map_entries(&planned, settings, &rows, &recorder);
     drop(rows);
     journal.flush()?;
+    let files = if settings.report.is_some() {
+        let keys = &planned.plan.keys.objects;
+        let uploaded: std::collections::HashSet<&str> = outcome
+            .uploaded
+            .iter()
+            .filter_map(|u| keys.get(u.object as usize).map(|o| o.key.as_str()))
+            .collect();
+        // The journal as this run leaves it.
+        audit::rows(&journal.files()?, &uploaded)
+    } else {
+        Vec::new()
+    };
     let journal_write = journal.write_time();
     journal.close()?;
 
@@ -128,6 +155,7 @@ pub async fn run(settings: &MigrateSettings, progress: &Progress, stop: Stop) ->
         interrupted: outcome.interrupted,
         maps: written,
         map_entries,
+        files,
         elapsed: started.elapsed(),
         journal: journal_path,
         journal_write,

@@ -74,9 +74,7 @@ impl Job {
 /// A successful upload.
 #[derive(Debug, Clone)]
 pub struct Uploaded {
-    /// Which object of the plan (the engine's tests tell uploads apart by
-    /// it; the report needs only how many, how proven, how many bytes).
-    #[allow(dead_code)]
+    /// Which object of the plan (the audit trail names its key).
     pub object: u32,
     pub verification: How,
     pub bytes: u64,

@@ -758,3 +758,82 @@ fn an_escape_sequence_in_a_file_name_is_printed_escaped() {
         );
     }
 }
+
+/// `--report FILE`: the run's report and one row per file, in JSON and in
+/// FILE.csv, including the file that failed and how each object was proven.
+#[test]
+fn the_report_file_has_a_row_per_file_with_its_outcome_and_proof() {
+    let tree = Tree::new();
+    tree.file("a.jpg", &bytes(1, 3000))
+        .file("copy/a.jpg", &bytes(1, 3000))
+        .file("b, \"odd\".png", &bytes(2, 4000))
+        .file("broken.jpg", &bytes(3, 5000));
+    let t = target("report-file");
+    let maps = tempfile::tempdir().unwrap();
+    let report = maps.path().join("audit/run.json");
+    std::fs::create_dir_all(report.parent().unwrap()).unwrap();
+    let r = report.display().to_string();
+    let (out, v) = migrate_in(
+        &tree,
+        &t,
+        maps.path(),
+        &["--report", &r],
+        &[("MEDIASHIFT_TEST_READ_ERROR", "broken.jpg@0")],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let audit: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(audit["summary"]["objects_uploaded"], v["objects_uploaded"]);
+    let rows: BTreeMap<String, Value> = audit["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["path"].as_str().unwrap().to_string(), r.clone()))
+        .collect();
+    assert_eq!(rows.len(), 4, "{audit}");
+    assert_eq!(rows["a.jpg"]["outcome"], "uploaded");
+    assert_eq!(rows["a.jpg"]["verification"], "checksum_in_response");
+    assert_eq!(rows["a.jpg"]["bytes"], 3000);
+    assert_eq!(rows["copy/a.jpg"]["outcome"], "duplicate");
+    assert_eq!(rows["copy/a.jpg"]["key"], rows["a.jpg"]["key"]);
+    assert_eq!(rows["broken.jpg"]["outcome"], "failed");
+    assert!(
+        rows["broken.jpg"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("Input/output error"),
+        "{}",
+        rows["broken.jpg"]
+    );
+    let csv = std::fs::read_to_string(format!("{r}.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 5, "{csv}");
+    assert!(csv.starts_with("path,key,outcome,verification,bytes,error\n"));
+    assert!(csv.contains("\"b, \"\"odd\"\".png\","), "{csv}");
+    // A second run: everything already there, the failure fixed.
+    let (out, _) = migrate_in(&tree, &t, maps.path(), &["--report", &r], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let audit: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let outcome = |p: &str| {
+        audit["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["path"] == p)
+            .unwrap()["outcome"]
+            .clone()
+    };
+    assert_eq!(outcome("a.jpg"), "already_present");
+    assert_eq!(outcome("broken.jpg"), "uploaded");
+    // A report that cannot be written is found before anything is uploaded.
+    std::fs::write(maps.path().join("a-file"), b"").unwrap();
+    let nowhere = maps.path().join("a-file/run.json").display().to_string();
+    tree.file("new.jpg", &bytes(4, 1000));
+    let out = mediashift(migrate_args(
+        &tree,
+        &t,
+        maps.path(),
+        &["--report", &nowhere],
+    ));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--report"), "{}", stderr(&out));
+    assert!(!t.objects().keys().any(|k| k.ends_with("new.jpg")));
+}
