@@ -95,3 +95,28 @@ fn the_metadata_names_a_licence_whose_files_are_there() {
         assert!(text.trim_start().starts_with(first), "{file}");
     }
 }
+
+/// docker-compose.yml gives the same server every time (images pinned to a
+/// release, never `latest`) and keeps off 127.0.0.1:9000, which php-fpm
+/// often holds on a shop server.
+#[test]
+fn the_compose_file_pins_its_images_and_keeps_off_php_fpm_s_port() {
+    let compose = std::fs::read_to_string(format!("{REPO}/docker-compose.yml")).unwrap();
+    let images: Vec<&str> = compose
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("image:"))
+        .map(str::trim)
+        .collect();
+    assert_eq!(images.len(), 2, "{compose}");
+    for image in images {
+        let tag = image.rsplit_once(':').map(|(_, t)| t).unwrap_or_default();
+        assert!(
+            tag.starts_with("RELEASE."),
+            "{image} is not pinned to a release"
+        );
+    }
+    assert!(
+        !compose.contains("\"127.0.0.1:9000:"),
+        "host port 9000 is php-fpm's"
+    );
+}
