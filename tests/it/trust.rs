@@ -141,7 +141,13 @@ fn the_maps_keep_every_migrated_file_whatever_a_rerun_selects() {
     assert_eq!(entries(), 3);
 
     // A rerun that selects nothing writes the same maps.
-    let (out, v) = migrate_in(&tree, &t, maps.path(), &["--exclude", "*"], &[]);
+    let (out, v) = migrate_in(
+        &tree,
+        &t,
+        maps.path(),
+        &["--exclude", "*", "--allow-empty"],
+        &[],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(v["map_entries"], 3, "{v}");
     check_migrated(&t, maps.path(), &all);
@@ -156,7 +162,13 @@ fn the_maps_keep_every_migrated_file_whatever_a_rerun_selects() {
             .await
             .unwrap();
     });
-    let (out, v) = migrate_in(&tree, &t, maps.path(), &["--exclude", "*"], &[]);
+    let (out, v) = migrate_in(
+        &tree,
+        &t,
+        maps.path(),
+        &["--exclude", "*", "--allow-empty"],
+        &[],
+    );
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert_eq!(v["failed"][0]["path"], "b.jpg", "{v}");
     let why = v["failed"][0]["error"].as_str().unwrap();
