@@ -437,6 +437,19 @@ pub struct ConnectionArgs {
         help_heading = "Connection"
     )]
     pub unreachable_timeout: String,
+
+    /// A PEM file of the CA certificates to check the endpoint's TLS
+    /// certificate against, instead of the system's (as the AWS CLI does):
+    /// a self-hosted server's private CA. Default: AWS_CA_BUNDLE, then the
+    /// profile's ca_bundle.
+    #[arg(long, value_name = "FILE", help_heading = "Connection")]
+    pub ca_bundle: Option<PathBuf>,
+
+    /// Check no TLS certificate at all (a warning says so on every run):
+    /// anyone on the network path could read and change the traffic.
+    /// Prefer --ca-bundle.
+    #[arg(long, conflicts_with = "ca_bundle", help_heading = "Connection")]
+    pub no_verify_ssl: bool,
 }
 
 #[derive(Debug, Args)]

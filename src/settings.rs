@@ -16,7 +16,7 @@ use crate::limits::{MAX_PART_SIZE, MAX_PUT_SIZE, MIN_PART_SIZE};
 use crate::plan::{KeyLayout, PlanRules, Prices};
 use crate::scan::ScanOptions;
 use crate::select::Selector;
-use crate::store::{Caps, ConnectionSettings, ObjectOptions};
+use crate::store::{CaBundle, CaBundleFrom, Caps, ConnectionSettings, ObjectOptions};
 use crate::types::{ByteSize, Destination};
 use crate::upload::UploadSettings;
 
@@ -144,8 +144,27 @@ pub fn connection(args: &ConnectionArgs) -> Result<ConnectionSettings, SettingsE
         always_sign_payload: args.sign_payload,
         request_timeout: positive_duration("--request-timeout", &args.request_timeout)?,
         patience: duration_flag("--unreachable-timeout", &args.unreachable_timeout)?,
+        ca_bundle: ca_bundle(args.ca_bundle.as_deref()),
+        verify_ssl: !args.no_verify_ssl,
         ..ConnectionSettings::default()
     })
+}
+
+/// `--ca-bundle`, else AWS_CA_BUNDLE (as the AWS CLI reads them; the
+/// profile's `ca_bundle` comes after, from the store). The file itself is
+/// read, and checked to hold certificates, when the client is built.
+fn ca_bundle(flag: Option<&Path>) -> Option<Box<CaBundle>> {
+    let bundle = match flag {
+        Some(path) => CaBundle {
+            path: path.to_path_buf(),
+            from: CaBundleFrom::Flag,
+        },
+        None => CaBundle {
+            path: PathBuf::from(std::env::var_os("AWS_CA_BUNDLE").filter(|v| !v.is_empty())?),
+            from: CaBundleFrom::Env,
+        },
+    };
+    Some(Box::new(bundle))
 }
 
 /// Parses a duration like `500ms`, `90s`, `30m`, `24h`, `7d` or `0`.

@@ -1,7 +1,8 @@
 //! Building the S3 client from the standard AWS chain (environment,
 //! profile, `--endpoint-url`, `--region`), with path-style addressing for
-//! custom endpoints (MinIO, Garage, SeaweedFS), and the first check that
-//! the bucket is there and may be used.
+//! custom endpoints (MinIO, Garage, SeaweedFS), the certificates its TLS
+//! trusts (`tls`), and the first check that the bucket is there and may be
+//! used.
 
 use std::borrow::Cow;
 use std::future::Future;
@@ -23,6 +24,7 @@ use aws_sdk_s3::config::StalledStreamProtectionConfig;
 use super::error::{ErrorKind, StoreError, classify};
 use super::pace::{Caps, Pace, PaceStats};
 use super::retry::{self, RetryPolicy};
+use super::tls::{self, CaBundle, Trust};
 use super::watch::{self, Stalled, Watch};
 
 /// How to reach the store, and how hard to push it; resolved from flags
@@ -48,6 +50,12 @@ pub struct ConnectionSettings {
     /// Requests in flight at most (`--concurrency`).
     pub ceiling: usize,
     pub caps: Caps,
+    /// `--ca-bundle` or `AWS_CA_BUNDLE`: the CA certificates to trust
+    /// instead of the system's (the profile's `ca_bundle` comes after).
+    /// Boxed: these settings travel inside other values, kept small.
+    pub ca_bundle: Option<Box<CaBundle>>,
+    /// `false` with `--no-verify-ssl`: no certificate is checked.
+    pub verify_ssl: bool,
 }
 
 impl Default for ConnectionSettings {
@@ -63,6 +71,8 @@ impl Default for ConnectionSettings {
             patience: RetryPolicy::default().patience,
             ceiling: 64,
             caps: Caps::default(),
+            ca_bundle: None,
+            verify_ssl: true,
         }
     }
 }
@@ -205,6 +215,18 @@ async fn profile(conn: &ConnectionSettings) -> Result<(String, Option<Profile>),
     Ok((name, found))
 }
 
+/// Says once per run, whatever the output settings, that nothing is
+/// checked: a run that looks normal must not hide it.
+fn warn_unchecked() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        eprintln!(
+            "mediashift: warning: --no-verify-ssl: the server's certificate is not checked, \
+             so anyone on the network path can read and change what is sent; prefer --ca-bundle FILE"
+        );
+    });
+}
+
 /// An S3 client bound to one bucket.
 #[derive(Clone)]
 pub struct S3 {
@@ -225,6 +247,16 @@ impl S3 {
     pub async fn connect(conn: &ConnectionSettings, bucket: &str) -> Result<Self, StoreError> {
         let (profile_name, profile) = profile(conn).await?;
         let (adaptive, max_attempts) = retry_settings(conn, profile.as_ref(), &profile_name)?;
+        let trust = tls::trust(
+            conn.verify_ssl,
+            conn.ca_bundle.as_deref(),
+            profile.as_ref(),
+            &profile_name,
+        );
+        let http_client = tls::http_client(&trust)?;
+        if trust == Trust::Unchecked {
+            warn_unchecked();
+        }
         let t = conn.request_timeout;
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .timeout_config(
@@ -243,6 +275,10 @@ impl S3 {
             .retry_config(RetryConfig::standard().with_max_attempts(1));
         if let Some(p) = &conn.profile {
             loader = loader.profile_name(p);
+        }
+        // For every request of the run, credential providers' included.
+        if let Some(client) = http_client {
+            loader = loader.http_client(client);
         }
         if let Some(r) = &conn.region {
             loader = loader.region(Region::new(r.clone()));

@@ -94,7 +94,11 @@ where
     };
     let code = err.code().map(str::to_string);
     let kind = kind_of(&err, status, code.as_deref());
+    let text = chain(&err);
     let message = match kind {
+        _ if let Some((why, cause, what_to_do)) = certificate_rejected(&text) => format!(
+            "the S3 endpoint {endpoint} presented a TLS certificate that {why} ({operation}: {cause}); {what_to_do}"
+        ),
         ErrorKind::Timeout => format!(
             "cannot reach the S3 endpoint {endpoint} ({operation}): no answer in time ({}); check --endpoint-url and that the server is running, or raise --request-timeout",
             chain(&err)
@@ -125,12 +129,37 @@ where
     }
 }
 
+/// Why a TLS handshake refused the server's certificate, rustls's words
+/// for it, and what to do, when the error chain says so (rustls: "invalid
+/// peer certificate: ...").
+fn certificate_rejected(chain: &str) -> Option<(&'static str, &str, &'static str)> {
+    let cause = &chain[chain.find("invalid peer certificate")?..];
+    let trust = "give the CA certificate(s) that signed it with --ca-bundle FILE or AWS_CA_BUNDLE \
+                 (or ca_bundle in the profile), or skip the check with --no-verify-ssl";
+    let check =
+        "check --endpoint-url and the server's certificate, or skip the check with --no-verify-ssl";
+    let (why, what_to_do) = if cause.contains("UnknownIssuer") {
+        ("is not signed by a CA this run trusts", trust)
+    } else if cause.contains("NotValidForName") || cause.contains("not valid for name") {
+        ("is not for the host name in the endpoint URL", check)
+    } else if cause.contains("xpired") || cause.contains("NotValidYet") {
+        ("has expired or is not valid yet", check)
+    } else {
+        ("was rejected", trust)
+    };
+    Some((why, cause, what_to_do))
+}
+
 fn kind_of<E>(err: &SdkError<E, HttpResponse>, status: Option<u16>, code: Option<&str>) -> ErrorKind
 where
     E: StdError + 'static,
 {
     match (err, status, code) {
         (SdkError::TimeoutError(_), _, _) => ErrorKind::Timeout,
+        // Trying again will not change the certificate.
+        (SdkError::DispatchFailure(_), _, _) if certificate_rejected(&chain(err)).is_some() => {
+            ErrorKind::Fatal
+        }
         (SdkError::DispatchFailure(d), _, _) => {
             if d.is_timeout() {
                 ErrorKind::Timeout
@@ -297,6 +326,40 @@ mod tests {
             !e.to_string().contains("DispatchFailure"),
             "no debug dump: {e}"
         );
+    }
+
+    #[test]
+    fn a_rejected_certificate_is_fatal_and_says_what_to_do() {
+        /// As hyper-rustls nests rustls's error in two `io::Error`s.
+        fn rejected(why: &str) -> SdkError<PutObjectError, HttpResponse> {
+            let tls = std::io::Error::other(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("invalid peer certificate: {why}"),
+            ));
+            SdkError::dispatch_failure(ConnectorError::io(tls.into()))
+        }
+        let e = classify("HeadBucket media", AT, rejected("UnknownIssuer"));
+        assert_eq!(e.kind(), ErrorKind::Fatal);
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with(&format!(
+                "the S3 endpoint {AT} presented a TLS certificate that is not signed by a CA this run trusts (HeadBucket media: "
+            )),
+            "{msg}"
+        );
+        for hint in [
+            "UnknownIssuer",
+            "--ca-bundle FILE",
+            "AWS_CA_BUNDLE",
+            "--no-verify-ssl",
+        ] {
+            assert!(msg.contains(hint), "{hint}: {msg}");
+        }
+        assert!(!msg.contains('\n'), "one line: {msg}");
+        let e = classify("PutObject k", AT, rejected("NotValidForName"));
+        assert_eq!(e.kind(), ErrorKind::Fatal);
+        assert!(e.to_string().contains("not for the host name"), "{e}");
+        assert!(e.to_string().contains("--no-verify-ssl"), "{e}");
     }
 
     #[test]

@@ -25,6 +25,7 @@ pub(crate) mod memory;
 mod pace;
 mod read;
 mod retry;
+mod tls;
 mod watch;
 mod write;
 
@@ -35,3 +36,4 @@ pub use interface::{
     ObjectStore, RemoteObject, Written,
 };
 pub use pace::{Caps, PaceStats};
+pub use tls::{CaBundle, CaBundleFrom};

@@ -17,4 +17,5 @@ mod rewrite;
 mod rewrite_db;
 mod scripts;
 mod support;
+mod tls;
 mod trust;

@@ -12,6 +12,7 @@
 
 pub mod mariadb;
 pub mod proxy;
+pub mod tls;
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
