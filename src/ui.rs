@@ -190,10 +190,12 @@ fn style(template: &str) -> ProgressStyle {
         .progress_chars("=> ")
 }
 
+// The bar takes what the terminal's width leaves (`wide_bar`), so a line
+// never wraps, however narrow the terminal.
 const COUNTER: &str = "{spinner} {msg}: {human_pos} files";
 const BYTES: &str =
-    "{msg:>10} [{bar:30}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} ETA {eta}";
-const ITEMS: &str = "{msg:>10} [{bar:30}] {human_pos}/{human_len} ETA {eta}";
+    "{msg:>10} [{wide_bar}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} ETA {eta}";
+const ITEMS: &str = "{msg:>10} [{wide_bar}] {human_pos}/{human_len} ETA {eta}";
 
 impl Sink for Terminal {
     fn start(&self, label: &str, unit: Unit, total: Option<u64>) -> Arc<dyn Bar> {
