@@ -87,6 +87,27 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// bytes trickle for ever.
 const SLOWEST_BODY: u64 = 8 * 1024;
 
+/// The endpoint S3 requests go to, chosen as `aws_sdk_s3::config::Builder::from`
+/// chooses it: one set in code (`--endpoint-url`, or AWS_ENDPOINT_URL[_S3]
+/// as settings read them) wins; else the S3 entry of the profile's
+/// `services` section (or AWS_ENDPOINT_URL_S3); else the profile's global
+/// `endpoint_url`. `None`: AWS itself. The report and the maps name this
+/// one, so they say where the objects really are.
+fn s3_endpoint_url(sdk: &aws_types::SdkConfig) -> Option<String> {
+    if sdk.get_origin("endpoint_url").is_client_config() {
+        return sdk.endpoint_url().map(str::to_string);
+    }
+    let key = aws_types::service_config::ServiceConfigKey::builder()
+        .service_id("S3")
+        .env("AWS_ENDPOINT_URL")
+        .profile("endpoint_url")
+        .build()
+        .ok()?;
+    sdk.service_config()
+        .and_then(|c| c.load_config(key))
+        .or_else(|| sdk.endpoint_url().map(str::to_string))
+}
+
 /// Whether request bodies sent to `endpoint` must be signed (a SHA-256 of
 /// the body in the SigV4 signature). SigV4 payload signing guards the body
 /// against change in transit. Over HTTPS, TLS does that already (the AWS
@@ -296,7 +317,7 @@ impl S3 {
             loader = loader.endpoint_url(e);
         }
         let sdk = loader.load().await;
-        let endpoint_url = sdk.endpoint_url().map(str::to_string);
+        let endpoint_url = s3_endpoint_url(&sdk);
         let region = sdk
             .region()
             .map_or_else(|| "us-east-1".to_string(), |r| r.to_string());

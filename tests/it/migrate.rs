@@ -837,3 +837,58 @@ fn the_report_file_has_a_row_per_file_with_its_outcome_and_proof() {
     assert!(stderr(&out).contains("--report"), "{}", stderr(&out));
     assert!(!t.objects().keys().any(|k| k.ends_with("new.jpg")));
 }
+
+/// An endpoint set only in the profile's `services` section: requests go
+/// there, and the report and the maps name it (not AWS's default).
+#[test]
+fn an_endpoint_from_the_profiles_services_section_is_the_one_reported_and_mapped() {
+    let s = crate::support::server();
+    let tree = Tree::new();
+    tree.file("a.jpg", &bytes(1, 3000));
+    let t = target("services-endpoint");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config");
+    std::fs::write(
+        &config,
+        format!(
+            "[profile shop]\nregion = {}\nservices = local-s3\n\n[services local-s3]\ns3 =\n  endpoint_url = {}\n",
+            s.region, s.endpoint
+        ),
+    )
+    .unwrap();
+    let maps = dir.path().join("maps");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mediashift"))
+        .args([
+            "migrate",
+            &tree.path().display().to_string(),
+            &t.url(),
+            "--json",
+        ])
+        .args([
+            "--profile",
+            "shop",
+            "--map-dir",
+            &maps.display().to_string(),
+        ])
+        .args(["--state", &dir.path().join("state").display().to_string()])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", dir.path())
+        .env("AWS_CONFIG_FILE", &config)
+        .env("AWS_SHARED_CREDENTIALS_FILE", dir.path().join("none"))
+        .env("AWS_ACCESS_KEY_ID", &s.access_key)
+        .env("AWS_SECRET_ACCESS_KEY", &s.secret_key)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v = doc(&out);
+    let endpoint = s.endpoint.trim_end_matches('/');
+    assert_eq!(v["endpoint"], endpoint, "{v}");
+    let map = std::fs::read_to_string(maps.join("map.csv")).unwrap();
+    assert!(
+        map.contains(&format!("{endpoint}/{}/a.jpg", t.bucket)),
+        "the map points at the server the objects went to: {map}"
+    );
+    assert!(!map.contains("amazonaws.com"), "{map}");
+    assert!(t.objects().contains_key("a.jpg"));
+}
