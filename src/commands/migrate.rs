@@ -83,12 +83,16 @@ pub async fn run(settings: &MigrateSettings, progress: &Progress, stop: Stop) ->
     let planned = plan::run_with(&settings.run, progress, Some(&rows)).await?;
     let recorder = journal.recorder()?;
     sync_rows(&planned, &rows, &recorder);
+    let rerun = !rows.is_empty();
     drop(rows);
 
     // Uploads an earlier run began: resumed by their job, or spent.
     let mut jobs = jobs(&planned, &settings.content_types);
     for job in &mut jobs {
         job.resume = uploads.remove(&job.key);
+    }
+    if rerun && !settings.run.output.json && !settings.run.output.quiet {
+        eprintln!("mediashift: {}", resuming(&planned, &jobs));
     }
     for (key, u) in uploads {
         if planned
@@ -162,6 +166,25 @@ pub async fn run(settings: &MigrateSettings, progress: &Progress, stop: Stop) ->
         pace: planned.store.pace_stats(),
         planned,
     })
+}
+
+/// What a rerun takes up: "resuming: 1,843 of 2,002 objects left, 2
+/// multipart uploads continued".
+fn resuming(p: &Planned, jobs: &[Job]) -> String {
+    let continued = jobs.iter().filter(|j| j.resume.is_some()).count();
+    let mut line = format!(
+        "resuming: {} of {} objects left",
+        crate::types::thousands(jobs.len() as u64),
+        crate::types::thousands(p.plan.keys.objects.len() as u64)
+    );
+    if continued > 0 {
+        line.push_str(&format!(
+            ", {} multipart upload{} continued",
+            crate::types::thousands(continued as u64),
+            if continued == 1 { "" } else { "s" }
+        ));
+    }
+    line
 }
 
 /// Writes each file's current row where the journal's differs: walk facts,

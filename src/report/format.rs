@@ -29,18 +29,7 @@ pub(super) fn proof_name(how: How) -> &'static str {
     }
 }
 
-/// `1234567` → `1,234,567`.
-pub fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
+pub use crate::types::thousands;
 
 /// `label  files  bytes` lines of a report.
 pub(super) fn rows(o: &mut String, rows: &[(&str, u64, u64)]) {

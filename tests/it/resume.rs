@@ -564,3 +564,49 @@ fn gc_aborts_only_what_nobody_will_resume() {
     assert!(out.status.success(), "{}", stderr(&out));
     check_migrated(&m.target, &m.maps(), &m.files());
 }
+
+/// A rerun says what it takes up before it starts.
+#[test]
+fn a_rerun_says_what_it_resumes() {
+    let tree = Tree::new();
+    tree.file("video/big.mp4", &bytes(7, 30 * MIB))
+        .file("a.jpg", &bytes(8, 5000));
+    let t = target("resume-line");
+    let dir = tempfile::tempdir().unwrap();
+    let args = vec![
+        "migrate".to_string(),
+        tree.path().display().to_string(),
+        t.url(),
+        "--map-dir".into(),
+        dir.path().join("maps").display().to_string(),
+        "--state".into(),
+        dir.path().join("state").display().to_string(),
+    ];
+    let out = mediashift(&args);
+    assert!(
+        !stderr(&out).contains("resuming"),
+        "a first run resumes nothing"
+    );
+    // Start over in a fresh bucket state: kill a run after two parts.
+    let t2 = target("resume-line-2");
+    let mut args2 = args.clone();
+    args2[2] = t2.url();
+    args2[6] = dir.path().join("state2").display().to_string();
+    let out =
+        crate::support::mediashift_env(&args2, &[("MEDIASHIFT_TEST_CRASH_AT", "part-acked:3")]);
+    assert!(killed(&out), "{:?}\n{}", out.status, stderr(&out));
+    let out = mediashift(&args2);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("resuming: 1 of 2 objects left, 1 multipart upload continued")
+            || err.contains("resuming: 2 of 2 objects left, 1 multipart upload continued"),
+        "{err}"
+    );
+    let again = mediashift(&args2);
+    assert!(
+        stderr(&again).contains("resuming: 0 of 2 objects left"),
+        "{}",
+        stderr(&again)
+    );
+}
