@@ -66,11 +66,11 @@ impl Reason {
     }
 }
 
-/// A file kept in SOURCE_DIR, and why.
+/// A file left where it is, and why (`R`: offload's reasons, or restore's).
 #[derive(Debug, Clone, Serialize)]
-pub struct Kept {
+pub struct Kept<R = Reason> {
     pub path: String,
-    pub reason: Reason,
+    pub reason: R,
     pub detail: String,
 }
 

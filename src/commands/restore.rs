@@ -54,12 +54,7 @@ impl Reason {
 }
 
 /// A file not put back, and why.
-#[derive(Debug, Clone, Serialize)]
-pub struct Kept {
-    pub path: String,
-    pub reason: Reason,
-    pub detail: String,
-}
+pub type Kept = super::offload::Kept<Reason>;
 
 /// A file put back.
 #[derive(Debug, Clone, Serialize)]

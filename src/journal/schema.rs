@@ -87,6 +87,21 @@ pub(super) fn open_conn(path: &Path) -> Result<Connection, JournalError> {
     Ok(conn)
 }
 
+/// Opens the journal at `path` for writing, with every table of this
+/// version (tables and columns later versions added are added).
+fn open_tables(path: &Path) -> Result<Connection, JournalError> {
+    let sql = JournalError::sql(path);
+    let conn = open_conn(path)?;
+    conn.execute_batch(SCHEMA).map_err(&sql)?;
+    // Journals made before proofs were recorded lack the checksum column.
+    if !has_column(&conn, "files", "checksum").map_err(&sql)? {
+        conn.execute_batch("ALTER TABLE files ADD COLUMN checksum TEXT")
+            .map_err(&sql)?;
+    }
+    drop(sql);
+    Ok(conn)
+}
+
 const IDENTITY: &str = "SELECT source, destination, key_layout, checksum FROM meta WHERE id = 1";
 
 fn identity_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Identity> {
@@ -113,13 +128,7 @@ pub(super) fn open_locked(
     probe(dir)?;
     let path = dir.join(FILE_NAME);
     let sql = JournalError::sql(&path);
-    let conn = open_conn(&path)?;
-    conn.execute_batch(SCHEMA).map_err(&sql)?;
-    // Journals made before proofs were recorded lack the checksum column.
-    if !has_column(&conn, "files", "checksum").map_err(&sql)? {
-        conn.execute_batch("ALTER TABLE files ADD COLUMN checksum TEXT")
-            .map_err(&sql)?;
-    }
+    let conn = open_tables(&path)?;
     let version: Option<i64> = conn
         .query_row("SELECT schema_version FROM meta WHERE id = 1", [], |r| {
             r.get(0)
@@ -177,12 +186,7 @@ pub(super) fn open_existing_locked(
     }
     let lock = lock(dir)?;
     let sql = JournalError::sql(&path);
-    let conn = open_conn(&path)?;
-    conn.execute_batch(SCHEMA).map_err(&sql)?;
-    if !has_column(&conn, "files", "checksum").map_err(&sql)? {
-        conn.execute_batch("ALTER TABLE files ADD COLUMN checksum TEXT")
-            .map_err(&sql)?;
-    }
+    let conn = open_tables(&path)?;
     let identity = conn.query_row(IDENTITY, [], identity_row).map_err(&sql)?;
     drop(sql);
     Ok((path, conn, lock, identity))

@@ -75,16 +75,7 @@ pub fn offload_text(d: &OffloadDoc<'_>) -> String {
             let _ = writeln!(o, "  would offload  {} ({})", m.path, ByteSize(m.size));
         }
     }
-    if !d.files_kept.is_empty() {
-        let _ = writeln!(
-            o,
-            "Kept in SOURCE_DIR ({}):",
-            thousands(d.files_kept.len() as u64)
-        );
-        for k in d.files_kept {
-            let _ = writeln!(o, "  {}: {}: {}", k.path, k.reason.name(), k.detail);
-        }
-    }
+    kept_lines(&mut o, "Kept in SOURCE_DIR", d.files_kept, |r| r.name());
     let _ = write!(
         o,
         "{verb} {} files ({} freed, {to}) from {}",
@@ -104,6 +95,17 @@ pub fn offload_text(d: &OffloadDoc<'_>) -> String {
     }
     let _ = writeln!(o, "; {} kept", thousands(d.files_kept.len() as u64));
     o
+}
+
+/// "TITLE (N):" and a line per file left where it is, with its reason.
+fn kept_lines<R: Copy>(o: &mut String, title: &str, kept: &[Kept<R>], name: fn(R) -> &'static str) {
+    if kept.is_empty() {
+        return;
+    }
+    let _ = writeln!(o, "{title} ({}):", thousands(kept.len() as u64));
+    for k in kept {
+        let _ = writeln!(o, "  {}: {}: {}", k.path, name(k.reason), k.detail);
+    }
 }
 
 /// The `restore --json` document.
@@ -133,16 +135,7 @@ impl<'a> RestoreDoc<'a> {
 /// The human-readable `restore`.
 pub fn restore_text(d: &RestoreDoc<'_>) -> String {
     let mut o = String::new();
-    if !d.files_kept.is_empty() {
-        let _ = writeln!(
-            o,
-            "Not restored ({}):",
-            thousands(d.files_kept.len() as u64)
-        );
-        for k in d.files_kept {
-            let _ = writeln!(o, "  {}: {}: {}", k.path, k.reason.name(), k.detail);
-        }
-    }
+    kept_lines(&mut o, "Not restored", d.files_kept, |r| r.name());
     let _ = writeln!(
         o,
         "Restored {} files ({}); {} not restored",
