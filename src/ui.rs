@@ -312,6 +312,76 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
 mod tests {
     use super::*;
 
+    /// A terminal of a given width that keeps what is drawn on it.
+    #[derive(Debug)]
+    struct Narrow {
+        width: u16,
+        drawn: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl indicatif::TermLike for Narrow {
+        fn width(&self) -> u16 {
+            self.width
+        }
+        fn move_cursor_up(&self, _: usize) -> io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_down(&self, _: usize) -> io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_right(&self, _: usize) -> io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_left(&self, _: usize) -> io::Result<()> {
+            Ok(())
+        }
+        fn write_line(&self, s: &str) -> io::Result<()> {
+            self.write_str(s)
+        }
+        fn write_str(&self, s: &str) -> io::Result<()> {
+            if let Ok(mut d) = self.drawn.lock() {
+                d.push(s.to_string());
+            }
+            Ok(())
+        }
+        fn clear_line(&self) -> io::Result<()> {
+            Ok(())
+        }
+        fn flush(&self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn bars_fit_a_narrow_terminal() {
+        for (template, width) in [(BYTES, 50u16), (ITEMS, 50), (BYTES, 120), (ITEMS, 72)] {
+            let drawn = Arc::new(Mutex::new(Vec::new()));
+            let term = Narrow {
+                width,
+                drawn: drawn.clone(),
+            };
+            let bar = ProgressBar::with_draw_target(
+                Some(3 << 30),
+                ProgressDrawTarget::term_like(Box::new(term)),
+            )
+            .with_style(style(template))
+            .with_message("uploading");
+            bar.inc(1 << 30);
+            bar.tick();
+            bar.finish();
+            let drawn = drawn.lock().map(|d| d.clone()).unwrap_or_default();
+            assert!(!drawn.is_empty(), "the bar was drawn");
+            for line in drawn.iter().flat_map(|s| s.lines()) {
+                // The templates have no colour codes: a char is a column.
+                let cols = line.chars().count();
+                assert!(
+                    cols <= usize::from(width),
+                    "{cols} > {width} columns: {line:?}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn control_characters_are_escaped_for_the_terminal() {
         assert_eq!(terminal_safe("a.jpg\n\tb"), "a.jpg\n\tb");
