@@ -136,6 +136,11 @@ pub struct OffloadArgs {
     #[arg(long)]
     pub deep: bool,
 
+    /// Leave files matching GLOB alone: neither offloaded nor reported
+    /// (repeatable; the patterns of migrate's --exclude).
+    #[arg(long = "exclude", value_name = "GLOB")]
+    pub exclude: Vec<String>,
+
     /// List what would be offloaded and what kept; touch nothing.
     #[arg(long, short = 'n', visible_alias = "dryrun")]
     pub dry_run: bool,

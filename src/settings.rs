@@ -830,6 +830,8 @@ pub struct OffloadSettings {
     pub state_dir: PathBuf,
     pub to: OffloadTo,
     pub deep: bool,
+    /// Files left alone (`--exclude`).
+    pub exclude: Option<crate::select::Rules>,
     pub dry_run: bool,
     pub concurrency: usize,
     pub json: bool,
@@ -860,6 +862,11 @@ fn concurrency_flag(n: usize) -> Result<usize, SettingsError> {
 }
 
 impl OffloadSettings {
+    /// Whether `--exclude` leaves the file at `rel` alone.
+    pub fn excluded(&self, rel: &str) -> bool {
+        self.exclude.as_ref().is_some_and(|r| r.matches(rel))
+    }
+
     pub fn from_args(args: &OffloadArgs) -> Result<Self, SettingsError> {
         let source = resolve_source(&args.source)?;
         let to = match (&args.quarantine, args.delete) {
@@ -877,6 +884,14 @@ impl OffloadSettings {
             state_dir: resolved("--state", &args.state)?,
             to,
             deep: args.deep,
+            exclude: if args.exclude.is_empty() {
+                None
+            } else {
+                Some(
+                    crate::select::Rules::new("--exclude", &args.exclude)
+                        .map_err(|e| bad(e.to_string()))?,
+                )
+            },
             dry_run: args.dry_run,
             concurrency,
             json: args.json,

@@ -119,7 +119,7 @@ pub async fn run(settings: &OffloadSettings, progress: &Progress) -> Result<Offl
     // The files to offload, by the object they share.
     let mut by_key: BTreeMap<&str, Vec<&FileRow>> = BTreeMap::new();
     for row in &rows {
-        if gone.contains(&row.path) {
+        if gone.contains(&row.path) || settings.excluded(&row.path) {
             continue;
         }
         match (&row.key, row.state, row.digests) {
@@ -215,7 +215,7 @@ fn strangers(settings: &OffloadSettings, known: &HashSet<&str>) -> Vec<Kept> {
         let Some(rel) = rel.to_str() else {
             continue;
         };
-        if !known.contains(rel) && crate::select::is_media(rel) {
+        if !known.contains(rel) && crate::select::is_media(rel) && !settings.excluded(rel) {
             out.push(Kept {
                 path: rel.to_string(),
                 reason: Reason::NotMigrated,

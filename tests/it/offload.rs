@@ -1695,3 +1695,37 @@ fn apache_serves_files_on_disk_and_redirects_offloaded_ones() {
     let apache = start_apache(&shop);
     check_transition(apache.port, &shop, &rows, &present);
 }
+
+/// `offload --exclude GLOB` leaves files alone: a folder that must stay on
+/// disk is neither offloaded nor reported, nor are files never migrated
+/// under it.
+#[test]
+fn excluded_files_are_left_alone_and_not_reported() {
+    let shop = Shop::new("offload-exclude", &shop_files());
+    shop.migrate();
+    shop.write("catalog/product/cache/new.jpg", &bytes(41, 900));
+    let (out, v) = shop.offload_q(&["--exclude", "catalog/**", "--exclude", "*.mp4"]);
+    assert_eq!(out.status.code(), Some(0), "{}\n{v}", stderr(&out));
+    assert_eq!(kept(&v), reasons(&[]), "nothing excluded is reported: {v}");
+    assert_eq!(
+        paths(&v, "offloaded"),
+        set(&["a.jpg", "wysiwyg/banner.webp"]),
+        "{v}"
+    );
+    for rel in [
+        "catalog/product/1/2/12.jpg",
+        "catalog/product/cache/new.jpg",
+        "video/clip.mp4",
+    ] {
+        assert!(shop.source().join(rel).exists(), "{rel} stays");
+    }
+    // Without the patterns the rest goes, and the new file is named.
+    let (out, v) = shop.offload_q(&[]);
+    assert_eq!(out.status.code(), Some(1), "{}\n{v}", stderr(&out));
+    assert_eq!(
+        kept(&v),
+        reasons(&[("catalog/product/cache/new.jpg", "not_migrated")]),
+        "{v}"
+    );
+    assert_eq!(v["already_offloaded"], 2, "{v}");
+}
