@@ -4,50 +4,12 @@
 //! httxt2dbm, the query string is passed on, and paths outside the media
 //! prefix never consult the map.
 
-use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
 
 use crate::migrate::{csv_rows, hex, migrated_weird_tree};
-use crate::support::{get_raw, signed_get, stderr, stop_child};
-
-struct Apache {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Apache {
-    /// SIGTERM stops Apache and its children at once.
-    fn drop(&mut self) {
-        stop_child(&mut self.child, libc::SIGTERM);
-    }
-}
-
-fn binary(name: &str) -> PathBuf {
-    let p = Path::new("/usr/sbin").join(name);
-    assert!(
-        p.exists(),
-        "{name} is not installed: run scripts/ensure-web-servers (or apt-get install apache2)"
-    );
-    p
-}
-
-/// Lets Apache's children (they run as www-data) read `path` and the
-/// directories above it that a test created.
-fn readable(path: &Path) {
-    let mut p = Some(path);
-    while let Some(d) = p {
-        if d == Path::new("/tmp") || d == Path::new("/") {
-            break;
-        }
-        let mode = if d.is_dir() { 0o755 } else { 0o644 };
-        let _ = std::fs::set_permissions(d, std::fs::Permissions::from_mode(mode));
-        p = d.parent();
-    }
-}
+use crate::support::web::{WebServer, apache, apache_binary as binary, readable};
+use crate::support::{get_raw, signed_get, stderr};
 
 /// The snippet the map's own header gives, with `map` for its RewriteMap.
 fn snippet(header_of: &Path, map: &str) -> String {
@@ -74,71 +36,17 @@ fn snippet(header_of: &Path, map: &str) -> String {
     lines.join("\n")
 }
 
-fn start(snippet: &str) -> Apache {
-    let dir = tempfile::Builder::new()
-        .prefix("mediashift-apache-")
-        .tempdir()
-        .unwrap();
-    readable(dir.path());
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let d = dir.path().display();
-    std::fs::create_dir_all(dir.path().join("htdocs")).unwrap();
-    let m = "/usr/lib/apache2/modules";
-    let conf = format!(
-        r#"ServerRoot "{d}"
-Listen 127.0.0.1:{port}
-PidFile {d}/httpd.pid
-ErrorLog {d}/error.log
-LogLevel warn rewrite:trace5
-DefaultRuntimeDir {d}
-Mutex file:{d} default
-LoadModule mpm_prefork_module {m}/mod_mpm_prefork.so
-LoadModule authz_core_module {m}/mod_authz_core.so
-LoadModule rewrite_module {m}/mod_rewrite.so
-User www-data
-Group www-data
-ServerName localhost
-StartServers 1
-DocumentRoot "{d}/htdocs"
+fn start(snippet: &str) -> WebServer {
+    apache("warn rewrite:trace5", |d, port| {
+        std::fs::create_dir_all(d.join("htdocs")).unwrap();
+        let d = d.display();
+        format!(
+            r#"DocumentRoot "{d}/htdocs"
 <VirtualHost 127.0.0.1:{port}>
 {snippet}
-</VirtualHost>
-"#
-    );
-    std::fs::write(dir.path().join("httpd.conf"), conf).unwrap();
-    // Its own process group: Apache signals its whole group when it stops,
-    // which would otherwise be the test runner's.
-    let mut child = Command::new(binary("apache2"))
-        .process_group(0)
-        .arg("-f")
-        .arg(dir.path().join("httpd.conf"))
-        .arg("-DFOREGROUND")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start apache2");
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if let Ok(Some(status)) = child.try_wait() {
-            let log = std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default();
-            let out = child.wait_with_output().unwrap();
-            panic!("apache2 exited ({status}): {}{log}", stderr(&out));
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "apache2 did not start listening"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Apache {
-        child,
-        port,
-        _dir: dir,
-    }
+</VirtualHost>"#
+        )
+    })
 }
 
 #[test]
@@ -190,7 +98,7 @@ fn apache_redirects_every_old_path_from_the_txt_map_and_its_dbm_form() {
         // txt: map is read line by line on every lookup.
         assert_eq!(get_raw(apache.port, "/checkout/cart").0, 404);
         assert_eq!(get_raw(apache.port, "/media/not-migrated.jpg").0, 404);
-        let log = std::fs::read_to_string(apache._dir.path().join("error.log")).unwrap();
+        let log = std::fs::read_to_string(apache.error_log()).unwrap();
         let lookups: Vec<&str> = log.lines().filter(|l| l.contains("map lookup")).collect();
         assert!(
             lookups.iter().any(|l| l.contains("not-migrated")),

@@ -8,15 +8,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant, UNIX_EPOCH};
+use std::process::Output;
+use std::time::{Duration, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
 use crate::migrate::{csv_rows, hex};
+use crate::support::web::{WebServer, apache, free_port, nginx_in, readable};
 use crate::support::{
     ChecksumAlgorithm, SmallDisk, Target, bytes, json as doc, mediashift, mediashift_env, runtime,
-    s3, signed_get, stderr, stdout, stop_child, target,
+    s3, signed_get, stderr, stdout, target,
 };
 
 /// One shop: its document root `www/` with the media in `www/media/`
@@ -1419,47 +1420,6 @@ fn http_get(port: u16, path: &str) -> (u16, Option<String>, Vec<u8>) {
     (status, location, resp[split + 4..].to_vec())
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_listening(child: &mut Child, port: u16, what: &str, log: &Path) {
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if let Ok(Some(status)) = child.try_wait() {
-            let mut err = String::new();
-            if let Some(mut e) = child.stderr.take() {
-                use std::io::Read as _;
-                let _ = e.read_to_string(&mut err);
-            }
-            let log = std::fs::read_to_string(log).unwrap_or_default();
-            panic!("{what} exited ({status}): {err}{log}");
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "{what} did not start listening"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-struct WebServer {
-    child: Child,
-    port: u16,
-    signal: i32,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for WebServer {
-    fn drop(&mut self) {
-        stop_child(&mut self.child, self.signal);
-    }
-}
-
 /// nginx on a loopback port with the README's transition snippet, its
 /// root at the shop's document root.
 fn start_nginx(shop: &Shop) -> WebServer {
@@ -1495,108 +1455,31 @@ fn start_nginx(shop: &Shop) -> WebServer {
         "daemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
          events {{ worker_connections 64; }}\n{snippet}\n"
     );
-    std::fs::write(dir.path().join("nginx.conf"), &conf).unwrap();
-    let mut child = Command::new("/usr/sbin/nginx")
-        .arg("-p")
-        .arg(dir.path())
-        .arg("-c")
-        .arg(dir.path().join("nginx.conf"))
-        .arg("-e")
-        .arg(dir.path().join("error.log"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("nginx is not installed: run scripts/ensure-web-servers");
-    wait_listening(&mut child, port, "nginx", &dir.path().join("error.log"));
-    WebServer {
-        child,
-        port,
-        signal: libc::SIGQUIT,
-        _dir: dir,
-    }
-}
-
-/// Lets Apache's children (www-data) read everything under `dir` and the
-/// directories above it that the test created.
-fn readable(dir: &Path) {
-    for e in walkdir::WalkDir::new(dir)
-        .into_iter()
-        .filter_map(Result::ok)
-    {
-        let mode = if e.file_type().is_dir() { 0o755 } else { 0o644 };
-        set_mode(e.path(), mode);
-    }
-    let mut p = dir.parent();
-    while let Some(d) = p {
-        if d == Path::new("/tmp") || d == Path::new("/") {
-            break;
-        }
-        set_mode(d, 0o755);
-        p = d.parent();
-    }
+    nginx_in(dir, port, &conf)
 }
 
 /// Apache on a loopback port with the README's transition snippet in a
 /// VirtualHost whose DocumentRoot is the shop's document root.
 fn start_apache(shop: &Shop) -> WebServer {
-    use std::os::unix::process::CommandExt;
-    let dir = tempfile::Builder::new()
-        .prefix("mediashift-apache-")
-        .tempdir()
-        .unwrap();
-    let port = free_port();
-    let d = dir.path().display();
     let snippet = readme_snippet("offload-apache").replace(
         "dbm:/etc/apache2/mediashift/apache.dbm",
         &format!("txt:{}", shop.maps().join("apache.map").display()),
     );
     assert!(snippet.contains("RewriteMap"), "{snippet}");
-    let m = "/usr/lib/apache2/modules";
+    readable(shop.dir.path());
     let root = shop.root().display().to_string();
-    let conf = format!(
-        r#"ServerRoot "{d}"
-Listen 127.0.0.1:{port}
-PidFile {d}/httpd.pid
-ErrorLog {d}/error.log
-LogLevel warn
-DefaultRuntimeDir {d}
-Mutex file:{d} default
-LoadModule mpm_prefork_module {m}/mod_mpm_prefork.so
-LoadModule authz_core_module {m}/mod_authz_core.so
-LoadModule rewrite_module {m}/mod_rewrite.so
-User www-data
-Group www-data
-ServerName localhost
-StartServers 1
-DocumentRoot "{root}"
+    apache("warn", |_, port| {
+        format!(
+            r#"DocumentRoot "{root}"
 <Directory "{root}">
     Require all granted
 </Directory>
 <VirtualHost 127.0.0.1:{port}>
 DocumentRoot "{root}"
 {snippet}
-</VirtualHost>
-"#
-    );
-    std::fs::write(dir.path().join("httpd.conf"), conf).unwrap();
-    readable(dir.path());
-    readable(shop.dir.path());
-    let mut child = Command::new("/usr/sbin/apache2")
-        .process_group(0)
-        .arg("-f")
-        .arg(dir.path().join("httpd.conf"))
-        .arg("-DFOREGROUND")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("apache2 is not installed: run scripts/ensure-web-servers");
-    wait_listening(&mut child, port, "apache2", &dir.path().join("error.log"));
-    WebServer {
-        child,
-        port,
-        signal: libc::SIGTERM,
-        _dir: dir,
-    }
+</VirtualHost>"#
+        )
+    })
 }
 
 /// A shop half offloaded: everything offloaded, then a part restored.

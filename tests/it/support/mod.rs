@@ -13,6 +13,7 @@
 pub mod mariadb;
 pub mod proxy;
 pub mod tls;
+pub mod web;
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
