@@ -113,52 +113,56 @@ impl Shop {
         args
     }
 
-    /// `offload --json` with `extra`.
-    fn offload(&self, extra: &[&str]) -> (Output, Value) {
-        let mut extra = extra.to_vec();
-        extra.push("--json");
-        let out = mediashift(self.offload_args(&extra));
-        let v = doc(&out);
-        (out, v)
-    }
-
-    /// `offload --quarantine <the shop's quarantine> --json`.
-    fn offload_q(&self, extra: &[&str]) -> (Output, Value) {
-        let q = self.quarantine().display().to_string();
-        let mut args = vec!["--quarantine", q.as_str()];
-        args.extend_from_slice(extra);
-        self.offload(&args)
-    }
-
-    /// `restore --json` with `extra`.
-    fn restore(&self, extra: &[&str]) -> (Output, Value) {
-        let mut args = vec![
-            "restore".to_string(),
-            self.src(),
-            "--state".into(),
-            self.state().display().to_string(),
-            "--json".into(),
-        ];
-        args.extend(extra.iter().map(|s| s.to_string()));
+    /// `COMMAND --json` with `before` then `extra`, as a document.
+    fn json(&self, mut args: Vec<String>, before: &[&str], extra: &[&str]) -> (Output, Value) {
+        args.push("--json".into());
+        args.extend(before.iter().chain(extra).map(|s| s.to_string()));
         let out = mediashift(args);
         let v = doc(&out);
         (out, v)
     }
 
+    fn quarantine_flag(&self) -> [String; 2] {
+        [
+            "--quarantine".into(),
+            self.quarantine().display().to_string(),
+        ]
+    }
+
+    /// `offload --json` with `extra`.
+    fn offload(&self, extra: &[&str]) -> (Output, Value) {
+        self.json(self.offload_args(&[]), &[], extra)
+    }
+
+    /// `offload --quarantine <the shop's quarantine> --json`.
+    fn offload_q(&self, extra: &[&str]) -> (Output, Value) {
+        let q = self.quarantine_flag();
+        self.json(self.offload_args(&[]), &[&q[0], &q[1]], extra)
+    }
+
+    fn restore_args(&self) -> Vec<String> {
+        vec![
+            "restore".to_string(),
+            self.src(),
+            "--state".into(),
+            self.state().display().to_string(),
+        ]
+    }
+
+    /// `restore --json` with `extra`.
+    fn restore(&self, extra: &[&str]) -> (Output, Value) {
+        self.json(self.restore_args(), &[], extra)
+    }
+
     /// `restore --quarantine <the shop's quarantine> --json`.
     fn restore_q(&self, extra: &[&str]) -> (Output, Value) {
-        let q = self.quarantine().display().to_string();
-        let mut args = vec!["--quarantine", q.as_str()];
-        args.extend_from_slice(extra);
-        self.restore(&args)
+        let q = self.quarantine_flag();
+        self.json(self.restore_args(), &[&q[0], &q[1]], extra)
     }
 
     /// `restore --from <the bucket> --json`.
     fn restore_from(&self, extra: &[&str]) -> (Output, Value) {
-        let url = self.target.url();
-        let mut args = vec!["--from", url.as_str()];
-        args.extend_from_slice(extra);
-        self.restore(&args)
+        self.json(self.restore_args(), &["--from", &self.target.url()], extra)
     }
 
     fn status(&self) -> Value {
