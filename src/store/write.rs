@@ -50,24 +50,16 @@ macro_rules! with_checksum {
     };
 }
 
-/// Sends a PutObject or UploadPart of `len` body bytes (the two builders
-/// share no trait): its body signed or not as the endpoint needs
-/// (`payload_signing_needed`), judged by its progress (`Watch`) with the
-/// timeout its size allows.
-macro_rules! send_body {
-    ($store:expr, $req:expr, $len:expr, $operation:expr) => {{
+/// PutObject or UploadPart, with its body signed or not as the endpoint
+/// needs (`payload_signing_needed`); the two builders share no trait.
+macro_rules! signing {
+    ($store:expr, $req:expr) => {{
         let op = $req.customize();
-        let op = if $store.sign_payload() {
+        if $store.sign_payload() {
             op
         } else {
             op.disable_payload_signing()
-        };
-        let watch = Watch::new();
-        let send = op
-            .interceptor(watch.interceptor())
-            .config_override($store.timeout_for($len))
-            .send();
-        $store.watched(&watch, $operation, send).await
+        }
     }};
 }
 
@@ -152,7 +144,14 @@ impl ObjectStore for S3 {
                 }
                 let req = with_checksum!(req, checksum.algorithm, &checksum.value);
                 let operation = &operation;
-                async move { send_body!(self, req, len, operation) }
+                async move {
+                    let watch = Watch::new();
+                    let send = signing!(self, req)
+                        .interceptor(watch.interceptor())
+                        .config_override(self.timeout_for(len))
+                        .send();
+                    self.watched(&watch, operation, send).await
+                }
             })
             .await?;
         Ok(Written {
@@ -220,7 +219,14 @@ impl ObjectStore for S3 {
                     .body(ByteStream::from(body.clone()));
                 let req = with_checksum!(req, checksum.algorithm, &checksum.value);
                 let operation = &operation;
-                async move { send_body!(self, req, len, operation) }
+                async move {
+                    let watch = Watch::new();
+                    let send = signing!(self, req)
+                        .interceptor(watch.interceptor())
+                        .config_override(self.timeout_for(len))
+                        .send();
+                    self.watched(&watch, operation, send).await
+                }
             })
             .await?;
         Ok(Written {
