@@ -60,6 +60,30 @@ impl Hasher {
     }
 }
 
+/// A SHA-256 computed from data given in order, in pieces: a large file's
+/// identity from the parts read for its upload.
+pub struct Sha256Stream(Sha256);
+
+impl Sha256Stream {
+    pub fn new() -> Self {
+        Self(Sha256::new())
+    }
+
+    pub fn update(&mut self, data: &[u8]) {
+        self.0.update(data);
+    }
+
+    pub fn finish(self) -> Sha256Digest {
+        Sha256Digest(self.0.finalize().into())
+    }
+}
+
+impl Default for Sha256Stream {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// Reads a whole file and returns its digests. Fails if the file is not
 /// `expected_size` bytes long (it changed since the walk).
 pub fn hash_file(path: &Path, expected_size: u64, progress: &Phase) -> io::Result<Digests> {

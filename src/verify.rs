@@ -37,12 +37,19 @@ pub const SHA256_METADATA: &str = "sha256";
 /// (percent-encoded, as metadata must be ASCII).
 pub const SOURCE_PATH_METADATA: &str = "source-path";
 
-/// The user metadata written with every object.
+/// The user metadata written with an object whose SHA-256 is known
+/// before the upload begins.
 pub fn object_metadata(digests: &Digests, rel: &str) -> [(&'static str, String); 2] {
     [
         (SHA256_METADATA, digests.sha256.to_hex()),
-        (SOURCE_PATH_METADATA, crate::urls::encode_path(rel)),
+        source_metadata(rel),
     ]
+}
+
+/// The user metadata written with every object: its source path. (A large
+/// file hashed while it is sent has only this.)
+pub fn source_metadata(rel: &str) -> (&'static str, String) {
+    (SOURCE_PATH_METADATA, crate::urls::encode_path(rel))
 }
 
 /// How an object was proven to hold the file's bytes. The names are part

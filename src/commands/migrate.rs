@@ -42,6 +42,9 @@ pub struct Migrated {
     pub journal_write: Duration,
     /// How the store answered: throttling, timeouts, concurrency.
     pub pace: PaceStats,
+    /// Bytes of source files the upload read (planning's reads are in the
+    /// plan).
+    pub bytes_read: u64,
 }
 
 /// The journal's identity for these settings.
@@ -79,6 +82,7 @@ pub async fn run(settings: &MigrateSettings, progress: &Progress, stop: Stop) ->
     }
     let rows = journal.files()?;
     let mut uploads = journal.uploads()?;
+    let intents = journal.upload_intents()?;
 
     let planned = plan::run_with(&settings.run, progress, Some(&rows)).await?;
     let recorder = journal.recorder()?;
@@ -90,6 +94,7 @@ pub async fn run(settings: &MigrateSettings, progress: &Progress, stop: Stop) ->
     let mut jobs = jobs(&planned, &settings.content_types);
     for job in &mut jobs {
         job.resume = uploads.remove(&job.key);
+        job.stray_upload = intents.contains_key(&job.key);
     }
     if rerun && !settings.run.output.json && !settings.run.output.quiet {
         eprintln!("mediashift: {}", resuming(&planned, &jobs));
@@ -164,6 +169,7 @@ pub async fn run(settings: &MigrateSettings, progress: &Progress, stop: Stop) ->
         journal: journal_path,
         journal_write,
         pace: planned.store.pace_stats(),
+        bytes_read: outcome.bytes_read,
         planned,
     })
 }
@@ -280,6 +286,7 @@ fn jobs(p: &Planned, types: &select::ContentTypes) -> Vec<Job> {
                 digests: p.grouping.digests.get(&slot.canonical).copied(),
                 must_not_exist: !p.existing.contains_key(slot.key.as_str()),
                 resume: None,
+                stray_upload: false,
             }
         })
         .collect()

@@ -66,6 +66,11 @@ impl Journal {
         read::uploads(&self.conn, &self.path)
     }
 
+    /// Keys an earlier run may have left an unrecorded upload for.
+    pub fn upload_intents(&self) -> Result<HashMap<String, String>, JournalError> {
+        read::upload_intents(&self.conn, &self.path)
+    }
+
     /// Starts the writer thread (once) and returns a handle to send records.
     pub fn recorder(&mut self) -> Result<Recorder, JournalError> {
         if self.writer.is_none() {
@@ -174,7 +179,7 @@ mod tests {
             )
             .unwrap();
         let ups = j.uploads().unwrap();
-        assert_eq!(ups["p/v.mp4"].sha256, Sha256Digest([0; 32]));
+        assert_eq!(ups["p/v.mp4"].sha256, Some(Sha256Digest([0; 32])));
         assert_ne!(Digests::of_bytes(b"").sha256, Sha256Digest([0; 32]));
     }
 
@@ -190,7 +195,7 @@ mod tests {
             part_size: 5 << 20,
             size: 11 << 20,
             mtime_ns: 1,
-            sha256: Sha256Digest([1; 32]),
+            sha256: Some(Sha256Digest([1; 32])),
             started_at: 10,
             parts: vec![],
         };

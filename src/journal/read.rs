@@ -92,16 +92,17 @@ pub(super) fn uploads(
         |r| {
             let sha: Vec<u8> = r.get(6)?;
             let key: String = r.get(1)?;
-            // A damaged digest cannot prove the file is the one whose parts
-            // were sent. All zeros matches no real file, so the resume check
-            // aborts that upload and starts the file over.
-            let sha256 = sha.try_into().map(Sha256Digest).unwrap_or_else(|_| {
+            // Empty: not known when the upload began. A damaged digest
+            // cannot prove the file is the one whose parts were sent. All
+            // zeros matches no real file, so the resume check aborts that
+            // upload and starts the file over.
+            let sha256 = (!sha.is_empty()).then(|| sha.try_into().map(Sha256Digest).unwrap_or_else(|_| {
                 tracing::warn!(
                     "{}: the journal's SHA-256 for the upload of {key} is damaged; it will start over",
                     path.display()
                 );
                 Sha256Digest([0; 32])
-            });
+            }));
             Ok(UploadRow {
                 upload_id: UploadId(r.get(0)?),
                 key,
@@ -144,6 +145,25 @@ pub(super) fn uploads(
 }
 
 /// Every file `offload` took out of SOURCE_DIR or is taking, by path.
+/// Keys whose CreateMultipartUpload may have been sent without the journal
+/// hearing its answer (a kill in between): path by key.
+pub(super) fn upload_intents(
+    conn: &Connection,
+    path: &Path,
+) -> Result<HashMap<String, String>, JournalError> {
+    if !schema::has_table(conn, "upload_intents").map_err(JournalError::sql(path))? {
+        return Ok(HashMap::new());
+    }
+    let rows = query_all(
+        conn,
+        path,
+        "SELECT key, path FROM upload_intents",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    Ok(rows.into_iter().collect())
+}
+
 pub(super) fn offloads(
     conn: &Connection,
     path: &Path,

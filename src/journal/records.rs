@@ -169,7 +169,10 @@ pub struct UploadRow {
     pub part_size: u64,
     pub size: u64,
     pub mtime_ns: i64,
-    pub sha256: Sha256Digest,
+    /// The file's SHA-256 when it was known as the upload began (dedup had
+    /// hashed it); `None` when it is computed from the parts as they are
+    /// read, so that the file is read once.
+    pub sha256: Option<Sha256Digest>,
     pub started_at: i64,
     pub parts: Vec<PartRow>,
 }
@@ -210,6 +213,15 @@ pub enum Record {
         path: String,
         digests: Digests,
     },
+    /// A CreateMultipartUpload for `key` is about to be sent. Committed
+    /// before the request goes, and cleared by the key's `UploadStarted`:
+    /// an intent still there on the next run means a kill came between
+    /// the two, so the server may hold an upload the journal never named.
+    UploadIntent {
+        key: String,
+        path: String,
+    },
+    /// A multipart upload began (clears the key's intent).
     UploadStarted(UploadRow),
     PartDone {
         upload_id: UploadId,

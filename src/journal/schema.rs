@@ -72,6 +72,11 @@ CREATE TABLE IF NOT EXISTS offloads (
     gid INTEGER NOT NULL,
     at INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS upload_intents (
+    key TEXT PRIMARY KEY,
+    path TEXT NOT NULL,
+    at INTEGER NOT NULL
+);
 ";
 
 pub(super) fn open_conn(path: &Path) -> Result<Connection, JournalError> {

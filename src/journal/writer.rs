@@ -18,7 +18,8 @@ const BATCH_TIME: Duration = Duration::from_millis(20);
 
 enum Msg {
     Record(Box<Record>),
-    Flush(std::sync::mpsc::Sender<Result<(), String>>),
+    /// Commit what is pending, then say how it went.
+    Flush(Box<dyn FnOnce(Result<(), String>) + Send>),
     /// Commit what is pending and end the writer thread.
     Shutdown,
 }
@@ -39,6 +40,22 @@ impl Recorder {
         // If the writer is gone the run is ending; the record is lost, which
         // the contract allows (it is redone next run).
         let _ = self.tx.send(Msg::Record(Box::new(r)));
+    }
+
+    /// Records `r` and waits until it is committed: for a record that must
+    /// be on disk before the request it describes is sent.
+    pub async fn record_committed(&self, r: Record) -> Result<(), String> {
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let stopped = || "the journal writer stopped".to_string();
+        self.tx
+            .send(Msg::Record(Box::new(r)))
+            .map_err(|_| stopped())?;
+        self.tx
+            .send(Msg::Flush(Box::new(move |r| {
+                let _ = done_tx.send(r);
+            })))
+            .map_err(|_| stopped())?;
+        done_rx.await.map_err(|_| stopped())?
     }
 
     /// Whether the journal can no longer be written (a full disk, say):
@@ -93,7 +110,9 @@ impl Writer {
         };
         let (done_tx, done_rx) = std::sync::mpsc::channel();
         self.tx
-            .send(Msg::Flush(done_tx))
+            .send(Msg::Flush(Box::new(move |r| {
+                let _ = done_tx.send(r);
+            })))
             .map_err(|_| failed("the writer stopped".into()))?;
         done_rx
             .recv()
@@ -164,8 +183,8 @@ fn run(
             }
         }
         nanos.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
-        for tx in flushes {
-            let _ = tx.send(failed.clone().map_or(Ok(()), Err));
+        for done in flushes {
+            done(failed.clone().map_or(Ok(()), Err));
         }
     }
 }
@@ -197,6 +216,10 @@ fn apply(conn: &mut Connection, records: &[Record]) -> rusqlite::Result<()> {
             "INSERT OR REPLACE INTO uploads (upload_id, key, path, part_size, size, mtime_ns, sha256, started_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )?;
+        let mut intent = tx.prepare_cached(
+            "INSERT OR REPLACE INTO upload_intents (key, path, at) VALUES (?1, ?2, ?3)",
+        )?;
+        let mut intent_done = tx.prepare_cached("DELETE FROM upload_intents WHERE key = ?1")?;
         let mut part = tx.prepare_cached(
             "INSERT OR REPLACE INTO parts (upload_id, number, size, checksum, crc64, etag) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?;
@@ -246,7 +269,11 @@ fn apply(conn: &mut Connection, records: &[Record]) -> rusqlite::Result<()> {
                 Record::Digests { path, digests: d } => {
                     digests.execute(params![path, d.sha256.0.to_vec(), d.crc64.0 as i64])?;
                 }
+                Record::UploadIntent { key, path } => {
+                    intent.execute(params![key, path, now])?;
+                }
                 Record::UploadStarted(u) => {
+                    // An empty digest: not known when the upload began.
                     upload.execute(params![
                         u.upload_id.0,
                         u.key,
@@ -254,9 +281,10 @@ fn apply(conn: &mut Connection, records: &[Record]) -> rusqlite::Result<()> {
                         u.part_size as i64,
                         u.size as i64,
                         u.mtime_ns,
-                        u.sha256.0.to_vec(),
+                        u.sha256.map(|d| d.0.to_vec()).unwrap_or_default(),
                         u.started_at
                     ])?;
+                    intent_done.execute(params![u.key])?;
                     key_state.execute(params![
                         u.key,
                         FileState::Uploading.as_str(),

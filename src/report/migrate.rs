@@ -43,6 +43,41 @@ pub struct MigrateDoc<'a> {
     /// The fewest and most requests allowed in flight during the run.
     pub concurrency_min: usize,
     pub concurrency_max: usize,
+    /// Bytes of source files read, by planning (dedup) and by the upload.
+    pub bytes_read: u64,
+    /// `bytes_read` per byte uploaded (1.0: every byte read once); none
+    /// when nothing was uploaded.
+    pub read_per_uploaded_byte: Option<f64>,
+    /// The process's own I/O counters from /proc/self/io (Linux): `rchar`
+    /// (bytes asked of read calls, sockets included) and `read_bytes`
+    /// (bytes fetched from storage, not the page cache).
+    pub process_io: Option<ProcessIo>,
+}
+
+/// The counters of /proc/self/io that tell reads apart.
+#[derive(Serialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessIo {
+    pub rchar: u64,
+    pub read_bytes: u64,
+}
+
+impl ProcessIo {
+    /// This process's counters now (None off Linux).
+    pub fn now() -> Option<Self> {
+        Self::parse(&std::fs::read_to_string("/proc/self/io").ok()?)
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        let field = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+                .and_then(|v| v.trim().parse().ok())
+        };
+        Some(Self {
+            rchar: field("rchar")?,
+            read_bytes: field("read_bytes")?,
+        })
+    }
 }
 
 impl<'a> MigrateDoc<'a> {
@@ -59,7 +94,12 @@ impl<'a> MigrateDoc<'a> {
         }
         let bytes_uploaded: u64 = m.uploaded.iter().map(|u| u.bytes).sum();
         let secs = m.elapsed.as_secs_f64();
+        let bytes_read = plan.bytes_hashed + m.bytes_read;
         Self {
+            bytes_read,
+            read_per_uploaded_byte: (bytes_uploaded > 0)
+                .then(|| (bytes_read as f64 / bytes_uploaded as f64 * 1000.0).round() / 1000.0),
+            process_io: ProcessIo::now(),
             objects_uploaded: m.uploaded.len() as u64,
             bytes_uploaded,
             objects_skipped_existing: m.planned.plan.summary.objects_already_present,
@@ -141,6 +181,14 @@ pub fn migrate_text(doc: &MigrateDoc<'_>) -> String {
         doc.elapsed_s,
         ByteSize(doc.throughput_bytes_per_s as u64)
     );
+    if let Some(r) = doc.read_per_uploaded_byte {
+        let _ = writeln!(
+            o,
+            "  {:<26}{} ({r:.2} per byte uploaded)",
+            "read from SOURCE_DIR",
+            ByteSize(doc.bytes_read)
+        );
+    }
     let mut store = format!(
         "concurrency {}-{}",
         doc.concurrency_min, doc.concurrency_max
@@ -180,4 +228,23 @@ pub fn migrate_text(doc: &MigrateDoc<'_>) -> String {
         let _ = writeln!(o, "what is already uploaded is recognised and skipped.");
     }
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_self_io_is_read_by_field_name() {
+        let text = "rchar: 4096\nwchar: 10\nsyscr: 3\nsyscw: 1\nread_bytes: 512\nwrite_bytes: 0\ncancelled_write_bytes: 0\n";
+        assert_eq!(
+            ProcessIo::parse(text),
+            Some(ProcessIo {
+                rchar: 4096,
+                read_bytes: 512
+            })
+        );
+        assert_eq!(ProcessIo::parse("rchar: x\n"), None);
+        assert!(ProcessIo::now().is_some(), "this machine runs Linux");
+    }
 }

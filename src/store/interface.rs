@@ -72,6 +72,13 @@ pub trait ObjectStore: Clone + Send + Sync + 'static {
         key: &str,
         upload: &UploadId,
     ) -> impl Future<Output = Result<Option<Vec<ListedPart>>, StoreError>> + Send;
+
+    /// The multipart uploads in progress for exactly this key
+    /// (ListMultipartUploads with the key as prefix).
+    fn uploads_of(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Vec<UploadId>, StoreError>> + Send;
 }
 
 /// The checksum a request body carries (`x-amz-checksum-*`, base64), or

@@ -29,6 +29,7 @@ pub enum Op {
     Complete,
     Abort,
     ListParts,
+    ListUploads,
 }
 
 /// What a faulty call does.
@@ -413,6 +414,24 @@ impl ObjectStore for MemoryStore {
             }
             _ => Err(error(ErrorKind::NotFound, operation)),
         }
+    }
+
+    async fn uploads_of(&self, key: &str) -> Result<Vec<UploadId>, StoreError> {
+        let operation = format!("ListMultipartUploads {key}");
+        if let Some(Fault::Fail(kind) | Fault::StoreThenFail(kind)) =
+            self.call(Op::ListUploads, key, operation.clone())
+        {
+            return Err(error(kind, operation));
+        }
+        let mut ids: Vec<UploadId> = self
+            .lock()
+            .uploads
+            .iter()
+            .filter(|(_, u)| u.key == key)
+            .map(|(id, _)| UploadId(id.clone()))
+            .collect();
+        ids.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(ids)
     }
 
     async fn list_parts(

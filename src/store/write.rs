@@ -320,4 +320,13 @@ impl ObjectStore for S3 {
     ) -> Result<Option<Vec<ListedPart>>, StoreError> {
         self.parts(key, upload).await
     }
+
+    async fn uploads_of(&self, key: &str) -> Result<Vec<UploadId>, StoreError> {
+        let listed = self.list_uploads(key).await?;
+        Ok(listed
+            .into_iter()
+            .filter(|u| u.key == key)
+            .map(|u| u.upload_id)
+            .collect())
+    }
 }

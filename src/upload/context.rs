@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::buffers::BufferPool;
 use super::job::{Job, UploadSettings};
@@ -45,6 +46,8 @@ pub(super) struct Ctx<S> {
     pub progress: Transfer,
     journal: Option<Recorder>,
     pub stop: Stop,
+    /// Bytes of source files read so far (to send, or to hash).
+    read: AtomicU64,
 }
 
 impl<S> Ctx<S> {
@@ -71,7 +74,18 @@ impl<S> Ctx<S> {
             progress,
             journal,
             stop,
+            read: AtomicU64::new(0),
         }
+    }
+
+    /// Counts `bytes` of a source file read.
+    pub(super) fn count_read(&self, bytes: u64) {
+        self.read.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Bytes of source files read so far.
+    pub(super) fn bytes_read(&self) -> u64 {
+        self.read.load(Ordering::Relaxed)
     }
 
     /// Whether nothing new may start: a stop was asked for, or the journal
@@ -83,6 +97,16 @@ impl<S> Ctx<S> {
     pub(super) fn record(&self, r: Record) {
         if let Some(j) = &self.journal {
             j.record(r);
+        }
+    }
+
+    /// Records `r` and waits until the journal committed it.
+    pub(super) async fn record_committed(&self, r: Record) -> Result<(), super::job::JobError> {
+        match &self.journal {
+            Some(j) => j.record_committed(r).await.map_err(|e| {
+                super::job::JobError::Failed(format!("the journal could not record it: {e}"))
+            }),
+            None => Ok(()),
         }
     }
 

@@ -41,6 +41,10 @@ pub struct Job {
     pub must_not_exist: bool,
     /// A multipart upload of this key that an earlier run began.
     pub resume: Option<UploadRow>,
+    /// An earlier run was killed between sending CreateMultipartUpload for
+    /// this key and recording its answer: the server may hold an upload of
+    /// it that the journal never named, to be aborted.
+    pub stray_upload: bool,
 }
 
 impl Job {
@@ -94,6 +98,8 @@ pub struct Outcome {
     pub failed: Vec<Failed>,
     /// Objects not finished because of a stop request.
     pub interrupted: usize,
+    /// Bytes of source files the engine read (sent, or hashed first).
+    pub bytes_read: u64,
 }
 
 /// Why a job did not succeed.

@@ -24,6 +24,7 @@ mod permits;
 mod read;
 mod resume;
 mod single;
+mod whole;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -87,6 +88,7 @@ pub async fn run<S: ObjectStore>(
     }
     ctx.progress.finish();
     outcome.interrupted = total - outcome.uploaded.len() - outcome.failed.len();
+    outcome.bytes_read = ctx.bytes_read();
     outcome
 }
 

@@ -16,10 +16,12 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::buffers::BufferPool;
+use super::context::Ctx;
 use super::job::{Job, JobError};
 use crate::checksum::{self, Algorithm, Summer};
-use crate::digest::{Digests, Hasher};
+use crate::digest::{Digests, Hasher, hash_file};
 use crate::faults;
+use crate::store::ObjectStore;
 
 fn unreadable(e: std::io::Error) -> JobError {
     JobError::Failed(format!("cannot read the file: {e}"))
@@ -134,6 +136,25 @@ pub(super) fn read_part(
         sum,
         crc64,
     })
+}
+
+/// Hashes a large file that dedup did not read, with its own bar: only
+/// where an upload cannot go on without its digests (an earlier run's
+/// upload that the server no longer knows, to check the object).
+pub(super) async fn hash<S: ObjectStore>(
+    ctx: &Ctx<S>,
+    job: &Job,
+    path: &Path,
+) -> Result<Digests, JobError> {
+    let (p, size) = (path.to_path_buf(), job.size);
+    let hashing = ctx.progress.hashing(&job.rel, size);
+    let h = hashing.clone();
+    let hashed = ctx.permits.blocking(move || hash_file(&p, size, &h)).await;
+    hashing.finish();
+    ctx.count_read(size);
+    let d = hashed?.map_err(|e| JobError::Changed(format!("the file could not be hashed: {e}")))?;
+    ctx.record_digests(job, d);
+    Ok(d)
 }
 
 #[cfg(test)]

@@ -35,20 +35,32 @@ pub(super) enum Resumed {
 }
 
 /// The upload an earlier run left for this key, if it can be continued:
-/// same file (size, mtime, SHA-256), same part size, and the server still
-/// knows it; with the parts to reuse. A stale upload is aborted. An upload
-/// the server no longer knows may have completed: the object is checked
-/// before the file is sent again.
+/// same file (size, mtime, and SHA-256 where it was known when the upload
+/// began), same part size, and the server still knows it; with the parts
+/// to reuse. A stale upload is aborted. An upload the server no longer
+/// knows may have completed: the object is checked (the file is hashed for
+/// that if it was not) before the file is sent again.
+///
+/// An upload begun without the SHA-256 is continued on size and mtime; its
+/// reused parts are read again to compute the SHA-256, and each must still
+/// have the CRC64NVME recorded when it was sent.
 pub(super) async fn resumable<S: ObjectStore>(
     ctx: &Ctx<S>,
     job: &Job,
-    digests: &Digests,
+    digests: Option<&Digests>,
     layout: PartLayout,
 ) -> Result<Resumed, JobError> {
     let Some(r) = &job.resume else {
         return Ok(Resumed::Fresh);
     };
-    let same_file = r.size == job.size && r.mtime_ns == job.mtime_ns && r.sha256 == digests.sha256;
+    let same_digest = match (r.sha256, digests) {
+        (None, _) => true,
+        (Some(recorded), Some(d)) => recorded == d.sha256,
+        // Begun with a SHA-256 this run does not know: nothing to check
+        // the file against, so it starts over.
+        (Some(_), None) => false,
+    };
+    let same_file = r.size == job.size && r.mtime_ns == job.mtime_ns && same_digest;
     if !same_file || r.part_size != layout.part_size {
         tracing::info!(
             "{}: the file changed since its upload began; starting over",
@@ -63,7 +75,11 @@ pub(super) async fn resumable<S: ObjectStore>(
         .await?;
     let Some(listed) = listed else {
         ctx.upload_ended(&r.upload_id);
-        let local = Local::file(job.size, Some(*digests));
+        let digests = match digests {
+            Some(d) => *d,
+            None => super::read::hash(ctx, job, &job.path(&ctx.root)).await?,
+        };
+        let local = Local::file(job.size, Some(digests));
         if let Some(how) = already_there(ctx, job, &local).await {
             return Ok(Resumed::Completed(how));
         }
@@ -122,6 +138,7 @@ async fn recover<S: ObjectStore>(
             .permits
             .blocking(move || read_part(&p, start, end - start, algorithm, &pool))
             .await??;
+        ctx.count_read(end - start);
         let md5 = checksum::md5(&read.body);
         let hex = checksum::hex(&md5);
         let Some(on_server) = listed

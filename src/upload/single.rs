@@ -28,6 +28,7 @@ pub(super) async fn put_small<S: ObjectStore>(
         .permits
         .blocking(move || read_small(&p, size, algorithm, &pool))
         .await??;
+    ctx.count_read(size);
     unchanged(job, &path, "while being read")?;
     same_digests(job, &digests)?;
 

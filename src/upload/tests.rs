@@ -60,6 +60,7 @@ impl Tree {
             mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
             digests: None,
             must_not_exist: true,
+            stray_upload: false,
             resume: None,
         });
         self
@@ -214,7 +215,7 @@ async fn begun_with(store: &MemoryStore, content: &[u8], part2: &[u8], t: &mut T
         part_size: 5 << 20,
         size: job.size,
         mtime_ns: job.mtime_ns,
-        sha256: Digests::of_bytes(content).sha256,
+        sha256: Some(Digests::of_bytes(content).sha256),
         started_at: 1,
         parts: rows,
     });
@@ -341,7 +342,7 @@ async fn a_changed_file_or_a_forgotten_upload_starts_over() {
     let id = begun(&store, &content, &mut t).await;
     // The journal's file is not this one: its upload is aborted.
     if let Some(r) = t.jobs[0].resume.as_mut() {
-        r.sha256 = Digests::of_bytes(b"other").sha256;
+        r.sha256 = Some(Digests::of_bytes(b"other").sha256);
     }
     let o = t.upload(&store, &settings(Algorithm::Crc64nvme)).await;
     assert!(o.failed.is_empty(), "{o:?}");
@@ -421,4 +422,123 @@ async fn a_stop_request_starts_nothing_and_counts_the_rest_as_interrupted() {
     .await;
     assert_eq!((o.uploaded.len(), o.failed.len(), o.interrupted), (0, 0, 2));
     assert!(store.log().is_empty());
+}
+
+#[tokio::test]
+async fn a_large_file_dedup_did_not_hash_is_read_once_and_proven_by_its_checksum() {
+    let big = data(11, 17 * MIB);
+    let t = Tree::new().file("v.mp4", &big);
+    let store = MemoryStore::new();
+    let o = t.upload(&store, &settings(Algorithm::Crc64nvme)).await;
+    assert!(o.failed.is_empty(), "{o:?}");
+    assert_eq!(o.bytes_read, big.len() as u64, "every byte read once");
+    assert_eq!(how(&o, 0), How::ChecksumInResponse);
+    assert_eq!(store.object("p/v.mp4").unwrap(), big);
+    let head = store.head("p/v.mp4").await.unwrap().unwrap();
+    assert_eq!(
+        head.metadata.get("source-path").map(String::as_str),
+        Some("v.mp4")
+    );
+    assert!(
+        !head.metadata.contains_key("sha256"),
+        "the SHA-256 was not known when the upload began: {:?}",
+        head.metadata
+    );
+
+    // Hashed by dedup: the SHA-256 goes in the metadata, and the engine
+    // reads the file once (dedup's read is its own).
+    let mut t = Tree::new().file("v.mp4", &big);
+    t.jobs[0].digests = Some(Digests::of_bytes(&big));
+    let store = MemoryStore::new();
+    let o = t.upload(&store, &settings(Algorithm::Crc64nvme)).await;
+    assert!(o.failed.is_empty(), "{o:?}");
+    assert_eq!(o.bytes_read, big.len() as u64);
+    let head = store.head("p/v.mp4").await.unwrap().unwrap();
+    assert_eq!(
+        head.metadata.get("sha256"),
+        Some(&Digests::of_bytes(&big).sha256.to_hex())
+    );
+}
+
+#[tokio::test]
+async fn an_upload_begun_without_the_sha256_resumes_and_rereads_only_to_hash() {
+    let content = data(12, 12 * MIB);
+    let mut t = Tree::new().file("v.mp4", &content);
+    let store = MemoryStore::keeping_resent_parts();
+    let id = begun(&store, &content, &mut t).await;
+    if let Some(r) = t.jobs[0].resume.as_mut() {
+        r.sha256 = None;
+    }
+    let before = store.log().len();
+    let o = t.upload(&store, &settings(Algorithm::Crc64nvme)).await;
+    assert!(o.failed.is_empty(), "{o:?}");
+    assert_eq!(store.object("p/v.mp4").unwrap(), content);
+    assert_eq!(sent_parts(&store, before), ["UploadPart p/v.mp4 #3"]);
+    assert!(!store.uploads().contains(&id), "completed");
+    // Parts 1 and 2 read again to hash (1 recorded, 2 recovered from the
+    // listing), part 3 read to send: part 2 twice.
+    assert_eq!(o.bytes_read, (12 + 5) as u64 * MIB as u64);
+
+    // The file changed under the same size and mtime since part 1 was
+    // sent: its bytes no longer have the recorded CRC64NVME.
+    let mut t = Tree::new().file("v.mp4", &content);
+    let store = MemoryStore::keeping_resent_parts();
+    begun(&store, &content, &mut t).await;
+    let job = &mut t.jobs[0];
+    if let Some(r) = job.resume.as_mut() {
+        r.sha256 = None;
+        r.parts[0].crc64 ^= 1;
+    }
+    let before = store.log().len();
+    let o = t.upload(&store, &settings(Algorithm::Crc64nvme)).await;
+    // A change: the upload is aborted, and the second try of the run
+    // sends the whole file in a new upload.
+    assert!(o.failed.is_empty(), "{o:?}");
+    assert_eq!(store.object("p/v.mp4").unwrap(), content);
+    let log = &store.log()[before..];
+    assert!(
+        log.contains(&"AbortMultipartUpload p/v.mp4".to_string()),
+        "{log:?}"
+    );
+    // (Part 3 may have gone out in the first try, before the change
+    // was seen.)
+    let mut sent = sent_parts(&store, before);
+    sent.dedup();
+    assert_eq!(
+        sent,
+        [
+            "CreateMultipartUpload p/v.mp4",
+            "UploadPart p/v.mp4 #1",
+            "UploadPart p/v.mp4 #2",
+            "UploadPart p/v.mp4 #3"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn an_upload_a_killed_run_never_recorded_is_aborted() {
+    let content = data(13, 12 * MIB);
+    for stray in [false, true] {
+        let mut t = Tree::new().file("v.mp4", &content);
+        let store = MemoryStore::new();
+        // CreateMultipartUpload went through; the run died before the
+        // journal heard its answer.
+        let orphan = store
+            .create_multipart(
+                &t.jobs[0].new_object(&[], &ObjectOptions::default()),
+                Algorithm::Crc64nvme,
+            )
+            .await
+            .unwrap();
+        t.jobs[0].stray_upload = stray;
+        let o = t.upload(&store, &settings(Algorithm::Crc64nvme)).await;
+        assert!(o.failed.is_empty(), "{o:?}");
+        assert_eq!(store.object("p/v.mp4").unwrap(), content);
+        assert_eq!(
+            store.uploads().contains(&orphan),
+            !stray,
+            "stray_upload {stray}: {:?}",
+            store.uploads()
+        );
+    }
 }

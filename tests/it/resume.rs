@@ -137,9 +137,13 @@ fn killed_at_any_point_it_resumes_and_resends_little() {
     m.endpoint = Some(proxy.endpoint.clone());
     let unique: u64 = m.files().values().map(|d| d.len() as u64).sum();
 
-    // Chosen points: a part acknowledged but not journaled; inside a journal
-    // transaction; between CompleteMultipartUpload and its verification.
+    // Chosen points: an upload created but not journaled; a part
+    // acknowledged but not journaled; inside a journal transaction;
+    // between CompleteMultipartUpload and its verification.
     for point in [
+        // Between CreateMultipartUpload's answer and its journal record:
+        // the next run must abort the upload nobody knows of.
+        "after-create:2",
         "part-acked:6",
         "journal-before-commit:4",
         "after-complete:1",
