@@ -33,3 +33,14 @@ build_mediashift() {
     BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/mediashift"
   fi
 }
+
+# build_tm_driver: the AWS transfer manager's driver (bench/tm-driver), a
+# release build as its users run it, into bench/work/tm-target (its own
+# lock file pins the crate); sets TM_BIN.
+build_tm_driver() {
+  local target="$ROOT/bench/work/tm-target"
+  log "building the transfer-manager driver (bench/tm-driver; the first build takes a few minutes) ..."
+  cargo build --release --quiet --locked --manifest-path "$ROOT/bench/tm-driver/Cargo.toml" \
+    --target-dir "$target"
+  TM_BIN="$target/release/tm-driver"
+}

