@@ -11,17 +11,17 @@ use std::io::Write as _;
 use serde::Serialize;
 
 use crate::cancel::Stop;
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, MapsCommand};
 use crate::commands;
 use crate::error::{Error, Result};
 use crate::report::{
-    GcDoc, MigrateDoc, OffloadDoc, PlanDoc, RestoreDoc, RewriteDoc, StatusDoc, UndoDoc, VerifyDoc,
-    gc_text, migrate_text, offload_text, plan_text, restore_text, rewrite_text, status_text,
-    undo_text, verify_text,
+    GcDoc, MergeDoc, MigrateDoc, OffloadDoc, PlanDoc, RestoreDoc, RewriteDoc, StatusDoc, UndoDoc,
+    VerifyDoc, gc_text, merge_text, migrate_text, offload_text, plan_text, restore_text,
+    rewrite_text, status_text, undo_text, verify_text,
 };
 use crate::settings::{
-    GcSettings, MigrateSettings, OffloadSettings, RestoreSettings, RewriteSettings, RunSettings,
-    StatusSettings, VerifySettings,
+    GcSettings, JOB_INDEX_VAR, MergeSettings, MigrateSettings, OffloadSettings, RestoreSettings,
+    RewriteSettings, RunSettings, StatusSettings, VerifySettings,
 };
 use crate::{priority, ui};
 
@@ -65,6 +65,7 @@ enum Resolved {
     Rewrite(RewriteSettings),
     Offload(OffloadSettings),
     Restore(RestoreSettings),
+    MergeMaps(MergeSettings),
     Completions(crate::cli::Shell),
     Man(Option<String>),
 }
@@ -80,6 +81,8 @@ fn resolve(cli: &Cli) -> Result<Resolved> {
         Command::Migrate(args) => {
             let mut settings = MigrateSettings::from_args(args)?;
             settings.run.output.quiet = cli.quiet;
+            let index = std::env::var(JOB_INDEX_VAR).ok();
+            settings.run.sharding = settings.run.sharding.for_one_run(index.as_deref())?;
             if settings.dry_run {
                 Resolved::Plan(settings.run)
             } else {
@@ -96,6 +99,9 @@ fn resolve(cli: &Cli) -> Result<Resolved> {
         Command::Rewrite(args) => Resolved::Rewrite(RewriteSettings::from_args(args)?),
         Command::Offload(args) => Resolved::Offload(OffloadSettings::from_args(args)?),
         Command::Restore(args) => Resolved::Restore(RestoreSettings::from_args(args)?),
+        Command::Maps {
+            command: MapsCommand::Merge(args),
+        } => Resolved::MergeMaps(MergeSettings::from_args(args)?),
         Command::Completions { shell } => Resolved::Completions(*shell),
         Command::Man { command } => Resolved::Man(command.clone()),
     })
@@ -173,6 +179,12 @@ fn dispatch(runtime: &tokio::runtime::Runtime, command: &Resolved, quiet: bool) 
             let done = runtime.block_on(commands::restore::run(settings, &progress))?;
             let doc = RestoreDoc::new(&done);
             out.print(settings.json, &doc, restore_text)?;
+            Ok(Exit::of(doc.is_clean()))
+        }
+        Resolved::MergeMaps(settings) => {
+            let merged = commands::maps::run(settings)?;
+            let doc = MergeDoc::new(&merged, settings);
+            out.print(settings.json, &doc, merge_text)?;
             Ok(Exit::of(doc.is_clean()))
         }
         Resolved::Completions(shell) => {

@@ -62,6 +62,13 @@ pub enum Command {
     /// each checked against the journal's SHA-256.
     Restore(RestoreArgs),
 
+    /// Work with the URL maps: `maps merge` joins the maps of a sharded
+    /// migration into one set.
+    Maps {
+        #[command(subcommand)]
+        command: MapsCommand,
+    },
+
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         #[arg(value_name = "SHELL")]
@@ -74,6 +81,30 @@ pub enum Command {
         #[arg(value_name = "COMMAND")]
         command: Option<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MapsCommand {
+    /// Join the maps of shards (each shard's --map-dir) into one set: one
+    /// map.csv, map.json, nginx.map and apache.map. Refuses maps of other
+    /// migrations, two shards mapping one old URL to different new URLs,
+    /// and a declared shard that is missing.
+    Merge(MergeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The shards' map directories.
+    #[arg(value_name = "MAP_DIR", required = true)]
+    pub inputs: Vec<PathBuf>,
+
+    /// Where the merged maps go.
+    #[arg(short = 'o', long = "output", value_name = "MAP_DIR")]
+    pub output: PathBuf,
+
+    /// Print one JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// A shell `completions` writes for.
@@ -576,6 +607,20 @@ pub struct RunArgs {
     /// Follow symbolic links (loops are detected and reported).
     #[arg(long, help_heading = "Selection")]
     pub follow_symlinks: bool,
+
+    /// Take one shard of the files: I/N, 0-based. Run each shard as its
+    /// own process (on one host or many sharing the tree) with its own
+    /// --state and --map-dir, then `mediashift maps merge`. A file's shard
+    /// follows from its size, so duplicates stay together and dedup stays
+    /// exact.
+    #[arg(long, value_name = "I/N", help_heading = "Selection")]
+    pub shard: Option<String>,
+
+    /// Split into N shards. `plan` shows the split; `migrate` without
+    /// --shard takes shard $JOB_COMPLETION_INDEX (set by Kubernetes
+    /// Indexed Jobs).
+    #[arg(long, value_name = "N", help_heading = "Selection")]
+    pub shards: Option<u32>,
 
     /// mediashift's state directory (journal); never uploaded.
     #[arg(

@@ -30,7 +30,7 @@ pub const PARTIAL_BYTES: u64 = 16 * 1024;
 const HASH_CHUNK: usize = 16 * 1024;
 
 /// A hash of the first and last [`PARTIAL_BYTES`] of a file.
-fn partial_hash(path: &Path, size: u64) -> io::Result<[u8; 32]> {
+pub fn partial_hash(path: &Path, size: u64) -> io::Result<[u8; 32]> {
     let mut file = File::open(path)?;
     let mut sha = Sha256::new();
     let head = size.min(PARTIAL_BYTES) as usize;

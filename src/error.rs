@@ -27,6 +27,16 @@ pub enum Error {
         source: std::io::Error,
     },
     #[error(
+        "--map-dir {dir} holds the maps of {theirs}; this run is {ours}: give each shard its own --map-dir (nothing was uploaded)"
+    )]
+    MapDirOfShard {
+        dir: String,
+        theirs: String,
+        ours: String,
+    },
+    #[error("cannot read the maps to merge: {0}")]
+    MergeInput(#[source] std::io::Error),
+    #[error(
         "nothing selected in {root}: {detail}; check SOURCE_DIR and the --include/--exclude patterns, or pass --allow-empty"
     )]
     NothingSelected { root: String, detail: String },

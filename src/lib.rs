@@ -5,7 +5,8 @@
 //! over.
 //!
 //! The modules follow the life of a file: found (`scan`, with `select`
-//! deciding which files), grouped (`dedup`), planned (`plan`, pure), sent
+//! deciding which files and `shard` which of them one of N processes
+//! takes), grouped (`dedup`), planned (`plan`, pure), sent
 //! (`upload`, through `store`, the only code that knows aws-sdk-s3), proven
 //! (`verify`, the one home of the proof rules), remembered (`journal`, the
 //! one home of SQL), mapped (`maps`) and reported (`report`). Shared
@@ -37,6 +38,7 @@ mod rewrite;
 mod scan;
 mod select;
 mod settings;
+mod shard;
 mod store;
 mod types;
 mod ui;

@@ -12,18 +12,19 @@
 //! Each file is written to a temporary name in the same directory, synced,
 //! then renamed over the old one, so a reader never sees half a map.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use crate::shard::Shard;
 use crate::urls;
 
 /// One row: one source file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
     pub old_url: String,
     pub new_url: String,
@@ -33,13 +34,32 @@ pub struct Entry {
     pub content_type: String,
     /// The path of the file whose object this duplicate shares ("" if none).
     pub duplicate_of: String,
-    /// The path relative to SOURCE_DIR (not written to CSV/JSON).
-    #[serde(skip)]
+    /// The path relative to SOURCE_DIR (in the JSON only, as `path`).
+    #[serde(rename = "path")]
     pub rel: String,
 }
 
+/// The shard a set of maps comes from, and the split it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MapShard {
+    pub index: u32,
+    pub count: u32,
+    /// Identifies the tree and the split (see `shard::Assignment`): shards
+    /// with another fingerprint saw another tree.
+    pub fingerprint: String,
+}
+
+impl MapShard {
+    pub fn shard(&self) -> Shard {
+        Shard {
+            index: self.index,
+            count: self.count,
+        }
+    }
+}
+
 /// Everything the map files say.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Maps {
     pub version: u32,
     pub source: String,
@@ -49,7 +69,185 @@ pub struct Maps {
     /// Where the objects are served: every `new_url` is it plus the
     /// encoded key.
     pub public_base_url: String,
+    /// Set in the maps of one shard; absent in a whole or merged set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<MapShard>,
     pub entries: Vec<Entry>,
+}
+
+/// The file in a map directory that says which shard's maps it holds
+/// (`I/N`, or `whole`), so that two shards never write one directory.
+const SHARD_MARKER: &str = ".mediashift-shard";
+
+/// Claims `dir` for the maps of `shard` (`whole` for an unsharded run):
+/// `Err(holder)` when another shard's (or the whole run's) maps are there.
+pub fn claim(dir: &Path, shard: &str) -> io::Result<Result<(), String>> {
+    let marker = dir.join(SHARD_MARKER);
+    match std::fs::read_to_string(&marker) {
+        Ok(held) if held.trim() == shard => Ok(Ok(())),
+        Ok(held) => Ok(Err(held.trim().to_string())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            // An unsharded run's maps from before shards existed carry no
+            // marker: only a shard needs to say so.
+            if shard == "whole" {
+                return Ok(Ok(()));
+            }
+            if dir.join("map.json").exists() {
+                return Ok(Err("whole".into()));
+            }
+            atomic_write(&marker, |w| writeln!(w, "{shard}"))?;
+            Ok(Ok(()))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Reads the `map.json` in `dir`.
+pub fn read(dir: &Path) -> io::Result<Maps> {
+    let path = dir.join("map.json");
+    let text = std::fs::read(&path)
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+    serde_json::from_slice(&text).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: not a mediashift map.json ({e})", path.display()),
+        )
+    })
+}
+
+/// Why shards' maps cannot be merged: each names what disagrees.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct MergeRefusal {
+    /// Maps of another migration (source, destination or URL bases), or
+    /// of another split: one line each.
+    pub mismatched: Vec<String>,
+    /// One old URL mapped to different new URLs by different inputs.
+    pub conflicts: Vec<Conflict>,
+    /// Shard indices of the declared count that no input holds.
+    pub missing_shards: Vec<u32>,
+    /// One shard given twice (by index).
+    pub repeated_shards: Vec<u32>,
+}
+
+impl MergeRefusal {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// Two rows for one old URL that disagree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Conflict {
+    pub old_url: String,
+    /// (input directory, new URL), one per disagreeing row.
+    pub rows: Vec<(String, String)>,
+}
+
+/// Joins shards' maps into one set (rows in path order, as one run writes
+/// them), or says why not. `inputs` pairs each directory's name (for the
+/// messages) with its maps. Rows two shards both hold (a file uploaded by
+/// two overlapping shards) are kept once when they agree.
+pub fn merge(inputs: &[(String, Maps)]) -> Result<Maps, MergeRefusal> {
+    let mut refusal = MergeRefusal::default();
+    let Some((first_dir, first)) = inputs.first() else {
+        return Err(refusal);
+    };
+    for (dir, m) in &inputs[1..] {
+        for (what, a, b) in [
+            ("source", &first.source, &m.source),
+            ("destination", &first.destination, &m.destination),
+            (
+                "source_base_url",
+                &first.source_base_url,
+                &m.source_base_url,
+            ),
+            (
+                "public_base_url",
+                &first.public_base_url,
+                &m.public_base_url,
+            ),
+        ] {
+            if a != b {
+                refusal
+                    .mismatched
+                    .push(format!("{dir}: {what} {b}, but {first_dir} has {a}"));
+            }
+        }
+    }
+    // The split: every input a shard of one count and one tree, or none a
+    // shard at all.
+    let shards: Vec<(&str, &MapShard)> = inputs
+        .iter()
+        .filter_map(|(d, m)| m.shard.as_ref().map(|s| (d.as_str(), s)))
+        .collect();
+    if let Some((dir0, s0)) = shards.first() {
+        for (dir, m) in inputs {
+            match &m.shard {
+                None => refusal.mismatched.push(format!(
+                    "{dir}: not the maps of a shard, but {dir0} is shard {}",
+                    s0.shard()
+                )),
+                Some(s) if s.count != s0.count => refusal.mismatched.push(format!(
+                    "{dir}: shard {} of a split into {}, but {dir0} is shard {}",
+                    s.shard(),
+                    s.count,
+                    s0.shard()
+                )),
+                Some(s) if s.fingerprint != s0.fingerprint => refusal.mismatched.push(format!(
+                    "{dir}: shard {} saw another tree than {dir0} (shard {}): the tree changed between their walks; run the shards again",
+                    s.shard(),
+                    s0.shard()
+                )),
+                Some(_) => {}
+            }
+        }
+        let mut seen = BTreeSet::new();
+        for (_, s) in &shards {
+            if !seen.insert(s.index) {
+                refusal.repeated_shards.push(s.index);
+            }
+        }
+        refusal.missing_shards = (0..s0.count).filter(|i| !seen.contains(i)).collect();
+    }
+    let mut rows: BTreeMap<&str, (&str, &Entry)> = BTreeMap::new();
+    let mut conflicts: BTreeMap<&str, Vec<(String, String)>> = BTreeMap::new();
+    for (dir, m) in inputs {
+        for e in &m.entries {
+            match rows.get(e.old_url.as_str()) {
+                None => {
+                    rows.insert(&e.old_url, (dir, e));
+                }
+                Some((_, kept)) if kept.new_url == e.new_url => {}
+                Some((kept_dir, kept)) => {
+                    let c = conflicts
+                        .entry(&e.old_url)
+                        .or_insert_with(|| vec![(kept_dir.to_string(), kept.new_url.clone())]);
+                    c.push((dir.clone(), e.new_url.clone()));
+                }
+            }
+        }
+    }
+    refusal.conflicts = conflicts
+        .into_iter()
+        .map(|(old_url, rows)| Conflict {
+            old_url: old_url.to_string(),
+            rows,
+        })
+        .collect();
+    if !refusal.is_empty() {
+        return Err(refusal);
+    }
+    let mut entries: Vec<Entry> = rows.into_values().map(|(_, e)| e.clone()).collect();
+    entries.sort_by(|a, b| a.rel.cmp(&b.rel));
+    Ok(Maps {
+        version: first.version,
+        source: first.source.clone(),
+        destination: first.destination.clone(),
+        source_base_url: first.source_base_url.clone(),
+        public_base_url: first.public_base_url.clone(),
+        shard: None,
+        entries,
+    })
 }
 
 /// The path part of `--source-base-url`, decoded, ending with `/`: what
@@ -353,11 +551,84 @@ mod tests {
             destination: "s3://bucket/shop/".into(),
             source_base_url: "/media/".into(),
             public_base_url: "https://cdn.example".into(),
+            shard: None,
             entries: vec![
                 entry("a b+c.jpg", "shop/a b+c.jpg"),
                 entry("q,\"x\".jpg", "shop/q,\"x\".jpg"),
             ],
         }
+    }
+
+    fn shard_maps(index: u32, rels: &[&str]) -> (String, Maps) {
+        let mut m = maps();
+        m.shard = Some(MapShard {
+            index,
+            count: 3,
+            fingerprint: "f".into(),
+        });
+        m.entries = rels
+            .iter()
+            .map(|r| entry(r, &format!("shop/{r}")))
+            .collect();
+        (format!("maps-{index}"), m)
+    }
+
+    #[test]
+    fn shards_merge_into_one_set_in_path_order() {
+        let inputs = [
+            shard_maps(2, &["b.jpg", "z.jpg"]),
+            shard_maps(0, &["a.jpg", "c.jpg"]),
+            // A file two overlapping shards both uploaded: kept once.
+            shard_maps(1, &["d.jpg", "c.jpg"]),
+        ];
+        let merged = merge(&inputs).unwrap();
+        let rels: Vec<&str> = merged.entries.iter().map(|e| e.rel.as_str()).collect();
+        assert_eq!(rels, ["a.jpg", "b.jpg", "c.jpg", "d.jpg", "z.jpg"]);
+        assert_eq!(merged.shard, None);
+
+        // The JSON round-trips, path included.
+        let mut out = Vec::new();
+        write_json(&mut out, &inputs[0].1).unwrap();
+        let back: Maps = serde_json::from_slice(&out).unwrap();
+        assert_eq!(back.entries, inputs[0].1.entries);
+        assert_eq!(back.shard, inputs[0].1.shard);
+    }
+
+    #[test]
+    fn merge_refuses_conflicts_missing_shards_and_other_migrations() {
+        let mut odd = shard_maps(1, &["c.jpg"]);
+        odd.1.entries[0].new_url = "https://elsewhere/c.jpg".into();
+        let r = merge(&[shard_maps(0, &["a.jpg", "c.jpg"]), odd]).unwrap_err();
+        assert_eq!(r.missing_shards, [2]);
+        assert_eq!(r.conflicts.len(), 1, "{r:?}");
+        assert_eq!(r.conflicts[0].old_url, "/media/c.jpg");
+        assert_eq!(
+            r.conflicts[0].rows,
+            [
+                (
+                    "maps-0".to_string(),
+                    "http://s3.local/bucket/shop/c.jpg".to_string()
+                ),
+                ("maps-1".to_string(), "https://elsewhere/c.jpg".to_string())
+            ]
+        );
+
+        let mut other = shard_maps(1, &["b.jpg"]);
+        other.1.destination = "s3://other/".into();
+        other.1.shard.as_mut().unwrap().fingerprint = "g".into();
+        let r = merge(&[shard_maps(0, &[]), other, shard_maps(0, &[])]).unwrap_err();
+        assert!(
+            r.mismatched
+                .iter()
+                .any(|m| m.contains("destination s3://other/")),
+            "{r:?}"
+        );
+        assert!(
+            r.mismatched.iter().any(|m| m.contains("saw another tree")),
+            "{r:?}"
+        );
+        assert_eq!(r.repeated_shards, [0]);
+        assert_eq!(r.missing_shards, [2]);
     }
 
     #[test]

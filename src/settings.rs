@@ -9,13 +9,14 @@ use std::time::Duration;
 
 use crate::checksum::Algorithm;
 use crate::cli::{
-    ChecksumArg, ConnectionArgs, GcArgs, KeyLayoutArg, MigrateArgs, OffloadArgs, RestoreArgs,
-    RewriteArgs, RunArgs, StatusArgs, VerifyArgs,
+    ChecksumArg, ConnectionArgs, GcArgs, KeyLayoutArg, MergeArgs, MigrateArgs, OffloadArgs,
+    RestoreArgs, RewriteArgs, RunArgs, StatusArgs, VerifyArgs,
 };
 use crate::limits::{MAX_PART_SIZE, MAX_PUT_SIZE, MIN_PART_SIZE};
 use crate::plan::{KeyLayout, PlanRules, Prices};
 use crate::scan::ScanOptions;
 use crate::select::Selector;
+use crate::shard::{MAX_SHARDS, Shard};
 use crate::store::{CaBundle, CaBundleFrom, Caps, ConnectionSettings, ObjectOptions};
 use crate::types::{ByteSize, Destination};
 use crate::upload::UploadSettings;
@@ -62,6 +63,70 @@ pub struct RunSettings {
     pub output: OutputSettings,
     /// An empty selection is not an error (`--allow-empty`).
     pub allow_empty: bool,
+    pub sharding: Sharding,
+}
+
+/// Whether the run takes the whole tree or a shard of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sharding {
+    Whole,
+    /// `--shard I/N`: this shard's files only.
+    One(Shard),
+    /// `--shards N` alone: `plan` shows the split.
+    Split(u32),
+}
+
+/// The variable Kubernetes Indexed Jobs set to each pod's index.
+pub const JOB_INDEX_VAR: &str = "JOB_COMPLETION_INDEX";
+
+impl Sharding {
+    fn from_flags(shard: Option<&str>, shards: Option<u32>) -> Result<Self, SettingsError> {
+        if let Some(n) = shards
+            && !(1..=MAX_SHARDS).contains(&n)
+        {
+            return Err(bad(format!(
+                "--shards {n}: give a number of shards from 1 to {MAX_SHARDS}"
+            )));
+        }
+        Ok(match (shard, shards) {
+            (None, None) => Self::Whole,
+            (None, Some(n)) => Self::Split(n),
+            (Some(s), n) => {
+                let shard: Shard = s.parse().map_err(|e| bad(format!("--shard {e}")))?;
+                if let Some(n) = n
+                    && n != shard.count
+                {
+                    return Err(bad(format!(
+                        "--shard {s} and --shards {n} disagree on the number of shards: give one of them"
+                    )));
+                }
+                Self::One(shard)
+            }
+        })
+    }
+
+    /// For `migrate`, which runs one shard: `--shards N` alone takes the
+    /// index from [`JOB_INDEX_VAR`] (`index`, its value).
+    pub fn for_one_run(self, index: Option<&str>) -> Result<Self, SettingsError> {
+        let Self::Split(n) = self else {
+            return Ok(self);
+        };
+        let Some(v) = index.map(str::trim).filter(|v| !v.is_empty()) else {
+            return Err(bad(format!(
+                "--shards {n} without --shard: give --shard I/{n}, or set {JOB_INDEX_VAR} (Kubernetes Indexed Jobs set it)"
+            )));
+        };
+        v.parse::<u32>()
+            .ok()
+            .and_then(|i| Shard::new(i, n))
+            .map(Self::One)
+            .ok_or_else(|| {
+                bad(format!(
+                    "{JOB_INDEX_VAR}={v} is not a shard of --shards {n}: it must be 0 to {}",
+                    n - 1
+                ))
+            })
+    }
 }
 
 fn size_flag(flag: &str, value: &str) -> Result<u64, SettingsError> {
@@ -309,6 +374,7 @@ impl RunSettings {
                 )?,
             },
             allow_empty: args.allow_empty,
+            sharding: Sharding::from_flags(args.shard.as_deref(), args.shards)?,
         })
     }
 }
@@ -746,6 +812,45 @@ impl StatusSettings {
     pub fn from_args(args: &StatusArgs) -> Result<Self, SettingsError> {
         Ok(Self {
             state_dir: resolved("--state", &args.state)?,
+            json: args.json,
+        })
+    }
+}
+
+/// Everything `maps merge` needs.
+#[derive(Debug, Clone)]
+pub struct MergeSettings {
+    pub inputs: Vec<PathBuf>,
+    pub output: PathBuf,
+    pub json: bool,
+}
+
+impl MergeSettings {
+    pub fn from_args(args: &MergeArgs) -> Result<Self, SettingsError> {
+        let output = resolved("--output", &args.output)?;
+        let mut inputs = Vec::new();
+        for dir in &args.inputs {
+            let d = resolved("MAP_DIR", dir)?;
+            if !d.join("map.json").is_file() {
+                return Err(bad(format!(
+                    "MAP_DIR '{}' has no map.json: give the --map-dir of each shard",
+                    dir.display()
+                )));
+            }
+            if d == output {
+                return Err(bad(format!(
+                    "--output '{}' is one of the inputs: merge into another directory",
+                    args.output.display()
+                )));
+            }
+            if inputs.contains(&d) {
+                return Err(bad(format!("MAP_DIR '{}' is given twice", dir.display())));
+            }
+            inputs.push(d);
+        }
+        Ok(Self {
+            inputs,
+            output,
             json: args.json,
         })
     }

@@ -20,7 +20,7 @@ use crate::maps::{self, Entry, Maps};
 use crate::plan::Action;
 use crate::progress::{Progress, Transfer};
 use crate::select;
-use crate::settings::MigrateSettings;
+use crate::settings::{MigrateSettings, Sharding};
 use crate::store::PaceStats;
 use crate::upload::{self, Failed, Job, Uploaded};
 use crate::verify::{How, Proof};
@@ -54,6 +54,10 @@ pub fn identity(settings: &MigrateSettings) -> Identity {
         destination: settings.run.destination.to_string(),
         key_layout: settings.run.rules.key_layout.name().to_string(),
         checksum: settings.upload.algorithm.name().to_lowercase(),
+        shard: match settings.run.sharding {
+            Sharding::One(s) => s.to_string(),
+            Sharding::Whole | Sharding::Split(_) => String::new(),
+        },
     }
 }
 
@@ -65,6 +69,29 @@ pub async fn run(settings: &MigrateSettings, progress: &Progress, stop: Stop) ->
         dir: settings.map_dir.display().to_string(),
         source,
     })?;
+    // Shards write their own map directories, never one another's.
+    let this = match settings.run.sharding {
+        Sharding::One(s) => s.to_string(),
+        Sharding::Whole | Sharding::Split(_) => "whole".to_string(),
+    };
+    let claimed = maps::claim(&settings.map_dir, &this).map_err(|source| Error::MapDir {
+        dir: settings.map_dir.display().to_string(),
+        source,
+    })?;
+    if let Err(holder) = claimed {
+        let name = |s: &str| {
+            if s == "whole" {
+                "the unsharded migration".to_string()
+            } else {
+                format!("shard {s}")
+            }
+        };
+        return Err(Error::MapDirOfShard {
+            dir: settings.map_dir.display().to_string(),
+            theirs: name(&holder),
+            ours: name(&this),
+        });
+    }
     if let Some(dir) = settings.report.as_deref().and_then(std::path::Path::parent) {
         maps::probe(dir).map_err(|source| Error::Report {
             path: settings
@@ -375,6 +402,14 @@ fn map_entries(
         destination: settings.run.destination.to_string(),
         source_base_url: source_base.clone(),
         public_base_url: p.public_base.clone(),
+        shard: p.shard.as_ref().and_then(|s| {
+            let one = s.shard?;
+            Some(maps::MapShard {
+                index: one.index,
+                count: one.count,
+                fingerprint: s.fingerprint.clone(),
+            })
+        }),
         entries,
     };
     (maps, gone)

@@ -2,6 +2,7 @@
 //! returns what the report needs. Rendering happens in `report`.
 
 pub mod gc;
+pub mod maps;
 pub mod migrate;
 pub mod offload;
 pub mod plan;

@@ -21,7 +21,8 @@ use crate::limits::PartLayout;
 use crate::plan::{self, Existing, KeyLayout, Plan};
 use crate::progress::{Progress, phase_done};
 use crate::scan::{self, ScanResult, SkipReason, SourceFile};
-use crate::settings::RunSettings;
+use crate::settings::{RunSettings, Sharding};
+use crate::shard::{self, ShardPlan, Share};
 use crate::store::{BodyChecksum, ObjectStore, RemoteObject, S3, StoreError};
 use crate::verify::{self, How, Local, Proof};
 
@@ -38,6 +39,8 @@ pub struct Planned {
     /// verified (keys not listed are absent): the maps keep files this run
     /// did not select only if their object is still there.
     pub journal_objects: HashMap<String, u64>,
+    /// The split, when the run is sharded.
+    pub shard: Option<ShardPlan>,
 }
 
 /// Runs `f` on the blocking pool (the walk and dedup read the disk).
@@ -136,6 +139,8 @@ pub async fn run_with(
         });
     }
 
+    let (scan, shard) = split(settings, scan).await?;
+
     let known =
         Arc::new(journal_rows.map_or_else(Known::default, |rows| Known::join(&scan.files, rows)));
 
@@ -203,7 +208,51 @@ pub async fn run_with(
         public_base,
         existing,
         journal_objects,
+        shard,
     })
+}
+
+/// Keeps this shard's files (`--shard`), or only counts the split
+/// (`--shards` with `plan`). Walk problems are reported by shard 0 alone,
+/// so that each is listed once across the shards (and one shard, not all,
+/// exits 1 for them).
+async fn split(
+    settings: &RunSettings,
+    scan: ScanResult,
+) -> Result<(ScanResult, Option<ShardPlan>)> {
+    let count = match settings.sharding {
+        Sharding::Whole => return Ok((scan, None)),
+        Sharding::One(s) => s.count,
+        Sharding::Split(n) => n,
+    };
+    let root = settings.scan.root.clone();
+    let (mut scan, a) = blocking(move || {
+        let a = shard::assign(&scan.files, &root, count);
+        (scan, a)
+    })
+    .await?;
+    let mut plan = ShardPlan {
+        shard: None,
+        count,
+        tree: Share {
+            files: scan.files.len() as u64,
+            bytes: scan.files.iter().map(|f| f.size).sum(),
+        },
+        shares: a.shares(&scan.files, count),
+        crowded_sizes: a.crowded.len(),
+        fingerprint: a.fingerprint.clone(),
+    };
+    if let Sharding::One(s) = settings.sharding {
+        plan.shard = Some(s);
+        let mut of = a.shard_of.iter();
+        scan.files
+            .retain(|_| of.next().is_some_and(|&i| i == s.index));
+        if s.index != 0 {
+            scan.skipped.0.retain(|reason, _| !reason.is_problem());
+        }
+    }
+    phase_done("shard");
+    Ok((scan, Some(plan)))
 }
 
 /// What the bucket holds under the keys the plan would write, judged by

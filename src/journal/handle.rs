@@ -117,6 +117,7 @@ mod tests {
             destination: "s3://b/p/".into(),
             key_layout: "preserve".into(),
             checksum: "crc64nvme".into(),
+            shard: String::new(),
         }
     }
 
@@ -257,6 +258,19 @@ mod tests {
         let err = Journal::open(dir.path(), &other).err().unwrap();
         assert!(matches!(err, JournalError::OtherRun { .. }));
         assert!(err.to_string().contains("use another --state"), "{err}");
+
+        // The same migration's other shard: said so.
+        let shard = Identity {
+            shard: "1/3".into(),
+            ..identity()
+        };
+        let err = Journal::open(dir.path(), &shard).err().unwrap();
+        assert!(matches!(err, JournalError::OtherShard { .. }), "{err}");
+        assert!(
+            err.to_string()
+                .contains("is the unsharded migration's; this run is shard 1/3"),
+            "{err}"
+        );
     }
 
     #[test]

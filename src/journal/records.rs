@@ -22,6 +22,14 @@ pub enum JournalError {
         theirs: String,
         ours: String,
     },
+    #[error(
+        "the journal in {dir} is {theirs}'s; this run is {ours}: give each shard its own --state DIR (and --map-dir)"
+    )]
+    OtherShard {
+        dir: String,
+        theirs: String,
+        ours: String,
+    },
     #[error("no journal in {dir}: give the --state DIR the migration used")]
     Missing { dir: String },
     #[error(
@@ -83,14 +91,20 @@ pub struct Identity {
     pub destination: String,
     pub key_layout: String,
     pub checksum: String,
+    /// `I/N` for one shard of a split migration; empty for a whole one.
+    pub shard: String,
 }
 
 impl Identity {
     pub(super) fn describe(&self) -> String {
-        format!(
+        let mut d = format!(
             "{} -> {}, key layout {}, checksum {}",
             self.source, self.destination, self.key_layout, self.checksum
-        )
+        );
+        if !self.shard.is_empty() {
+            d.push_str(&format!(", shard {}", self.shard));
+        }
+        d
     }
 }
 

@@ -98,6 +98,11 @@ fn open_tables(path: &Path) -> Result<Connection, JournalError> {
     let sql = JournalError::sql(path);
     let conn = open_conn(path)?;
     conn.execute_batch(SCHEMA).map_err(&sql)?;
+    // Journals made before sharding lack the shard column (whole runs).
+    if !has_column(&conn, "meta", "shard").map_err(&sql)? {
+        conn.execute_batch("ALTER TABLE meta ADD COLUMN shard TEXT NOT NULL DEFAULT ''")
+            .map_err(&sql)?;
+    }
     // Journals made before proofs were recorded lack the checksum column.
     if !has_column(&conn, "files", "checksum").map_err(&sql)? {
         conn.execute_batch("ALTER TABLE files ADD COLUMN checksum TEXT")
@@ -107,7 +112,8 @@ fn open_tables(path: &Path) -> Result<Connection, JournalError> {
     Ok(conn)
 }
 
-const IDENTITY: &str = "SELECT source, destination, key_layout, checksum FROM meta WHERE id = 1";
+const IDENTITY: &str =
+    "SELECT source, destination, key_layout, checksum, shard FROM meta WHERE id = 1";
 
 fn identity_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Identity> {
     Ok(Identity {
@@ -115,6 +121,7 @@ fn identity_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Identity> {
         destination: r.get(1)?,
         key_layout: r.get(2)?,
         checksum: r.get(3)?,
+        shard: r.get(4)?,
     })
 }
 
@@ -143,15 +150,16 @@ pub(super) fn open_locked(
     match version {
         None => {
             conn.execute(
-                "INSERT INTO meta (id, schema_version, source, destination, key_layout, checksum, created_at)
-                 VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO meta (id, schema_version, source, destination, key_layout, checksum, created_at, shard)
+                 VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![
                     SCHEMA_VERSION,
                     identity.source,
                     identity.destination,
                     identity.key_layout,
                     identity.checksum,
-                    now()
+                    now(),
+                    identity.shard
                 ],
             )
             .map_err(&sql)?;
@@ -164,6 +172,24 @@ pub(super) fn open_locked(
         }
         Some(_) => {
             let theirs = conn.query_row(IDENTITY, [], identity_row).map_err(&sql)?;
+            let same_but_shard = Identity {
+                shard: identity.shard.clone(),
+                ..theirs.clone()
+            } == *identity;
+            if same_but_shard && theirs.shard != identity.shard {
+                let name = |s: &str| {
+                    if s.is_empty() {
+                        "the unsharded migration".to_string()
+                    } else {
+                        format!("shard {s}")
+                    }
+                };
+                return Err(JournalError::OtherShard {
+                    dir: dir.display().to_string(),
+                    theirs: name(&theirs.shard),
+                    ours: name(&identity.shard),
+                });
+            }
             if theirs != *identity {
                 return Err(JournalError::OtherRun {
                     dir: dir.display().to_string(),

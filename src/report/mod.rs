@@ -5,6 +5,7 @@
 
 mod format;
 mod gc;
+mod maps;
 mod migrate;
 mod offload;
 mod plan;
@@ -13,6 +14,7 @@ mod status;
 mod verify;
 
 pub use gc::{GcDoc, gc_text};
+pub use maps::{MergeDoc, merge_text};
 pub use migrate::{MigrateDoc, migrate_text};
 pub use offload::{OffloadDoc, RestoreDoc, offload_text, restore_text};
 pub use plan::{PlanDoc, plan_text};

@@ -9,6 +9,7 @@ use crate::commands::plan::Planned;
 use crate::plan::{Conflict, Failure, KeyLayout, NameProblems, Summary};
 use crate::scan::SkipLog;
 use crate::settings::RunSettings;
+use crate::shard::ShardPlan;
 use crate::types::ByteSize;
 
 /// The `plan --json` document. Field names are a contract.
@@ -32,6 +33,19 @@ pub struct PlanDoc<'a> {
     /// key too long, unreadable while hashing.
     pub failed: Vec<Failure>,
     pub bytes_hashed: u64,
+    /// The split (`--shard`, `--shards`); absent for a whole run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sharding: Option<ShardDoc<'a>>,
+}
+
+/// The split, in `plan --json`: the shard this run takes (if any), each
+/// shard's files and bytes, and how even the split is.
+#[derive(Serialize)]
+pub struct ShardDoc<'a> {
+    #[serde(flatten)]
+    pub plan: &'a ShardPlan,
+    /// The largest share over the fair share (1.0: even).
+    pub imbalance: f64,
 }
 
 impl<'a> PlanDoc<'a> {
@@ -66,8 +80,51 @@ impl<'a> PlanDoc<'a> {
             conflicts: &p.plan.conflicts,
             failed,
             bytes_hashed: p.grouping.bytes_read,
+            sharding: p.shard.as_ref().map(|plan| ShardDoc {
+                plan,
+                imbalance: (plan.imbalance() * 1000.0).round() / 1000.0,
+            }),
         }
     }
+}
+
+/// The split: this shard's share, or a row per shard.
+fn shard_text(o: &mut String, d: &ShardDoc<'_>) {
+    let p = d.plan;
+    let tree = format!(
+        "{} files, {}",
+        thousands(p.tree.files),
+        ByteSize(p.tree.bytes)
+    );
+    match p.shard {
+        Some(s) => {
+            let share = p.shares[s.index as usize];
+            let _ = writeln!(
+                o,
+                "  shard {s}: {} files, {} (the whole tree: {tree}; the largest shard holds {:.2}x the fair share)",
+                thousands(share.files),
+                ByteSize(share.bytes),
+                d.imbalance
+            );
+        }
+        None => {
+            let _ = writeln!(
+                o,
+                "  split into {} shards ({tree}; largest {:.2}x the fair share; {} crowded size(s) split by content):",
+                p.count, d.imbalance, p.crowded_sizes
+            );
+            for (i, share) in p.shares.iter().enumerate() {
+                let _ = writeln!(
+                    o,
+                    "    shard {i}/{}: {:>10} files, {}",
+                    p.count,
+                    thousands(share.files),
+                    ByteSize(share.bytes)
+                );
+            }
+        }
+    }
+    let _ = writeln!(o);
 }
 
 /// The human-readable plan.
@@ -84,6 +141,9 @@ pub fn plan_text(doc: &PlanDoc<'_>) -> String {
         ByteSize(doc.part_size),
     );
     let _ = writeln!(o);
+    if let Some(sh) = &doc.sharding {
+        shard_text(&mut o, sh);
+    }
     rows(
         &mut o,
         &[
