@@ -512,9 +512,10 @@ pub struct VerifyArgs {
     #[command(flatten)]
     pub connection: ConnectionArgs,
 
-    /// The migration's state directory (its journal says what should be there).
+    /// The migration's state directory (its journal says what should be
+    /// there). Repeat it to verify a sharded migration: one per shard.
     #[arg(long, value_name = "DIR", default_value = ".mediashift")]
-    pub state: PathBuf,
+    pub state: Vec<PathBuf>,
 
     /// Download every object and re-hash it (reads everything back).
     #[arg(long)]

@@ -862,7 +862,8 @@ pub struct VerifySettings {
     pub source: PathBuf,
     pub destination: Destination,
     pub connection: ConnectionSettings,
-    pub state_dir: PathBuf,
+    /// One journal, or every shard's (`--state` repeated).
+    pub state_dirs: Vec<PathBuf>,
     pub deep: bool,
     pub concurrency: usize,
     pub output: OutputSettings,
@@ -879,7 +880,11 @@ impl VerifySettings {
             source: resolve_source(&args.source)?,
             destination: args.destination.parse().map_err(|e| bad(format!("{e}")))?,
             connection,
-            state_dir: resolved("--state", &args.state)?,
+            state_dirs: args
+                .state
+                .iter()
+                .map(|d| resolved("--state", d))
+                .collect::<Result<_, _>>()?,
             deep: args.deep,
             concurrency: args.concurrency,
             output: OutputSettings {

@@ -5,7 +5,7 @@
 //! offer no evidence are reported as unproven. Objects under the prefix
 //! that no file maps to are reported as unexpected.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -44,6 +44,10 @@ pub struct Checked {
     pub unproven: Vec<Problem>,
     /// Keys under the prefix that no file of the journal maps to.
     pub unexpected: Vec<String>,
+    /// Why keys no journal knows were not looked for (the journals are
+    /// some shards of a split, whose others share the prefix); `None` when
+    /// they were.
+    pub unexpected_not_checked: Option<String>,
 }
 
 impl Checked {
@@ -73,16 +77,25 @@ impl Checked {
 }
 
 pub async fn run(settings: &VerifySettings, progress: &Progress) -> Result<Checked> {
-    let journal = Reader::open(&settings.state_dir)?;
-    same_migration(
-        journal.identity(),
-        &settings.state_dir,
-        &settings.source,
-        &settings.destination.to_string(),
-    )?;
-    let expected = journal.verified()?;
-    let known_keys = journal.keys()?;
-    drop(journal);
+    let mut expected = Vec::new();
+    let mut known_keys = HashSet::new();
+    let mut shards = Vec::new();
+    for dir in &settings.state_dirs {
+        let journal = Reader::open(dir)?;
+        same_migration(
+            journal.identity(),
+            dir,
+            &settings.source,
+            &settings.destination.to_string(),
+        )?;
+        shards.push(journal.identity().shard.clone());
+        expected.extend(journal.verified()?);
+        known_keys.extend(journal.keys()?);
+    }
+    let unexpected_not_checked = shards_left_out(&shards)?;
+    // A file two overlapping shards both recorded is checked once.
+    expected.sort_by(|a, b| (&a.key, &a.path).cmp(&(&b.key, &b.path)));
+    expected.dedup_by(|a, b| a.key == b.key && a.path == b.path);
     let store = S3::connect(&settings.connection, &settings.destination.bucket).await?;
     super::plan::report_pace(progress, &store);
     store.check_bucket().await?;
@@ -95,7 +108,7 @@ pub async fn run(settings: &VerifySettings, progress: &Progress) -> Result<Check
         .list(&settings.destination.prefix, |key, size| {
             if wanted.contains_key(key) {
                 listed.insert(key.to_string(), size);
-            } else if !known_keys.contains(key) {
+            } else if !known_keys.contains(key) && unexpected_not_checked.is_none() {
                 unexpected.push(key.to_string());
             }
         })
@@ -111,6 +124,7 @@ pub async fn run(settings: &VerifySettings, progress: &Progress) -> Result<Check
         mismatched: Vec::new(),
         unproven: Vec::new(),
         unexpected,
+        unexpected_not_checked,
     };
     let bar = progress.items("verifying", expected.len() as u64);
     let limit = Arc::new(Semaphore::new(settings.concurrency));
@@ -148,6 +162,52 @@ pub async fn run(settings: &VerifySettings, progress: &Progress) -> Result<Check
         list.sort_by(|a, b| a.key.cmp(&b.key));
     }
     Ok(doc)
+}
+
+/// The journals' shards (`I/N`, or empty for a whole run): all whole (one
+/// journal), or all shards of one split, each once. `Some(why)` when some
+/// shards are missing: the others' objects share the prefix, so keys no
+/// given journal knows cannot be called unexpected.
+fn shards_left_out(shards: &[String]) -> std::result::Result<Option<String>, JournalError> {
+    let bad = |m: String| Err(JournalError::Other(m));
+    if shards.iter().all(String::is_empty) {
+        if shards.len() > 1 {
+            return bad("--state is given more than once, but the journals are not shards of one split: give one".into());
+        }
+        return Ok(None);
+    }
+    let parsed: Vec<Option<crate::shard::Shard>> = shards.iter().map(|s| s.parse().ok()).collect();
+    let Some(Some(first)) = parsed.first().copied() else {
+        return bad(
+            "the --state journals mix a whole migration and shards: give the shards' journals only"
+                .into(),
+        );
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    for (s, text) in parsed.iter().zip(shards) {
+        match s {
+            Some(s) if s.count == first.count => {
+                if !seen.insert(s.index) {
+                    return bad(format!("shard {text}'s journal is given twice"));
+                }
+            }
+            _ => {
+                return bad(format!(
+                    "the --state journals are not shards of one split ({text} and {first})"
+                ));
+            }
+        }
+    }
+    let missing: Vec<String> = (0..first.count)
+        .filter(|i| !seen.contains(i))
+        .map(|i| format!("{i}/{}", first.count))
+        .collect();
+    Ok((!missing.is_empty()).then(|| {
+        format!(
+            "objects no journal knows are not looked for: shard(s) {} not given (repeat --state for every shard)",
+            missing.join(", ")
+        )
+    }))
 }
 
 /// Refuses a journal of another migration than SOURCE_DIR -> destination.

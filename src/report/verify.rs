@@ -72,5 +72,8 @@ pub fn verify_text(d: &VerifyDoc<'_>) -> String {
             let _ = writeln!(o, "  {k}");
         }
     }
+    if let Some(why) = &c.unexpected_not_checked {
+        let _ = writeln!(o, "\nNote: {why}.");
+    }
     o
 }
