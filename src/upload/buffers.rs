@@ -50,21 +50,36 @@ impl BufferPool {
 
     /// A buffer of exactly `len` bytes (contents unspecified: the caller
     /// overwrites them all).
+    ///
+    /// A reused buffer keeps the bytes it held: only what it never held is
+    /// zeroed. Zeroing a whole part before each read cost about 5% of the
+    /// client's CPU on a large upload (memset of every 8 MiB part).
     pub fn take(self: &Arc<Self>, len: usize) -> PooledBuf {
-        let mut b = self.take_empty(len);
-        b.buf.resize(len, 0);
+        let mut b = self.pop(len);
+        if b.buf.len() >= len {
+            b.buf.truncate(len);
+        } else {
+            b.buf.resize(len, 0);
+        }
         b
     }
 
     /// An empty buffer with room for at least `capacity` bytes, to be
     /// filled with `Read::read_to_end` (which does not zero it first).
     pub fn take_empty(self: &Arc<Self>, capacity: usize) -> PooledBuf {
+        let mut b = self.pop(capacity);
+        b.buf.clear();
+        b
+    }
+
+    /// A kept buffer with room for `capacity` bytes (its old contents
+    /// still there), or a new empty one.
+    fn pop(self: &Arc<Self>, capacity: usize) -> PooledBuf {
         let reused = self.free.lock().ok().and_then(|mut f| f.pop());
-        let mut buf = match reused {
+        let buf = match reused {
             Some(b) if b.capacity() >= capacity => b,
             _ => Vec::with_capacity(self.size.max(capacity)),
         };
-        buf.clear();
         PooledBuf {
             buf,
             pool: self.clone(),
@@ -134,6 +149,16 @@ mod tests {
         assert_eq!(pool.free_count(), 0, "still referenced");
         drop(shared);
         assert_eq!(pool.free_count(), 1);
+
+        // Taken again at full length: not zeroed again (the read that
+        // follows overwrites every byte).
+        let mut again = pool.take(1024);
+        again.as_mut_slice().fill(7);
+        drop(again);
+        let again = pool.take(1024);
+        assert_eq!(again.as_ref().as_ptr(), first);
+        assert!(again.as_ref().iter().all(|&b| b == 7), "no memset");
+        drop(again);
 
         // A shorter last part reuses the same memory.
         let mut b = pool.take(100);

@@ -150,7 +150,11 @@ impl<S: ObjectStore> Ctx<S> {
     /// Aborts a multipart upload that will never complete, and forgets it.
     /// A failure is only a warning: `mediashift gc` cleans up.
     pub(super) async fn abort(&self, job: &Job, upload: &UploadId) {
-        if let Err(e) = self.store.abort_multipart(&job.key, upload).await {
+        // NoSuchUpload: nothing left to abort (it completed, or was
+        // aborted already).
+        if let Err(e) = self.store.abort_multipart(&job.key, upload).await
+            && e.kind() != crate::store::ErrorKind::NotFound
+        {
             tracing::warn!(
                 "could not abort the multipart upload of {}: {e} (`mediashift gc` cleans it up)",
                 job.key

@@ -116,7 +116,15 @@ pub(super) async fn put_multipart<S: ObjectStore>(
         // The completion may have happened with its answer lost (the
         // retry then hears "no such upload" or "the key is taken"): if the
         // object is whole, it is done, and nothing is aborted.
+        //
+        // A refusal of the condition (412: another run, an overlapping
+        // shard say, completed the key first) leaves our upload open, so
+        // it is aborted once the object is proven to be this file.
         Err(e) => match already_there(ctx, job, &local).await {
+            Some(how) if is_precondition(&e) => {
+                ctx.abort(job, &upload).await;
+                return Ok(done(ctx, job, how, Some(&sent_checksum)));
+            }
             Some(how) => {
                 ctx.upload_ended(&upload);
                 return Ok(done(ctx, job, how, Some(&sent_checksum)));
@@ -129,6 +137,10 @@ pub(super) async fn put_multipart<S: ObjectStore>(
     // Completed: the upload id is spent whatever the check says.
     ctx.upload_ended(&upload);
     Ok(done(ctx, job, how?, Some(&sent_checksum)))
+}
+
+fn is_precondition(e: &JobError) -> bool {
+    matches!(e, JobError::Store(s) if s.kind() == crate::store::ErrorKind::Precondition)
 }
 
 /// The file's digests from its parts: the SHA-256 hashed in order, and the
