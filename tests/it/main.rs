@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod apache;
+mod deploy;
 mod faults;
 mod layout;
 mod migrate;
@@ -16,6 +17,7 @@ mod resume;
 mod rewrite;
 mod rewrite_db;
 mod scripts;
+mod shards;
 mod support;
 mod tls;
 mod trust;
