@@ -68,9 +68,17 @@ pub(super) fn combine(algorithm: Algorithm, parts: &[SentPart]) -> Combined {
     let sums: Vec<checksum::Part> = parts.iter().map(|p| p.sum).collect();
     let crcs: Vec<checksum::Part> = parts.iter().map(|p| p.crc64).collect();
     let md5s: Vec<Option<[u8; 16]>> = parts.iter().map(|p| p.md5).collect();
+    let checksum = checksum::multipart_value(algorithm, &sums);
+    // The same value when the run's algorithm is CRC64NVME (the default):
+    // combined once (each combination costs some 64x64 matrix squarings).
+    let crc64 = if algorithm == Algorithm::Crc64nvme {
+        checksum.clone()
+    } else {
+        checksum::multipart_value(Algorithm::Crc64nvme, &crcs)
+    };
     Combined {
-        checksum: checksum::multipart_value(algorithm, &sums),
-        crc64: checksum::multipart_value(Algorithm::Crc64nvme, &crcs),
+        checksum,
+        crc64,
         etag: checksum::multipart_etag(&md5s),
     }
 }

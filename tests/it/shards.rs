@@ -237,6 +237,17 @@ fn verify(tree: &Tree, t: &Target, states: &[&Path]) -> Output {
     mediashift(args)
 }
 
+/// Checks that a run was refused (exit 2) with a message naming every one
+/// of `needles`; returns the message.
+fn refused(out: &Output, needles: &[&str]) -> String {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    for n in needles {
+        assert!(err.contains(n), "the message names {n:?}: {err}");
+    }
+    err
+}
+
 fn killed(out: &Output) -> bool {
     out.status.signal() == Some(libc::SIGKILL)
 }
@@ -631,12 +642,7 @@ fn a_shard_refuses_another_shards_state_and_map_dir_and_takes_its_index_from_the
 
     // Shard 1 with shard 0's journal.
     let out = run(&["--shard", "1/3"], "maps-1", "state-0", &[]);
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(
-        err.contains("shard 0/3") && err.contains("shard 1/3"),
-        "names both shards: {err}"
-    );
+    let err = refused(&out, &["shard 0/3", "shard 1/3"]);
     assert!(err.contains("give each shard its own --state"), "{err}");
     assert_eq!(t.objects(), after_0, "nothing uploaded");
     assert!(
@@ -646,12 +652,7 @@ fn a_shard_refuses_another_shards_state_and_map_dir_and_takes_its_index_from_the
 
     // Shard 1 with shard 0's map dir.
     let out = run(&["--shard", "1/3"], "maps-0", "state-1", &[]);
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(
-        err.contains("shard 0/3") && err.contains("shard 1/3"),
-        "names both shards: {err}"
-    );
+    let err = refused(&out, &["shard 0/3", "shard 1/3"]);
     assert!(err.contains("give each shard its own --map-dir"), "{err}");
     assert_eq!(t.objects(), after_0, "nothing uploaded");
     assert_eq!(
@@ -661,12 +662,7 @@ fn a_shard_refuses_another_shards_state_and_map_dir_and_takes_its_index_from_the
     );
     // Nor may the unsharded migration write a shard's maps.
     let out = run(&[], "maps-0", "state-whole", &[]);
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(
-        err.contains("shard 0/3") && err.contains("unsharded"),
-        "{err}"
-    );
+    refused(&out, &["shard 0/3", "unsharded"]);
     assert_eq!(t.objects(), after_0, "nothing uploaded");
 
     // --shards without --shard: the index comes from the Job, or it is
@@ -677,12 +673,7 @@ fn a_shard_refuses_another_shards_state_and_map_dir_and_takes_its_index_from_the
         "state-j",
         &[("JOB_COMPLETION_INDEX", "")],
     );
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(
-        err.contains("JOB_COMPLETION_INDEX") && err.contains("--shard I/3"),
-        "{err}"
-    );
+    let err = refused(&out, &["JOB_COMPLETION_INDEX", "--shard I/3"]);
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
     let out = run(
         &["--shards", "3"],
@@ -690,12 +681,7 @@ fn a_shard_refuses_another_shards_state_and_map_dir_and_takes_its_index_from_the
         "state-j",
         &[("JOB_COMPLETION_INDEX", "3")],
     );
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(
-        err.contains("JOB_COMPLETION_INDEX=3") && err.contains("0 to 2"),
-        "{err}"
-    );
+    refused(&out, &["JOB_COMPLETION_INDEX=3", "0 to 2"]);
     assert_eq!(t.objects(), after_0, "nothing uploaded");
 
     let out = run(
