@@ -237,6 +237,17 @@ fn verify(tree: &Tree, t: &Target, states: &[&Path]) -> Output {
     mediashift(args)
 }
 
+/// Checks a run's exit code, showing its output when it is not `code`.
+fn exits(out: &Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{}{}",
+        stdout(out),
+        stderr(out)
+    );
+}
+
 /// Checks that a run was refused (exit 2) with a message naming every one
 /// of `needles`; returns the message.
 fn refused(out: &Output, needles: &[&str]) -> String {
@@ -336,13 +347,7 @@ fn three_shards_at_once_write_each_object_once_and_merge_into_the_unsharded_maps
     let merged = dir.path().join("merged");
     let inputs: Vec<&Path> = maps.iter().map(PathBuf::as_path).collect();
     let out = merge(&inputs, &merged, true);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    exits(&out, 0);
     let m = doc(&out);
     assert_eq!(m["rows"], files.len(), "{m}");
     assert!(
@@ -460,13 +465,7 @@ fn a_shard_killed_mid_upload_finishes_on_its_rerun_and_its_maps_merge() {
     let merged = dir.path().join("merged");
     let inputs: Vec<&Path> = maps.iter().map(PathBuf::as_path).collect();
     let out = merge(&inputs, &merged, false);
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    exits(&out, 2);
     assert!(
         stderr(&out).contains(&maps[1].display().to_string()) && stderr(&out).contains("map.json"),
         "names the shard's map dir without maps: {}",
@@ -503,13 +502,7 @@ fn a_shard_killed_mid_upload_finishes_on_its_rerun_and_its_maps_merge() {
     );
 
     let out = merge(&inputs, &merged, true);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    exits(&out, 0);
     assert_eq!(doc(&out)["rows"], files.len());
     check_migrated(&t, &merged, &files);
 }
@@ -530,13 +523,7 @@ fn merge_refuses_a_conflicting_old_url_and_a_missing_shard_and_writes_nothing() 
     // As run, they merge.
     let ok = dir.path().join("merged-ok");
     let out = merge(&inputs, &ok, true);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    exits(&out, 0);
     assert_eq!(doc(&out)["rows"], files.len());
 
     // Shard 1's map.json now also maps one of shard 0's old URLs, to
@@ -555,13 +542,7 @@ fn merge_refuses_a_conflicting_old_url_and_a_missing_shard_and_writes_nothing() 
     let out_dir = dir.path().join("merged");
     std::fs::create_dir(&out_dir).expect("mkdir");
     let out = merge(&inputs, &out_dir, false);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    exits(&out, 1);
     let text = stdout(&out);
     assert!(
         text.contains(&old_url) && text.contains(forged) && text.contains(&theirs),
