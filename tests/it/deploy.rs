@@ -12,7 +12,9 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
-use crate::support::{REPO, Tree, bytes, mediashift_env, server, stderr, stdout, target};
+use crate::support::{
+    REPO, Tree, bytes, mediashift_env, run_ensure_script, server, stderr, stdout, target,
+};
 
 /// Debian's interpreter, where python3-yaml installs PyYAML (another
 /// python3 first on the PATH may not have it).
@@ -35,15 +37,7 @@ fn deploy_file(name: &str) -> PathBuf {
 fn ensure_yaml() {
     static DONE: OnceLock<()> = OnceLock::new();
     DONE.get_or_init(|| {
-        let out = Command::new(format!("{REPO}/scripts/ensure-python-yaml"))
-            .output()
-            .expect("cannot run scripts/ensure-python-yaml");
-        assert!(
-            out.status.success(),
-            "scripts/ensure-python-yaml failed ({}): {}\nInstall it with: {INSTALL}",
-            out.status,
-            stderr(&out)
-        );
+        run_ensure_script("ensure-python-yaml", INSTALL);
     });
 }
 

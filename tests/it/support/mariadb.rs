@@ -13,7 +13,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use super::{REPO, stderr, stop_child};
+use super::{stderr, stop_child};
 
 const MARIADBD: &str = "/usr/sbin/mariadbd";
 const INSTALL: &str =
@@ -25,15 +25,7 @@ const INSTALL: &str =
 pub fn ensure_tools() {
     static DONE: OnceLock<()> = OnceLock::new();
     DONE.get_or_init(|| {
-        let out = Command::new(format!("{REPO}/scripts/ensure-db-tools"))
-            .output()
-            .expect("cannot run scripts/ensure-db-tools");
-        assert!(
-            out.status.success(),
-            "scripts/ensure-db-tools failed ({}): {}\nInstall the tools with: {INSTALL}",
-            out.status,
-            stderr(&out)
-        );
+        super::run_ensure_script("ensure-db-tools", INSTALL);
         for tool in [
             MARIADBD,
             "mariadb-install-db",

@@ -30,6 +30,21 @@ pub use proxy::Proxy;
 
 pub const REPO: &str = env!("CARGO_MANIFEST_DIR");
 
+/// Runs `scripts/NAME`, one of the scripts that install what a test needs
+/// (python3-yaml, MariaDB, ...), and fails with `install`, the command that
+/// installs it by hand, if the script cannot: a test never skips.
+pub fn run_ensure_script(name: &str, install: &str) {
+    let out = Command::new(format!("{REPO}/scripts/{name}"))
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run scripts/{name}: {e}"));
+    assert!(
+        out.status.success(),
+        "scripts/{name} failed ({}): {}\nInstall it with: {install}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Where the tests send requests.
 #[derive(Debug)]
 pub struct Server {
