@@ -25,7 +25,9 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORK = os.path.join(ROOT, "bench", "work")
 RESULTS = os.path.join(ROOT, "bench", "results")
-S3_DIR = os.path.join(WORK, "s3")
+# The server's data: bench/work/s3, or MEDIASHIFT_BENCH_S3_DIR (scripts/test puts
+# the smoke runs' on a tmpfs, as the integration tests do).
+S3_DIR = os.environ.get("MEDIASHIFT_BENCH_S3_DIR") or os.path.join(WORK, "s3")
 PORT = os.environ.get("MEDIASHIFT_BENCH_PORT") or subprocess.run(
     [os.path.join(ROOT, "scripts", "s3-server"), "free-port"], capture_output=True, text=True, check=True
 ).stdout.strip()

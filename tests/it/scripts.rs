@@ -43,7 +43,7 @@ fn start_owned(dir: &Path, owner: u32) -> std::process::Output {
 fn a_test_server_stops_with_its_owner_and_removes_its_data() {
     let dir = tempfile::Builder::new()
         .prefix("mediashift-it-owned-")
-        .tempdir()
+        .tempdir_in(crate::support::server_data_base())
         .unwrap()
         .keep();
     let mut owner = Command::new("sleep").arg("300").spawn().unwrap();
@@ -135,4 +135,37 @@ fn a_test_server_takes_more_buckets_than_its_disk_has_gigabytes() {
         answers.iter().all(|a| a == "200"),
         "bucket and object creations answered {answers:?}"
     );
+}
+
+/// SeaweedFS refuses every write once its disk has less than 1% free, and
+/// each refused PUT takes 30 s: on a CI machine whose disk the build had
+/// filled, the whole suite timed out that way. The script refuses to start
+/// there at once, saying where and what to do.
+#[test]
+fn a_server_on_a_nearly_full_disk_is_refused_at_once_with_the_fix() {
+    let disk = crate::support::SmallDisk::new("600m", false);
+    disk.fill(3 << 20);
+    let dir = disk.path().join("s3");
+    let owner = std::process::id();
+    let started = Instant::now();
+    let out = start_owned(&dir, owner);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "the server started on a full disk: {err}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    let line = err.lines().last().unwrap_or_default();
+    assert!(
+        line.contains(&dir.display().to_string())
+            && line.contains("MiB free of 600 MiB")
+            && line.contains("1%")
+            && line.contains("--dir"),
+        "{err}"
+    );
+    assert!(!dir.join("weed.pid").exists(), "{err}");
 }

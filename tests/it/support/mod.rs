@@ -106,10 +106,24 @@ pub fn free_port_base() -> u16 {
     panic!("no 10 consecutive free ports found on 127.0.0.1 between 20000 and 60000");
 }
 
+/// Where a throwaway server keeps its data: the tmpfs `/dev/shm` when it has
+/// room, so the suite does not depend on how full the build machine's disk
+/// is (SeaweedFS refuses every write once its disk has less than 1% free: on
+/// a CI machine whose disk the build had filled, every upload test waited
+/// out 30 s per request and failed), else the temporary directory.
+pub fn server_data_base() -> PathBuf {
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() && free_bytes(shm) >= 4 << 30 {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    }
+}
+
 fn start_seaweedfs() -> Server {
     let dir = tempfile::Builder::new()
         .prefix("mediashift-it-s3-")
-        .tempdir()
+        .tempdir_in(server_data_base())
         .expect("temp dir");
     let mut last_err = String::new();
     for _ in 0..3 {
