@@ -39,6 +39,7 @@ mod scan;
 mod select;
 mod settings;
 mod shard;
+mod staged;
 mod store;
 mod types;
 mod ui;

@@ -12,15 +12,16 @@
 //! Each file is written to a temporary name in the same directory, synced,
 //! then renamed over the old one, so a reader never sees half a map.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use serde::{Deserialize, Serialize};
 
 use crate::shard::Shard;
+use crate::staged::Staged;
 use crate::urls;
 
 /// One row: one source file.
@@ -73,6 +74,33 @@ pub struct Maps {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<MapShard>,
     pub entries: Vec<Entry>,
+}
+
+impl Maps {
+    /// Everything but the rows.
+    pub fn meta(&self) -> MapMeta {
+        MapMeta {
+            version: self.version,
+            source: self.source.clone(),
+            destination: self.destination.clone(),
+            source_base_url: self.source_base_url.clone(),
+            public_base_url: self.public_base_url.clone(),
+            shard: self.shard.clone(),
+        }
+    }
+}
+
+/// What the maps say besides their rows (the fields of [`Maps`] before
+/// `entries`, in the same order).
+#[derive(Debug, Clone, Serialize)]
+pub struct MapMeta {
+    pub version: u32,
+    pub source: String,
+    pub destination: String,
+    pub source_base_url: String,
+    pub public_base_url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<MapShard>,
 }
 
 /// The file in a map directory that says which shard's maps it holds
@@ -285,62 +313,152 @@ pub fn probe(dir: &Path) -> io::Result<()> {
     written
 }
 
-/// Writes the four maps into `dir`; returns their paths.
+/// Writes the four maps of `maps` into `dir`; returns their paths.
 pub fn write_all(dir: &Path, maps: &Maps, source_base: &str) -> io::Result<Vec<PathBuf>> {
-    std::fs::create_dir_all(dir)?;
-    let prefix = source_path_prefix(source_base);
-    let written = vec![
-        atomic_write(&dir.join("map.csv"), |w| write_csv(w, maps))?,
-        atomic_write(&dir.join("map.json"), |w| write_json(w, maps))?,
-        atomic_write(&dir.join("nginx.map"), |w| write_nginx(w, maps, &prefix))?,
-        atomic_write(&dir.join("apache.map"), |w| write_apache(w, maps, &prefix))?,
-    ];
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(written)
-}
-
-/// Writes `path` through a temporary file beside it, synced and renamed
-/// over it: a reader sees the old file or the new one, never half.
-pub fn atomic_write(
-    path: &Path,
-    fill: impl FnOnce(&mut BufWriter<File>) -> io::Result<()>,
-) -> io::Result<PathBuf> {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("map");
-    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut w = BufWriter::new(File::create(&tmp)?);
-        fill(&mut w)?;
-        let f = w.into_inner().map_err(|e| e.into_error())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-        .map(|()| path.to_path_buf())
-        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))
-}
-
-/// RFC 4180: quote when needed, double inner quotes.
-pub fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
-fn write_csv(w: &mut impl Write, maps: &Maps) -> io::Result<()> {
-    writeln!(
-        w,
-        "old_url,new_url,key,sha256,size,content_type,duplicate_of"
-    )?;
+    let longest = maps.entries.iter().map(|e| e.rel.len()).max().unwrap_or(0);
+    let mut seen = HashSet::new();
+    let twins = maps
+        .entries
+        .iter()
+        .map(|e| e.rel.to_ascii_lowercase())
+        .filter(|folded| !seen.insert(folded.clone()))
+        .collect();
+    let mut w = MapWriter::create(dir, &maps.meta(), source_base, longest, twins)?;
     for e in &maps.entries {
+        w.push(e)?;
+    }
+    w.finish()
+}
+
+/// The four maps, written row by row as the rows come (from the journal,
+/// a million of them, never all in memory), each to a temporary file that
+/// [`MapWriter::finish`] puts in place with the others.
+pub struct MapWriter {
+    dir: PathBuf,
+    csv: Staged,
+    json: Staged,
+    nginx: Staged,
+    apache: Staged,
+    /// The source path prefix, decoded (nginx) and encoded (apache).
+    prefix: String,
+    encoded_prefix: String,
+    /// Paths, lower-cased, that two rows share but for letter case: nginx
+    /// gets them as case-sensitive regular expressions, after the rest.
+    case_twins: HashSet<String>,
+    /// Those rows' nginx lines, written last.
+    regex: Vec<String>,
+    rows: usize,
+}
+
+impl MapWriter {
+    /// Starts the four maps in `dir`. nginx needs to know before its first
+    /// row the longest path (`longest_path` bytes: its hash bucket size)
+    /// and which paths are equal but for letter case (`case_twins`, ASCII
+    /// lower-cased).
+    pub fn create(
+        dir: &Path,
+        meta: &MapMeta,
+        source_base: &str,
+        longest_path: usize,
+        case_twins: HashSet<String>,
+    ) -> io::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let staged = |name: &str| {
+            let p = dir.join(name);
+            Staged::create(&p).map_err(|e| named(&p, e))
+        };
+        let prefix = source_path_prefix(source_base);
+        let mut w = Self {
+            dir: dir.to_path_buf(),
+            csv: staged("map.csv")?,
+            json: staged("map.json")?,
+            nginx: staged("nginx.map")?,
+            apache: staged("apache.map")?,
+            encoded_prefix: urls::encode_path(&prefix),
+            prefix,
+            case_twins,
+            regex: Vec::new(),
+            rows: 0,
+        };
+        w.heads(meta, longest_path)?;
+        Ok(w)
+    }
+
+    fn heads(&mut self, meta: &MapMeta, longest_path: usize) -> io::Result<()> {
         writeln!(
-            w,
+            self.csv,
+            "old_url,new_url,key,sha256,size,content_type,duplicate_of"
+        )?;
+
+        // serde's pretty form of `Maps`, its entries spliced in as they come.
+        let head = serde_json::to_string_pretty(meta).map_err(io::Error::other)?;
+        let open = head.strip_suffix("\n}").unwrap_or(&head);
+        write!(self.json, "{open},\n  \"entries\": [")?;
+
+        // nginx looks map strings up without regard to (ASCII) letter case:
+        // two names equal but for case would make `nginx -t` fail
+        // ("conflicting parameter"), and either would redirect to the
+        // other's object. Those are written as case-sensitive regular
+        // expressions, which nginx tries after the strings; everything else
+        // stays a plain string in the hash.
+        let longest = self.prefix.len() + longest_path;
+        let bucket = (longest + 32).next_power_of_two().max(64);
+        let n = &mut self.nginx;
+        writeln!(
+            n,
+            "# mediashift URL map for nginx: {} -> {}",
+            meta.source, meta.destination
+        )?;
+        writeln!(
+            n,
+            "# Use inside: map $uri $mediashift_url {{ default \"\"; include nginx.map; }}"
+        )?;
+        writeln!(
+            n,
+            "# and redirect with: return 301 $mediashift_url$is_args$args; ($uri has no query string)"
+        )?;
+        writeln!(
+            n,
+            "# The longest key is {longest} bytes: set map_hash_bucket_size {bucket}; (or more) in http {{}}."
+        )?;
+
+        let a = &mut self.apache;
+        writeln!(
+            a,
+            "# mediashift URL map for Apache RewriteMap: {} -> {}",
+            meta.source, meta.destination
+        )?;
+        for line in [
+            "# Keys are request paths as sent on the wire: the strict encoding, and the browser one where it differs.",
+            "# A txt: map is read line by line for every lookup; convert it once for hashed lookups:",
+            "#   httxt2dbm -i apache.map -o apache.dbm",
+            "# In the server config or a <VirtualHost> (RewriteMap is not allowed in .htaccess):",
+            "#   RewriteEngine On",
+            "#   RewriteMap mediashift \"dbm:/etc/apache2/mediashift/apache.dbm\"",
+            "#   RewriteCond %{THE_REQUEST} \"^\\S+\\s+([^\\s?]+)\"",
+            "#   RewriteCond ${mediashift:%1|NONE} \"^(https?://.+)$\"",
+        ] {
+            writeln!(a, "{line}")?;
+        }
+        writeln!(
+            a,
+            "#   RewriteRule \"^{}\" \"%1\" [R=301,L,NE]",
+            regex_literal(&self.prefix)
+        )?;
+        writeln!(
+            a,
+            "# (The rule's pattern is matched first, so only requests under that path consult the map;"
+        )?;
+        writeln!(
+            a,
+            "#  the query string, a ?v=123 cache-buster say, is passed on to the new URL.)"
+        )
+    }
+
+    /// One row (rows come in path order).
+    pub fn push(&mut self, e: &Entry) -> io::Result<()> {
+        writeln!(
+            self.csv,
             "{},{},{},{},{},{},{}",
             csv_field(&e.old_url),
             csv_field(&e.new_url),
@@ -350,13 +468,110 @@ fn write_csv(w: &mut impl Write, maps: &Maps) -> io::Result<()> {
             csv_field(&e.content_type),
             csv_field(&e.duplicate_of)
         )?;
+
+        let pretty = serde_json::to_string_pretty(e).map_err(io::Error::other)?;
+        self.json
+            .write_all(if self.rows == 0 { b"\n" } else { b",\n" })?;
+        for (i, line) in pretty.lines().enumerate() {
+            if i > 0 {
+                self.json.write_all(b"\n")?;
+            }
+            write!(self.json, "    {line}")?;
+        }
+
+        let path = format!("{}{}", self.prefix, e.rel);
+        if self.case_twins.contains(&e.rel.to_ascii_lowercase()) {
+            let pattern = format!("~^{}$", regex_literal(&path));
+            self.regex.push(format!(
+                "{} {};",
+                nginx_quote(&pattern),
+                nginx_quote(&e.new_url)
+            ));
+        } else {
+            // Values hold no '$' (percent-encoded URLs), so nginx takes
+            // them literally.
+            writeln!(
+                self.nginx,
+                "{} {};",
+                nginx_quote(&path),
+                nginx_quote(&e.new_url)
+            )?;
+        }
+
+        let strict = format!("{}{}", self.encoded_prefix, urls::encode_path(&e.rel));
+        writeln!(self.apache, "{strict} {}", e.new_url)?;
+        let browser: String = path
+            .split('/')
+            .map(|seg| utf8_percent_encode(seg, BROWSER_PATH).to_string())
+            .collect::<Vec<_>>()
+            .join("/");
+        if browser != strict {
+            writeln!(self.apache, "{browser} {}", e.new_url)?;
+        }
+        self.rows += 1;
+        Ok(())
     }
-    Ok(())
+
+    /// Rows written so far.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Ends the four files and puts them in place; their paths.
+    pub fn finish(mut self) -> io::Result<Vec<PathBuf>> {
+        if self.rows == 0 {
+            self.json.write_all(b"]\n}\n")?;
+        } else {
+            self.json.write_all(b"\n  ]\n}\n")?;
+        }
+        if !self.regex.is_empty() {
+            writeln!(
+                self.nginx,
+                "# {} names equal but for letter case, as case-sensitive regular expressions:",
+                self.regex.len()
+            )?;
+            for line in std::mem::take(&mut self.regex) {
+                writeln!(self.nginx, "{line}")?;
+            }
+        }
+        let mut written = Vec::new();
+        for f in [self.csv, self.json, self.nginx, self.apache] {
+            let p = f.path().to_path_buf();
+            f.commit().map_err(|e| named(&p, e))?;
+            written.push(p);
+        }
+        if let Ok(d) = File::open(&self.dir) {
+            let _ = d.sync_all();
+        }
+        Ok(written)
+    }
 }
 
-fn write_json(w: &mut impl Write, maps: &Maps) -> io::Result<()> {
-    serde_json::to_writer_pretty(&mut *w, maps).map_err(io::Error::other)?;
-    writeln!(w)
+/// `e` with the path it concerns.
+fn named(path: &Path, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+}
+
+/// Writes `path` through a temporary file beside it, synced and renamed
+/// over it: a reader sees the old file or the new one, never half.
+pub fn atomic_write(
+    path: &Path,
+    fill: impl FnOnce(&mut Staged) -> io::Result<()>,
+) -> io::Result<PathBuf> {
+    let mut staged = Staged::create(path).map_err(|e| named(path, e))?;
+    fill(&mut staged)
+        .and_then(|()| staged.commit())
+        .map_err(|e| named(path, e))?;
+    Ok(path.to_path_buf())
+}
+
+/// RFC 4180: quote when needed, double inner quotes.
+pub fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
 }
 
 /// A string quoted for nginx's configuration parser.
@@ -389,68 +604,6 @@ fn regex_literal(s: &str) -> String {
     out
 }
 
-fn write_nginx(w: &mut impl Write, maps: &Maps, prefix: &str) -> io::Result<()> {
-    // nginx looks map strings up without regard to (ASCII) letter case:
-    // two names equal but for case would make `nginx -t` fail ("conflicting
-    // parameter"), and either would redirect to the other's object. Those
-    // are written as case-sensitive regular expressions, which nginx tries
-    // after the strings; everything else stays a plain string in the hash.
-    let mut folded: HashMap<String, usize> = HashMap::new();
-    for e in &maps.entries {
-        *folded
-            .entry(format!("{prefix}{}", e.rel).to_ascii_lowercase())
-            .or_default() += 1;
-    }
-    let (regex, plain): (Vec<&Entry>, Vec<&Entry>) = maps
-        .entries
-        .iter()
-        .partition(|e| folded[&format!("{prefix}{}", e.rel).to_ascii_lowercase()] > 1);
-    let longest = plain
-        .iter()
-        .map(|e| prefix.len() + e.rel.len())
-        .max()
-        .unwrap_or(0);
-    let bucket = (longest + 32).next_power_of_two().max(64);
-    writeln!(
-        w,
-        "# mediashift URL map for nginx: {} -> {}",
-        maps.source, maps.destination
-    )?;
-    writeln!(
-        w,
-        "# Use inside: map $uri $mediashift_url {{ default \"\"; include nginx.map; }}"
-    )?;
-    writeln!(
-        w,
-        "# and redirect with: return 301 $mediashift_url$is_args$args; ($uri has no query string)"
-    )?;
-    writeln!(
-        w,
-        "# The longest key is {longest} bytes: set map_hash_bucket_size {bucket}; (or more) in http {{}}."
-    )?;
-    for e in &plain {
-        // Values hold no '$' (percent-encoded URLs), so nginx takes them literally.
-        writeln!(
-            w,
-            "{} {};",
-            nginx_quote(&format!("{prefix}{}", e.rel)),
-            nginx_quote(&e.new_url)
-        )?;
-    }
-    if !regex.is_empty() {
-        writeln!(
-            w,
-            "# {} names equal but for letter case, as case-sensitive regular expressions:",
-            regex.len()
-        )?;
-    }
-    for e in &regex {
-        let pattern = format!("~^{}$", regex_literal(&format!("{prefix}{}", e.rel)));
-        writeln!(w, "{} {};", nginx_quote(&pattern), nginx_quote(&e.new_url))?;
-    }
-    Ok(())
-}
-
 /// What browsers leave unencoded in a path but RFC 3986's strict form
 /// encodes: the second key form in `apache.map`.
 const BROWSER_PATH: &AsciiSet = &CONTROLS
@@ -464,67 +617,6 @@ const BROWSER_PATH: &AsciiSet = &CONTROLS
     .add(b'{')
     .add(b'}')
     .add(b'%');
-
-fn write_apache(w: &mut impl Write, maps: &Maps, prefix: &str) -> io::Result<()> {
-    writeln!(
-        w,
-        "# mediashift URL map for Apache RewriteMap: {} -> {}",
-        maps.source, maps.destination
-    )?;
-    writeln!(
-        w,
-        "# Keys are request paths as sent on the wire: the strict encoding, and the browser one where it differs."
-    )?;
-    writeln!(
-        w,
-        "# A txt: map is read line by line for every lookup; convert it once for hashed lookups:"
-    )?;
-    writeln!(w, "#   httxt2dbm -i apache.map -o apache.dbm")?;
-    writeln!(
-        w,
-        "# In the server config or a <VirtualHost> (RewriteMap is not allowed in .htaccess):"
-    )?;
-    writeln!(w, "#   RewriteEngine On")?;
-    writeln!(
-        w,
-        "#   RewriteMap mediashift \"dbm:/etc/apache2/mediashift/apache.dbm\""
-    )?;
-    writeln!(
-        w,
-        "#   RewriteCond %{{THE_REQUEST}} \"^\\S+\\s+([^\\s?]+)\""
-    )?;
-    writeln!(
-        w,
-        "#   RewriteCond ${{mediashift:%1|NONE}} \"^(https?://.+)$\""
-    )?;
-    writeln!(
-        w,
-        "#   RewriteRule \"^{}\" \"%1\" [R=301,L,NE]",
-        regex_literal(prefix)
-    )?;
-    writeln!(
-        w,
-        "# (The rule's pattern is matched first, so only requests under that path consult the map;"
-    )?;
-    writeln!(
-        w,
-        "#  the query string, a ?v=123 cache-buster say, is passed on to the new URL.)"
-    )?;
-    let encoded_prefix = urls::encode_path(prefix);
-    for e in &maps.entries {
-        let strict = format!("{encoded_prefix}{}", urls::encode_path(&e.rel));
-        writeln!(w, "{strict} {}", e.new_url)?;
-        let browser: String = format!("{prefix}{}", e.rel)
-            .split('/')
-            .map(|seg| utf8_percent_encode(seg, BROWSER_PATH).to_string())
-            .collect::<Vec<_>>()
-            .join("/");
-        if browser != strict {
-            writeln!(w, "{browser} {}", e.new_url)?;
-        }
-    }
-    Ok(())
-}
 
 #[cfg(test)]
 mod tests {
@@ -559,6 +651,13 @@ mod tests {
         }
     }
 
+    /// The map file `name` that `write_all` writes for `m`.
+    fn written(m: &Maps, name: &str) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        write_all(dir.path(), m, &m.source_base_url).unwrap();
+        std::fs::read_to_string(dir.path().join(name)).unwrap()
+    }
+
     fn shard_maps(index: u32, rels: &[&str]) -> (String, Maps) {
         let mut m = maps();
         m.shard = Some(MapShard {
@@ -587,9 +686,8 @@ mod tests {
         assert_eq!(merged.shard, None);
 
         // The JSON round-trips, path included.
-        let mut out = Vec::new();
-        write_json(&mut out, &inputs[0].1).unwrap();
-        let back: Maps = serde_json::from_slice(&out).unwrap();
+        let out = written(&inputs[0].1, "map.json");
+        let back: Maps = serde_json::from_str(&out).unwrap();
         assert_eq!(back.entries, inputs[0].1.entries);
         assert_eq!(back.shard, inputs[0].1.shard);
     }
@@ -645,9 +743,7 @@ mod tests {
 
     #[test]
     fn csv_quotes_what_needs_quoting() {
-        let mut out = Vec::new();
-        write_csv(&mut out, &maps()).unwrap();
-        let text = String::from_utf8(out).unwrap();
+        let text = written(&maps(), "map.csv");
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
             lines[0],
@@ -665,9 +761,7 @@ mod tests {
 
     #[test]
     fn nginx_keys_are_decoded_and_escaped() {
-        let mut out = Vec::new();
-        write_nginx(&mut out, &maps(), "/media/").unwrap();
-        let text = String::from_utf8(out).unwrap();
+        let text = written(&maps(), "nginx.map");
         assert!(
             text.contains("\"/media/a b+c.jpg\" \"http://s3.local/bucket/shop/a%20b%2Bc.jpg\";"),
             "{text}"
@@ -684,9 +778,7 @@ mod tests {
             entry("Case/photo.jpg", "shop/Case/photo.jpg"),
             entry("Case/other (1).jpg", "shop/Case/other (1).jpg"),
         ];
-        let mut out = Vec::new();
-        write_nginx(&mut out, &m, "/media/").unwrap();
-        let text = String::from_utf8(out).unwrap();
+        let text = written(&m, "nginx.map");
         assert!(
             text.contains("\"/media/Case/other (1).jpg\" "),
             "the rest stays plain: {text}"
@@ -704,9 +796,7 @@ mod tests {
 
     #[test]
     fn apache_keys_have_no_spaces() {
-        let mut out = Vec::new();
-        write_apache(&mut out, &maps(), "/media/").unwrap();
-        let text = String::from_utf8(out).unwrap();
+        let text = written(&maps(), "apache.map");
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             assert_eq!(line.split(' ').count(), 2, "{line}");
         }
@@ -731,8 +821,41 @@ mod tests {
         let leftovers: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
             .filter_map(|e| e.ok())
-            .filter(|e| e.file_name().to_string_lossy().contains(".tmp-"))
+            .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
             .collect();
         assert!(leftovers.is_empty());
+    }
+
+    #[test]
+    fn the_streamed_json_is_serdes_pretty_form_of_the_maps() {
+        let mut with_shard = shard_maps(1, &["a.jpg", "b/c d.jpg", "\u{e9}t\u{e9}.png"]).1;
+        with_shard.entries[1].duplicate_of = "a.jpg".into();
+        let mut empty = maps();
+        empty.entries.clear();
+        for m in [maps(), with_shard, empty] {
+            let expected = serde_json::to_string_pretty(&m).unwrap() + "\n";
+            assert_eq!(written(&m, "map.json"), expected);
+        }
+    }
+
+    #[test]
+    fn a_writer_that_is_not_finished_leaves_the_old_maps() {
+        let dir = tempfile::tempdir().unwrap();
+        write_all(dir.path(), &maps(), "/media/").unwrap();
+        let before = std::fs::read_to_string(dir.path().join("map.csv")).unwrap();
+        let m = maps();
+        let mut w =
+            MapWriter::create(dir.path(), &m.meta(), "/media/", 10, HashSet::new()).unwrap();
+        w.push(&entry("new.jpg", "shop/new.jpg")).unwrap();
+        drop(w);
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("map.csv")).unwrap(),
+            before
+        );
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            4,
+            "no temporary file left"
+        );
     }
 }

@@ -15,10 +15,10 @@ use super::plan::{self, Planned};
 use crate::audit;
 use crate::cancel::Stop;
 use crate::error::{Error, Result};
-use crate::journal::{FileRow, FileState, Identity, Journal, Record, Recorder};
-use crate::maps::{self, Entry, Maps};
+use crate::journal::{FileRow, FileState, Identity, Journal, PlacedFile, Record, Recorder};
+use crate::maps::{self, Entry, MapMeta, MapWriter};
 use crate::plan::Action;
-use crate::progress::{Progress, Transfer};
+use crate::progress::{Progress, Transfer, phase_done};
 use crate::select;
 use crate::settings::{MigrateSettings, Sharding};
 use crate::store::PaceStats;
@@ -110,6 +110,7 @@ pub async fn run(settings: &MigrateSettings, progress: &Progress, stop: Stop) ->
     let rows = journal.files()?;
     let mut uploads = journal.uploads()?;
     let intents = journal.upload_intents()?;
+    phase_done("journal read");
 
     let planned = plan::run_with(&settings.run, progress, Some(&rows)).await?;
     let recorder = journal.recorder()?;
@@ -152,14 +153,15 @@ pub async fn run(settings: &MigrateSettings, progress: &Progress, stop: Stop) ->
         stop,
     )
     .await;
+    phase_done("upload");
     let journal_path = journal.path().to_path_buf();
     // A journal that could not be written stopped the uploads; it says so
     // here, naming its path.
     journal.flush()?;
-    let rows = journal.files()?;
-    let (maps, gone) = map_entries(&planned, settings, &rows, &recorder);
-    drop(rows);
+    let gone = leave_out_gone(&planned, &outcome.uploaded, &journal, &recorder)?;
     journal.flush()?;
+    let (maps, map_entries) =
+        tokio::task::block_in_place(|| write_maps(&planned, settings, &journal))?;
     let files = if settings.report.is_some() {
         let keys = &planned.plan.keys.objects;
         let uploaded: std::collections::HashSet<&str> = outcome
@@ -174,22 +176,12 @@ pub async fn run(settings: &MigrateSettings, progress: &Progress, stop: Stop) ->
     };
     let journal_write = journal.write_time();
     journal.close()?;
-
-    let map_entries = maps.entries.len();
-    let dir = settings.map_dir.clone();
-    let source_base = settings.run.urls.source_base.clone();
-    let written = tokio::task::spawn_blocking(move || maps::write_all(&dir, &maps, &source_base))
-        .await
-        .map_err(|source| Error::Task {
-            what: "the map writer",
-            source,
-        })?
-        .map_err(Error::Maps)?;
+    phase_done("maps");
     Ok(Migrated {
         uploaded: outcome.uploaded,
         failed: outcome.failed.into_iter().chain(gone).collect(),
         interrupted: outcome.interrupted,
-        maps: written,
+        maps,
         map_entries,
         files,
         elapsed: started.elapsed(),
@@ -319,84 +311,82 @@ fn jobs(p: &Planned, types: &select::ContentTypes) -> Vec<Job> {
         .collect()
 }
 
-/// Map rows for every file of this migration whose object is in place,
-/// from the journal, whatever this run selected: a rerun with another
-/// selection, a stop, or a file that fails this time never takes a
-/// working redirect out of the maps. A file this run did not look at
-/// counts only if the bucket listing still shows its object with its
-/// size; otherwise it is reported as gone (and left out).
-fn map_entries(
+/// Files of this migration that this run did not select, whose object is
+/// no longer in the bucket (the listing does not show it with their size,
+/// and this run did not put it there): recorded failed, so the maps leave
+/// them out, and reported. The journal is read a row at a time.
+fn leave_out_gone(
     p: &Planned,
-    settings: &MigrateSettings,
-    rows: &[FileRow],
+    uploaded: &[Uploaded],
+    journal: &Journal,
     rec: &Recorder,
-) -> (Maps, Vec<Failed>) {
+) -> Result<Vec<Failed>> {
     let in_run = |path: &str| {
         p.scan
             .files
             .binary_search_by(|f| (*f.rel).cmp(path))
             .is_ok()
     };
+    // Keys this run has in place, made only if an unlisted object needs it.
+    let mut placed_now: Option<std::collections::HashSet<&str>> = None;
     let mut gone = Vec::new();
-    let placed: Vec<&FileRow> = rows
-        .iter()
-        .filter(|r| r.state == FileState::Verified && r.key.is_some() && r.digests.is_some())
-        .filter(|r| {
-            let key = r.key.as_deref().unwrap_or_default();
-            if in_run(&r.path) || p.journal_objects.get(key) == Some(&r.size) {
-                return true;
-            }
-            let error = format!(
-                "its object {key} is no longer in the bucket with its {} bytes, and this run did not select the file to upload it again: it is left out of the maps",
-                r.size
-            );
-            rec.record(Record::KeyState {
-                key: key.to_string(),
-                state: FileState::Failed,
-                verification: None,
-                checksum: None,
-                error: Some(error.clone()),
-            });
-            gone.push(Failed {
-                path: r.path.as_str().into(),
-                error,
-            });
-            false
-        })
-        .collect();
-    // The object's own file: the first path (in byte order, as dedup
-    // chooses) of the files mapped to it.
-    let mut canonical: HashMap<&str, &str> = HashMap::new();
-    for r in &placed {
-        canonical
-            .entry(r.key.as_deref().unwrap_or_default())
-            .or_insert(&r.path);
-    }
+    journal.each_file(|mut row: FileRow| -> Result<()> {
+        if row.state != FileState::Verified || row.digests.is_none() || in_run(&row.path) {
+            return Ok(());
+        }
+        let Some(key) = row.key.as_deref() else {
+            return Ok(());
+        };
+        if p.journal_objects.get(key) == Some(&row.size) {
+            return Ok(());
+        }
+        let now = placed_now.get_or_insert_with(|| {
+            let objects = &p.plan.keys.objects;
+            let present = p
+                .plan
+                .actions
+                .iter()
+                .zip(objects)
+                .filter(|(a, _)| **a == Action::AlreadyPresent)
+                .map(|(_, o)| o.key.as_str());
+            let sent = uploaded
+                .iter()
+                .filter_map(|u| objects.get(u.object as usize).map(|o| o.key.as_str()));
+            present.chain(sent).collect()
+        });
+        if now.contains(key) {
+            return Ok(());
+        }
+        let error = format!(
+            "its object {key} is no longer in the bucket with its {} bytes, and this run did not select the file to upload it again: it is left out of the maps",
+            row.size
+        );
+        gone.push(Failed {
+            path: row.path.as_str().into(),
+            error: error.clone(),
+        });
+        row.state = FileState::Failed;
+        row.verification = None;
+        row.checksum = None;
+        row.error = Some(error);
+        rec.record(Record::File(row));
+        Ok(())
+    })?;
+    Ok(gone)
+}
+
+/// The four URL maps, a row for every file of this migration whose object
+/// is in place (verified in the journal, whatever this run selected: a
+/// rerun with another selection, a stop, or a file that fails this time
+/// never takes a working redirect out of the maps), streamed from the
+/// journal in path order. Their paths and row count.
+fn write_maps(
+    p: &Planned,
+    settings: &MigrateSettings,
+    journal: &Journal,
+) -> Result<(Vec<PathBuf>, usize)> {
     let source_base = &settings.run.urls.source_base;
-    let entries = placed
-        .iter()
-        .filter_map(|r| {
-            let key = r.key.as_deref()?;
-            let d = r.digests?;
-            let first = canonical.get(key).copied().unwrap_or(&r.path);
-            let (old_url, new_url) = maps::urls_for(source_base, &p.public_base, &r.path, key);
-            Some(Entry {
-                old_url,
-                new_url,
-                key: key.to_string(),
-                sha256: d.sha256.to_hex(),
-                size: r.size,
-                content_type: settings.content_types.of(first),
-                duplicate_of: if first == r.path {
-                    String::new()
-                } else {
-                    first.to_string()
-                },
-                rel: r.path.clone(),
-            })
-        })
-        .collect();
-    let maps = Maps {
+    let meta = MapMeta {
         version: 1,
         source: settings.run.scan.root.display().to_string(),
         destination: settings.run.destination.to_string(),
@@ -410,7 +400,36 @@ fn map_entries(
                 fingerprint: s.fingerprint.clone(),
             })
         }),
-        entries,
     };
-    (maps, gone)
+    let facts = journal.placed_facts()?;
+    let mut w = MapWriter::create(
+        &settings.map_dir,
+        &meta,
+        source_base,
+        facts.longest_path,
+        facts.case_twins,
+    )
+    .map_err(Error::Maps)?;
+    journal.each_placed(|r: PlacedFile| -> Result<()> {
+        let (old_url, new_url) = maps::urls_for(source_base, &p.public_base, &r.path, &r.key);
+        // The object's own file (the first of its files in byte order, as
+        // dedup chooses) gives the content type.
+        let entry = Entry {
+            old_url,
+            new_url,
+            content_type: settings.content_types.of(&r.first),
+            duplicate_of: if r.first == r.path {
+                String::new()
+            } else {
+                r.first
+            },
+            key: r.key,
+            sha256: r.sha256.to_hex(),
+            size: r.size,
+            rel: r.path,
+        };
+        w.push(&entry).map_err(Error::Maps)
+    })?;
+    let rows = w.rows();
+    Ok((w.finish().map_err(Error::Maps)?, rows))
 }

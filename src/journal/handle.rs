@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
-use super::read;
+use super::read::{self, PlacedFacts, PlacedFile};
 use super::records::{FileRow, Identity, JournalError, OffloadRow, UploadRow};
 use super::schema;
 use super::writer::{Recorder, Writer};
@@ -59,6 +59,30 @@ impl Journal {
     /// All file rows in path order (byte order, as the walk sorts).
     pub fn files(&self) -> Result<Vec<FileRow>, JournalError> {
         read::files(&self.conn, &self.path)
+    }
+
+    /// Every file row in path order, handed to `each` as it is read (a
+    /// million rows are never held at once).
+    pub fn each_file<E: From<JournalError>>(
+        &self,
+        each: impl FnMut(FileRow) -> Result<(), E>,
+    ) -> Result<(), E> {
+        read::each_file(&self.conn, &self.path, each)
+    }
+
+    /// Every file the URL maps hold, in path order, handed to `each` as it
+    /// is read. Flush first: it reads what is committed.
+    pub fn each_placed<E: From<JournalError>>(
+        &self,
+        each: impl FnMut(PlacedFile) -> Result<(), E>,
+    ) -> Result<(), E> {
+        read::each_placed(&self.conn, &self.path, each)
+    }
+
+    /// What the nginx map needs to know of the placed files before its
+    /// first row.
+    pub fn placed_facts(&self) -> Result<PlacedFacts, JournalError> {
+        read::placed_facts(&self.conn, &self.path)
     }
 
     /// Multipart uploads in progress, with their parts, by key.

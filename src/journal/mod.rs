@@ -32,7 +32,9 @@ mod schema;
 mod writer;
 
 pub use handle::Journal;
-pub use read::{FailedFile, InFlight, OffloadCount, Reader, StateCount, VerifiedObject};
+pub use read::{
+    FailedFile, InFlight, OffloadCount, PlacedFile, Reader, StateCount, VerifiedObject,
+};
 pub use records::{
     FileRow, FileState, Identity, JournalError, OffloadRow, PartRow, Record, UploadRow, now,
 };

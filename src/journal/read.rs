@@ -22,10 +22,32 @@ fn query_all<T, P: rusqlite::Params>(
     params: P,
     row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
 ) -> Result<Vec<T>, JournalError> {
+    let mut all = Vec::new();
+    query_each(conn, path, query, params, row, |t| {
+        all.push(t);
+        Ok::<_, JournalError>(())
+    })?;
+    Ok(all)
+}
+
+/// Every row of `query` with `params`, each mapped by `row` and handed to
+/// `each` as it is read, so memory does not grow with the journal (a
+/// million files). `each` stops it with its own error.
+fn query_each<T, P: rusqlite::Params, E: From<JournalError>>(
+    conn: &Connection,
+    path: &Path,
+    query: &str,
+    params: P,
+    mut row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    mut each: impl FnMut(T) -> Result<(), E>,
+) -> Result<(), E> {
     let sql = JournalError::sql(path);
     let mut stmt = conn.prepare_cached(query).map_err(&sql)?;
-    let rows = stmt.query_map(params, row).map_err(&sql)?;
-    rows.collect::<Result<Vec<_>, _>>().map_err(&sql)
+    let mut rows = stmt.query(params).map_err(&sql)?;
+    while let Some(r) = rows.next().map_err(&sql)? {
+        each(row(r).map_err(&sql)?)?;
+    }
+    Ok(())
 }
 
 /// A stored state name as a [`FileState`], or the journal is damaged.
@@ -46,7 +68,21 @@ fn digests_from(sha: Option<Vec<u8>>, crc: Option<i64>) -> Option<Digests> {
 
 /// All file rows in path order (byte order, as the walk sorts).
 pub(super) fn files(conn: &Connection, path: &Path) -> Result<Vec<FileRow>, JournalError> {
-    let rows = query_all(
+    let mut all = Vec::new();
+    each_file(conn, path, |row| {
+        all.push(row);
+        Ok::<_, JournalError>(())
+    })?;
+    Ok(all)
+}
+
+/// Every file row in path order, handed to `each` as it is read.
+pub(super) fn each_file<E: From<JournalError>>(
+    conn: &Connection,
+    path: &Path,
+    mut each: impl FnMut(FileRow) -> Result<(), E>,
+) -> Result<(), E> {
+    query_each(
         conn,
         path,
         "SELECT path, size, mtime_ns, ino, sha256, crc64, key, state, verification, error, checksum
@@ -69,13 +105,104 @@ pub(super) fn files(conn: &Connection, path: &Path) -> Result<Vec<FileRow>, Jour
                 r.get::<_, String>(7)?,
             ))
         },
-    )?;
-    rows.into_iter()
-        .map(|(mut row, name)| {
+        |(mut row, name): (FileRow, String)| {
             row.state = state(path, &row.path, &name)?;
-            Ok(row)
-        })
-        .collect()
+            each(row)
+        },
+    )
+}
+
+/// A file the URL maps hold: verified, with its object's key and its
+/// digests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlacedFile {
+    pub path: String,
+    pub key: String,
+    pub size: u64,
+    pub sha256: Sha256Digest,
+    /// The first path (in byte order) of the placed files that share the
+    /// key: the object's own file, which the others duplicate.
+    pub first: String,
+}
+
+/// What the nginx map needs to know of all placed files before the first
+/// row is written.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlacedFacts {
+    /// Bytes of the longest path.
+    pub longest_path: usize,
+    /// Paths, ASCII letters lower-cased, that more than one placed file
+    /// has (names equal but for letter case).
+    pub case_twins: HashSet<String>,
+}
+
+/// The condition of a placed file, for the `files` table as `t`: verified,
+/// with a key and both digests (a damaged SHA-256 is not one).
+fn placed(t: &str) -> String {
+    format!(
+        "{t}.state = 'verified' AND {t}.key IS NOT NULL AND length({t}.sha256) = 32 AND {t}.crc64 IS NOT NULL"
+    )
+}
+
+/// Every placed file in path order, handed to `each` as it is read.
+pub(super) fn each_placed<E: From<JournalError>>(
+    conn: &Connection,
+    path: &Path,
+    mut each: impl FnMut(PlacedFile) -> Result<(), E>,
+) -> Result<(), E> {
+    let query = format!(
+        "SELECT f.path, f.key, f.size, f.sha256,
+                (SELECT MIN(g.path) FROM files g WHERE g.key = f.key AND {})
+         FROM files f WHERE {} ORDER BY f.path",
+        placed("g"),
+        placed("f"),
+    );
+    query_each(
+        conn,
+        path,
+        &query,
+        [],
+        |r| {
+            let sha: Vec<u8> = r.get(3)?;
+            Ok(PlacedFile {
+                path: r.get(0)?,
+                key: r.get(1)?,
+                size: r.get::<_, i64>(2)? as u64,
+                sha256: Sha256Digest(sha.try_into().unwrap_or([0; 32])),
+                first: r.get(4)?,
+            })
+        },
+        &mut each,
+    )
+}
+
+/// The facts the nginx map needs, over the placed files.
+pub(super) fn placed_facts(conn: &Connection, path: &Path) -> Result<PlacedFacts, JournalError> {
+    let longest = query_all(
+        conn,
+        path,
+        &format!(
+            "SELECT COALESCE(MAX(length(CAST(f.path AS BLOB))), 0) FROM files f WHERE {}",
+            placed("f")
+        ),
+        [],
+        |r| r.get::<_, i64>(0),
+    )?;
+    // SQLite's lower() folds ASCII letters only, as nginx does.
+    let twins = query_all(
+        conn,
+        path,
+        &format!(
+            "SELECT lower(f.path) FROM files f WHERE {} GROUP BY lower(f.path) HAVING COUNT(*) > 1",
+            placed("f")
+        ),
+        [],
+        |r| r.get::<_, String>(0),
+    )?;
+    Ok(PlacedFacts {
+        longest_path: longest.first().copied().unwrap_or(0) as usize,
+        case_twins: twins.into_iter().collect(),
+    })
 }
 
 /// Multipart uploads in progress, with their parts, by key.

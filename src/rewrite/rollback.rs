@@ -10,72 +10,17 @@
 //! original bytes back, and checks the result against the input's SHA-256.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
-use std::path::{Path, PathBuf};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::path::Path;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::{Deserialize, Serialize};
 
 use super::pipe::{ReadAhead, WriteBehind};
+use crate::staged::Staged;
 
 const MAGIC: &str = "mediashift-rollback 1";
-
-/// A file written under a temporary name beside its final one, renamed
-/// over it only when complete: a reader never sees half of it.
-pub struct Staged {
-    path: PathBuf,
-    tmp: PathBuf,
-    file: Option<BufWriter<File>>,
-}
-
-impl Staged {
-    pub fn create(path: &Path) -> io::Result<Self> {
-        let name = path
-            .file_name()
-            .map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned());
-        let tmp = path.with_file_name(format!(".{name}.mediashift-{}", std::process::id()));
-        let file = BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
-        Ok(Self {
-            path: path.to_path_buf(),
-            tmp,
-            file: Some(file),
-        })
-    }
-
-    fn writer(&mut self) -> io::Result<&mut BufWriter<File>> {
-        self.file
-            .as_mut()
-            .ok_or_else(|| io::Error::other("the file was already finished"))
-    }
-
-    /// Syncs and renames it into place.
-    pub fn commit(mut self) -> io::Result<()> {
-        if let Some(w) = self.file.take() {
-            let f = w.into_inner().map_err(|e| e.into_error())?;
-            f.sync_all()?;
-        }
-        std::fs::rename(&self.tmp, &self.path)
-    }
-}
-
-impl Write for Staged {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.writer()?.write(buf)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.writer()?.flush()
-    }
-}
-
-impl Drop for Staged {
-    fn drop(&mut self) {
-        if self.file.is_some() {
-            let _ = std::fs::remove_file(&self.tmp);
-        }
-    }
-}
 
 /// The record's header.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

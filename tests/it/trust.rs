@@ -180,6 +180,58 @@ fn the_maps_keep_every_migrated_file_whatever_a_rerun_selects() {
     assert_eq!(entries(), 3);
 }
 
+/// A file this run did not select shares its object with one it did (the
+/// content layout gives identical files one key). The object was deleted
+/// and this run put it back: the unselected file's row stays in the maps,
+/// and the selected one stays verified.
+#[test]
+fn an_object_this_run_put_back_keeps_the_unselected_file_that_shares_it() {
+    let tree = Tree::new();
+    let t = target("put-back");
+    let maps = tempfile::tempdir().unwrap();
+    let same = bytes(13, 2500);
+    files(&tree, &[("a/x.jpg", same.clone()), ("b/y.jpg", same)]);
+    let layout = ["--key-layout", "content"];
+    let (out, v) = migrate_in(
+        &tree,
+        &t,
+        maps.path(),
+        &[&layout[..], &["--exclude", "b/*"]].concat(),
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(v["objects_uploaded"], 1, "{v}");
+    let key = t.objects().into_keys().next().expect("one object");
+    runtime().block_on(async {
+        s3().delete_object()
+            .bucket(&t.bucket)
+            .key(&key)
+            .send()
+            .await
+            .unwrap();
+    });
+
+    let (out, v) = migrate_in(
+        &tree,
+        &t,
+        maps.path(),
+        &[&layout[..], &["--exclude", "a/*"]].concat(),
+        &[],
+    );
+    assert!(out.status.success(), "{}\n{v}", stderr(&out));
+    assert_eq!(v["objects_uploaded"], 1, "{v}");
+    assert_eq!(v["failed"], serde_json::json!([]), "{v}");
+    let rows = csv_rows(&maps.path().join("map.csv"));
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(rows.iter().all(|r| r["key"] == key), "{rows:?}");
+
+    // The journal agrees: a run over both has nothing to do.
+    let (out, v) = migrate_in(&tree, &t, maps.path(), &layout, &[]);
+    assert!(out.status.success(), "{}\n{v}", stderr(&out));
+    assert_eq!(v["objects_uploaded"], 0, "{v}");
+    assert_eq!(v["map_entries"], 2, "{v}");
+}
+
 #[test]
 fn names_servers_list_mangled_converge() {
     let tree = Tree::new();
