@@ -319,6 +319,14 @@ pub struct MigrateArgs {
     #[arg(long, value_name = "FILE")]
     pub report: Option<std::path::PathBuf>,
 
+    /// On a rerun, check the bucket for every object: list it and take
+    /// no proof of the journal's without the object there with its size.
+    /// (By default a rerun trusts the proofs the journal recorded for files
+    /// unchanged since, once a sample of them is found in the bucket; it
+    /// asks only about the rest. `mediashift verify` proves every object.)
+    #[arg(long)]
+    pub recheck: bool,
+
     /// Checksum sent with every request and checked by the server.
     #[arg(long, value_enum, default_value_t = ChecksumArg::Crc64nvme, help_heading = "Transfer")]
     pub checksum: ChecksumArg,

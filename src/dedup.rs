@@ -142,15 +142,22 @@ struct Links {
 /// canonical file also gets its full digests (content-addressed keys need
 /// them); otherwise only same-size candidates are read. Files whose
 /// digests the journal knows (`known`) are not read again.
+///
+/// `known` becomes the grouping's digests (on a rerun it holds nearly every
+/// file: one table, not two), and the digests of files that turn out to
+/// duplicate another are dropped from it at the end.
 pub fn group(
     root: &Path,
     files: &[SourceFile],
     hash_all: bool,
     threads: usize,
     progress: &Phase,
-    known: &HashMap<u32, Digests>,
+    known: HashMap<u32, Digests>,
 ) -> Grouping {
-    let mut g = Grouping::default();
+    let mut g = Grouping {
+        digests: known,
+        ..Grouping::default()
+    };
     let mut links = Links {
         link: (0..files.len() as u32).collect(),
         merged: HashMap::new(),
@@ -161,7 +168,7 @@ pub fn group(
     // partial stage: its other members are hashed in full and compared.
     let (known_groups, candidates): (Vec<Vec<u32>>, Vec<Vec<u32>>) = candidates
         .into_iter()
-        .partition(|reps| reps.iter().any(|r| known.contains_key(r)));
+        .partition(|reps| reps.iter().any(|r| g.digests.contains_key(r)));
     let mut full = by_partial_hash(root, files, &candidates, threads, &mut links, &mut g);
     full.extend(known_groups.into_iter().flatten());
     if hash_all {
@@ -173,19 +180,13 @@ pub fn group(
                 && !g.digests.contains_key(&i)
         }));
     }
-    by_full_hash(
-        root, files, full, threads, progress, known, &mut links, &mut g,
-    );
-    // Digests the journal knows need no reading: keep those of files that
-    // are their own canonical (unique sizes, say).
-    for (&i, d) in known {
-        if links.link.get(i as usize) == Some(&i)
+    by_full_hash(root, files, full, threads, progress, &mut links, &mut g);
+    // Digests are kept for the files that are their own canonical only.
+    g.digests.retain(|&i, _| {
+        links.link.get(i as usize) == Some(&i)
             && !links.merged.contains_key(&i)
             && !links.failed.contains_key(&i)
-        {
-            g.digests.entry(i).or_insert(*d);
-        }
-    }
+    });
     resolve(files, &links, &mut g);
     g
 }
@@ -292,15 +293,14 @@ fn by_partial_hash(
 /// Stage 4: full digests of `jobs`; files with equal SHA-256 are merged
 /// into the first (in path order). In chunks, so the results waiting to be
 /// sorted stay small; the digest index keys on 8 bytes of the SHA-256 and
-/// confirms on the full value.
-#[allow(clippy::too_many_arguments)]
+/// confirms on the full value. A file whose digests `g` already holds (the
+/// journal knew them) is not read.
 fn by_full_hash(
     root: &Path,
     files: &[SourceFile],
     mut jobs: Vec<u32>,
     threads: usize,
     progress: &Phase,
-    known: &HashMap<u32, Digests>,
     links: &mut Links,
     g: &mut Grouping,
 ) {
@@ -310,15 +310,16 @@ fn by_full_hash(
     // Canonical files whose 8-byte prefix met another content's (rare).
     let mut rare: Vec<u32> = Vec::new();
     for chunk in jobs.chunks(HASH_CHUNK) {
-        let fulls = parallel_map(chunk, threads, |&i| {
-            if let Some(d) = known.get(&i) {
-                return Ok(*d);
+        let known = &g.digests;
+        let fulls = parallel_map(chunk, threads, |&i| match known.get(&i) {
+            Some(d) => (Ok(*d), true),
+            None => {
+                let f = &files[i as usize];
+                (hash_file(&f.path(root), f.size, progress), false)
             }
-            let f = &files[i as usize];
-            hash_file(&f.path(root), f.size, progress)
         });
-        for (&i, r) in chunk.iter().zip(fulls) {
-            if !known.contains_key(&i) {
+        for (&i, (r, was_known)) in chunk.iter().zip(fulls) {
+            if !was_known {
                 g.bytes_read += files[i as usize].size;
             }
             let d = match r {
@@ -419,7 +420,7 @@ mod tests {
             false,
             2,
             &Phase::hidden(),
-            &HashMap::new(),
+            HashMap::new(),
         )
     }
 
@@ -500,7 +501,7 @@ mod tests {
             true,
             2,
             &Phase::hidden(),
-            &HashMap::new(),
+            HashMap::new(),
         );
         assert_eq!(g.digests.len(), 2);
         assert_eq!(g.digests[&0], Digests::of_bytes(b"1"));
@@ -513,10 +514,24 @@ mod tests {
         let mut known = HashMap::new();
         known.insert(0, Digests::of_bytes(b"same"));
         known.insert(2, Digests::of_bytes(b"uniq!"));
-        let g = group(dir.path(), &files, false, 2, &Phase::hidden(), &known);
+        let g = group(dir.path(), &files, false, 2, &Phase::hidden(), known);
         assert_eq!(g.canonical, [Some(0), Some(0), Some(2)]);
         assert_eq!(g.bytes_read, 4, "only b.jpg is read");
         assert_eq!(g.digests[&2], Digests::of_bytes(b"uniq!"));
+
+        // Known digests of a file that duplicates another are not kept.
+        let mut known = HashMap::new();
+        for i in [0, 1] {
+            known.insert(i, Digests::of_bytes(b"same"));
+        }
+        let g = group(dir.path(), &files, false, 2, &Phase::hidden(), known);
+        assert_eq!(g.canonical, [Some(0), Some(0), Some(2)]);
+        assert_eq!(g.bytes_read, 0, "both same-size files were known");
+        assert_eq!(
+            g.digests.keys().copied().collect::<HashSet<u32>>(),
+            HashSet::from([0]),
+            "the unique size is not read, the duplicate's digests are dropped"
+        );
     }
 
     #[test]

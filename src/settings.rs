@@ -434,6 +434,8 @@ pub struct MigrateSettings {
     pub content_types: crate::select::ContentTypes,
     /// Where the audit trail goes (`--report FILE`).
     pub report: Option<PathBuf>,
+    /// Ask the bucket about every object on a rerun (`--recheck`).
+    pub recheck: bool,
 }
 
 /// A header value: not empty, no control characters.
@@ -641,6 +643,7 @@ impl MigrateSettings {
             low_priority: args.low_priority,
             content_types: content_type_flags(&args.content_types)?,
             report,
+            recheck: args.recheck,
         })
     }
 }

@@ -6,7 +6,7 @@
 //! objects verified before are not asked about again, and multipart uploads
 //! continue from their last acknowledged part.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,7 +15,9 @@ use super::plan::{self, Planned};
 use crate::audit;
 use crate::cancel::Stop;
 use crate::error::{Error, Result};
-use crate::journal::{FileRow, FileState, Identity, Journal, PlacedFile, Record, Recorder};
+use crate::journal::{
+    FileRow, FileState, Identity, Journal, PlacedFile, Record, Recorder, UploadRow,
+};
 use crate::maps::{self, Entry, MapMeta, MapWriter};
 use crate::plan::Action;
 use crate::progress::{Progress, Transfer, phase_done};
@@ -107,35 +109,30 @@ pub async fn run(settings: &MigrateSettings, progress: &Progress, stop: Stop) ->
     if !settings.run.output.json && !settings.run.output.quiet {
         eprintln!("mediashift: journal {}", journal.path().display());
     }
-    let rows = journal.files()?;
-    let mut uploads = journal.uploads()?;
+    let uploads = journal.uploads()?;
     let intents = journal.upload_intents()?;
-    phase_done("journal read");
 
-    let planned = plan::run_with(&settings.run, progress, Some(&rows)).await?;
+    let earlier = plan::Earlier {
+        journal: &journal,
+        recheck: settings.recheck,
+    };
+    let planned = plan::run_with(&settings.run, progress, Some(earlier)).await?;
     let recorder = journal.recorder()?;
-    sync_rows(&planned, &rows, &recorder);
-    let rerun = !rows.is_empty();
-    drop(rows);
+    tokio::task::block_in_place(|| sync_rows(&planned, &journal, &recorder))?;
+    phase_done("journal rows");
+    let rerun = planned.journal_rows > 0;
 
     // Uploads an earlier run began: resumed by their job, or spent.
-    let mut jobs = jobs(&planned, &settings.content_types);
-    for job in &mut jobs {
-        job.resume = uploads.remove(&job.key);
-        job.stray_upload = intents.contains_key(&job.key);
-    }
+    let continued = continued_uploads(&planned, &uploads);
     if rerun && !settings.run.output.json && !settings.run.output.quiet {
-        eprintln!("mediashift: {}", resuming(&planned, &jobs));
+        eprintln!("mediashift: {}", resuming(&planned, continued.len()));
     }
-    for (key, u) in uploads {
-        if planned
-            .existing
-            .get(&key)
-            .is_some_and(|e| e.proof.is_proven())
-        {
+    let proven = proven_keys(&planned, &uploads);
+    for (key, u) in &uploads {
+        if !continued.contains(key.as_str()) && proven.contains(key.as_str()) {
             // Completed before the last run stopped: the id is spent.
             recorder.record(Record::UploadEnded {
-                upload_id: u.upload_id,
+                upload_id: u.upload_id.clone(),
             });
         }
     }
@@ -146,7 +143,7 @@ pub async fn run(settings: &MigrateSettings, progress: &Progress, stop: Stop) ->
     let outcome = upload::run(
         &planned.store,
         &settings.run.scan.root,
-        jobs,
+        jobs(&planned, &settings.content_types, &uploads, &intents),
         &settings.upload,
         transfer,
         Some(recorder.clone()),
@@ -195,11 +192,10 @@ pub async fn run(settings: &MigrateSettings, progress: &Progress, stop: Stop) ->
 
 /// What a rerun takes up: "resuming: 1,843 of 2,002 objects left, 2
 /// multipart uploads continued".
-fn resuming(p: &Planned, jobs: &[Job]) -> String {
-    let continued = jobs.iter().filter(|j| j.resume.is_some()).count();
+fn resuming(p: &Planned, continued: usize) -> String {
     let mut line = format!(
         "resuming: {} of {} objects left",
-        crate::types::thousands(jobs.len() as u64),
+        crate::types::thousands(p.plan.summary.objects_to_upload),
         crate::types::thousands(p.plan.keys.objects.len() as u64)
     );
     if continued > 0 {
@@ -212,10 +208,32 @@ fn resuming(p: &Planned, jobs: &[Job]) -> String {
     line
 }
 
+/// The keys of earlier runs' multipart uploads that this run continues:
+/// their objects are still to be uploaded.
+fn continued_uploads<'u>(p: &Planned, uploads: &'u HashMap<String, UploadRow>) -> HashSet<&'u str> {
+    if uploads.is_empty() {
+        return HashSet::new();
+    }
+    p.plan
+        .keys
+        .objects
+        .iter()
+        .zip(&p.plan.actions)
+        .filter(|(_, a)| **a == Action::Upload)
+        .filter_map(|(o, _)| uploads.get_key_value(o.key.as_str()))
+        .map(|(k, _)| k.as_str())
+        .collect()
+}
+
+/// Records between waits for the journal's writer while rows are synced:
+/// a first run over a million files must not queue a million records.
+const SYNC_BATCH: usize = 32_768;
+
 /// Writes each file's current row where the journal's differs: walk facts,
 /// digests, key, and state from the plan (verified where the object is in
-/// place, planned where it is to be uploaded, failed with the reason).
-fn sync_rows(p: &Planned, rows: &[FileRow], rec: &Recorder) {
+/// place, planned where it is to be uploaded, failed with the reason). The
+/// journal is read a row at a time, beside the walk (both in path order).
+fn sync_rows(p: &Planned, journal: &Journal, rec: &Recorder) -> Result<()> {
     let files = &p.scan.files;
     let mut failed: HashMap<u32, String> = p
         .grouping
@@ -228,63 +246,118 @@ fn sync_rows(p: &Planned, rows: &[FileRow], rec: &Recorder) {
             failed.insert(i as u32, format!("conflict: {}", c.detail));
         }
     }
-    let mut r = rows.iter().peekable();
-    for (i, f) in files.iter().enumerate() {
-        while r.peek().is_some_and(|row| row.path.as_str() < &*f.rel) {
-            r.next();
+    let mut sent = 0;
+    let mut send = |row: FileRow| -> Result<()> {
+        rec.record(Record::File(row));
+        sent += 1;
+        if sent % SYNC_BATCH == 0 {
+            journal.flush()?;
         }
-        let old = r.peek().filter(|row| row.path.as_str() == &*f.rel);
-        let canonical = p.grouping.canonical[i];
-        let object = canonical.and_then(|c| p.plan.keys.object_of.get(&c).copied());
-        let key = object.map(|o| p.plan.keys.objects[o as usize].key.to_string());
-        let action = object.map(|o| p.plan.actions[o as usize]);
-        let earlier = old.filter(|o| o.state == FileState::Verified && o.key == key);
-        let (state, verification, checksum, error) = match (failed.get(&(i as u32)), action) {
-            (Some(e), _) => (FileState::Failed, None, None, Some(e.clone())),
-            (None, Some(Action::AlreadyPresent)) => {
-                let found = key.as_deref().and_then(|k| p.existing.get(k));
-                match found.map(|e| (&e.proof, &e.checksum)) {
-                    // How the plan proved it now...
-                    Some((Proof::Proven { how }, checksum)) if *how != How::Journal => (
-                        FileState::Verified,
-                        Some(how.name().to_string()),
-                        checksum.clone(),
-                        None,
-                    ),
-                    // ...or, by the journal's shortcut, what was recorded.
-                    _ => (
-                        FileState::Verified,
-                        earlier.and_then(|o| o.verification.clone()),
-                        earlier.and_then(|o| o.checksum.clone()),
-                        None,
-                    ),
-                }
-            }
-            (None, Some(Action::Upload)) => (FileState::Planned, None, None, None),
-            (None, Some(Action::Conflict)) => {
-                (FileState::Failed, None, None, Some("conflict".into()))
-            }
-            (None, _) => (FileState::Failed, None, None, Some("not migrated".into())),
-        };
-        let row = FileRow {
-            path: f.rel.to_string(),
-            size: f.size,
-            mtime_ns: f.mtime_ns,
-            ino: f.ino,
-            digests: canonical.and_then(|c| p.grouping.digests.get(&c).copied()),
-            key,
-            state,
-            verification,
-            checksum,
-            error,
-        };
-        if old != Some(&&row) {
-            rec.record(Record::File(row));
+        Ok(())
+    };
+    let mut next = 0;
+    journal.each_file(|old: FileRow| -> Result<()> {
+        // Walked files before this row are new to the journal.
+        while files.get(next).is_some_and(|f| *f.rel < *old.path) {
+            send(current_row(p, &failed, next, None))?;
+            next += 1;
         }
+        if files.get(next).is_some_and(|f| *f.rel == *old.path) {
+            let row = current_row(p, &failed, next, Some(&old));
+            next += 1;
+            if row != old {
+                send(row)?;
+            }
+        }
+        Ok(())
+    })?;
+    for i in next..files.len() {
+        send(current_row(p, &failed, i, None))?;
+    }
+    Ok(())
+}
+
+/// File `i`'s row as this run leaves it, `old` being its journal row.
+fn current_row(
+    p: &Planned,
+    failed: &HashMap<u32, String>,
+    i: usize,
+    old: Option<&FileRow>,
+) -> FileRow {
+    let f = &p.scan.files[i];
+    let canonical = p.grouping.canonical[i];
+    let object = canonical.and_then(|c| p.plan.keys.object_of.get(&c).copied());
+    let key = object.map(|o| p.plan.keys.objects[o as usize].key.to_string());
+    let action = object.map(|o| p.plan.actions[o as usize]);
+    let earlier = old.filter(|o| o.state == FileState::Verified && o.key == key);
+    let (state, verification, checksum, error) = match (failed.get(&(i as u32)), action) {
+        (Some(e), _) => (FileState::Failed, None, None, Some(e.clone())),
+        (None, Some(Action::AlreadyPresent)) => {
+            let found = key.as_deref().and_then(|k| p.existing.found.get(k));
+            match found.map(|e| (&e.proof, &e.checksum)) {
+                // How the plan proved it now...
+                Some((Proof::Proven { how }, checksum)) if *how != How::Journal => (
+                    FileState::Verified,
+                    Some(how.name().to_string()),
+                    checksum.clone(),
+                    None,
+                ),
+                // ...or, by the journal's shortcut, what was recorded.
+                _ => (
+                    FileState::Verified,
+                    earlier.and_then(|o| o.verification.clone()),
+                    earlier.and_then(|o| o.checksum.clone()),
+                    None,
+                ),
+            }
+        }
+        (None, Some(Action::Upload)) => (FileState::Planned, None, None, None),
+        (None, Some(Action::Conflict)) => (FileState::Failed, None, None, Some("conflict".into())),
+        (None, _) => (FileState::Failed, None, None, Some("not migrated".into())),
+    };
+    FileRow {
+        path: f.rel.to_string(),
+        size: f.size,
+        mtime_ns: f.mtime_ns,
+        ino: f.ino,
+        digests: canonical.and_then(|c| p.grouping.digests.get(&c).copied()),
+        key,
+        state,
+        verification,
+        checksum,
+        error,
     }
 }
 
-fn jobs(p: &Planned, types: &select::ContentTypes) -> Vec<Job> {
+/// The keys of `uploads` whose objects are in place (proven): those
+/// uploads completed before the last run stopped.
+fn proven_keys<'u>(p: &Planned, uploads: &'u HashMap<String, UploadRow>) -> HashSet<&'u str> {
+    if uploads.is_empty() {
+        return HashSet::new();
+    }
+    p.plan
+        .keys
+        .objects
+        .iter()
+        .enumerate()
+        .filter_map(|(o, slot)| {
+            let (key, _) = uploads.get_key_value(slot.key.as_str())?;
+            let e = p.existing.get(o as u32, key)?;
+            e.proof.is_proven().then_some(key.as_str())
+        })
+        .collect()
+}
+
+/// The objects to upload, one job each, made as the engine reaches them
+/// (a million jobs are never held at once). Each carries the multipart
+/// upload an earlier run began for its key, to continue, and whether a
+/// killed run may have left one unrecorded.
+fn jobs<'a>(
+    p: &'a Planned,
+    types: &'a select::ContentTypes,
+    uploads: &'a HashMap<String, UploadRow>,
+    intents: &'a HashMap<String, String>,
+) -> impl Iterator<Item = Job> + Clone + 'a {
     let files = &p.scan.files;
     p.plan
         .keys
@@ -293,22 +366,22 @@ fn jobs(p: &Planned, types: &select::ContentTypes) -> Vec<Job> {
         .zip(&p.plan.actions)
         .enumerate()
         .filter(|(_, (_, a))| **a == Action::Upload)
-        .map(|(i, (slot, _))| {
+        .map(move |(i, (slot, _))| {
             let f = &files[slot.canonical as usize];
+            let key = slot.key.as_str();
             Job {
                 object: i as u32,
                 rel: Arc::from(&*f.rel),
-                key: slot.key.to_string(),
+                key: key.to_string(),
                 content_type: types.of(&f.rel),
                 size: f.size,
                 mtime_ns: f.mtime_ns,
                 digests: p.grouping.digests.get(&slot.canonical).copied(),
-                must_not_exist: !p.existing.contains_key(slot.key.as_str()),
-                resume: None,
-                stray_upload: false,
+                must_not_exist: !p.existing.found.contains_key(key),
+                resume: uploads.get(key).cloned(),
+                stray_upload: intents.contains_key(key),
             }
         })
-        .collect()
 }
 
 /// Files of this migration that this run did not select, whose object is
@@ -337,7 +410,11 @@ fn leave_out_gone(
         let Some(key) = row.key.as_deref() else {
             return Ok(());
         };
-        if p.journal_objects.get(key) == Some(&row.size) {
+        // Not listed: the journal's proof stands (a sample was checked).
+        let Some(listed) = &p.journal_objects else {
+            return Ok(());
+        };
+        if listed.get(key) == Some(&row.size) {
             return Ok(());
         }
         let now = placed_now.get_or_insert_with(|| {

@@ -6,7 +6,7 @@
 //! would write are kept; only objects with a matching size are HEADed, and
 //! only their files are hashed.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use tokio::sync::Semaphore;
@@ -16,15 +16,15 @@ use crate::checksum::Algorithm;
 use crate::dedup::{self, Grouping};
 use crate::digest::{self, Digests};
 use crate::error::{Error, Result};
-use crate::journal::{FileRow, FileState};
+use crate::journal::{FileRow, FileState, Journal};
 use crate::limits::PartLayout;
-use crate::plan::{self, Existing, KeyLayout, Plan};
+use crate::plan::{self, Existence, Existing, KeyLayout, ObjectSlot, Plan};
 use crate::progress::{Progress, phase_done};
 use crate::scan::{self, ScanResult, SkipReason, SourceFile};
 use crate::settings::{RunSettings, Sharding};
 use crate::shard::{self, ShardPlan, Share};
 use crate::store::{BodyChecksum, ObjectStore, RemoteObject, S3, StoreError};
-use crate::verify::{self, How, Local, Proof};
+use crate::verify::{self, Local, Proof};
 
 /// Everything `plan` learned, for the report (and for `migrate`).
 pub struct Planned {
@@ -33,12 +33,15 @@ pub struct Planned {
     pub plan: Plan,
     pub store: S3,
     pub public_base: String,
-    /// What the bucket holds under planned keys (only keys that exist).
-    pub existing: HashMap<String, Existing>,
-    /// The size the listing shows for each key the journal holds as
-    /// verified (keys not listed are absent): the maps keep files this run
-    /// did not select only if their object is still there.
-    pub journal_objects: HashMap<String, u64>,
+    /// What the bucket holds under planned keys.
+    pub existing: Existence,
+    /// The size the listing shows for each key of a verified file this run
+    /// did not walk (keys not listed are absent): the maps keep such files
+    /// only if their object is still there. `None` when the bucket was not
+    /// listed: the journal's proofs stand (a sample of them was checked).
+    pub journal_objects: Option<HashMap<String, u64>>,
+    /// Rows the journal held before this run (0: a first run).
+    pub journal_rows: u64,
     /// The split, when the run is sharded.
     pub shard: Option<ShardPlan>,
 }
@@ -53,43 +56,74 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
         })
 }
 
-/// What the journal of earlier runs says about the files, by file index.
+/// What the journal of earlier runs says about the walked files, read a row
+/// at a time and kept compact (a rerun over a million files holds no row).
 #[derive(Debug, Default)]
 pub struct Known {
     /// Digests of files unchanged since they were hashed (same size, mtime
-    /// and inode): they are not read again.
+    /// and inode): they are not read again. Dedup takes them over.
     pub digests: HashMap<u32, Digests>,
-    /// Files recorded verified under their current key: an object of the
-    /// same size under that key needs no HeadObject.
-    pub verified: HashMap<u32, String>,
+    /// Per walked file, a hash of the key it is recorded verified under,
+    /// if it is unchanged since (0: none).
+    verified: Vec<u64>,
+    /// Keys of verified files this run did not walk (another selection),
+    /// with their recorded sizes: the maps keep those files only while
+    /// their objects are there.
+    pub outside: HashMap<String, u64>,
+    /// Rows the journal holds (0 on a first run).
+    pub rows: u64,
 }
 
 impl Known {
-    /// Joins journal rows with the walk; both are sorted by path (byte order).
-    pub fn join(files: &[SourceFile], rows: &[FileRow]) -> Self {
-        let mut known = Self::default();
-        let mut r = rows.iter().peekable();
-        for (i, f) in files.iter().enumerate() {
-            while r.peek().is_some_and(|row| row.path.as_str() < &*f.rel) {
-                r.next();
+    /// Joins the journal's rows with the walk; both are in path order
+    /// (byte order).
+    pub fn read(journal: &Journal, files: &[SourceFile]) -> Result<Self> {
+        let mut known = Self {
+            verified: vec![0; files.len()],
+            ..Self::default()
+        };
+        let mut i = 0;
+        journal.each_file(|row: FileRow| -> Result<()> {
+            known.rows += 1;
+            while files.get(i).is_some_and(|f| *f.rel < *row.path) {
+                i += 1;
             }
-            let Some(row) = r.peek() else { break };
-            if row.path.as_str() != &*f.rel
-                || (row.size, row.mtime_ns, row.ino) != (f.size, f.mtime_ns, f.ino)
-            {
-                continue;
+            let verified = row.state == FileState::Verified;
+            let Some(f) = files.get(i).filter(|f| *f.rel == *row.path) else {
+                if let (true, Some(_), Some(key)) = (verified, row.digests, row.key) {
+                    known.outside.insert(key, row.size);
+                }
+                return Ok(());
+            };
+            if (row.size, row.mtime_ns, row.ino) != (f.size, f.mtime_ns, f.ino) {
+                return Ok(());
             }
             if let Some(d) = row.digests {
                 known.digests.insert(i as u32, d);
             }
-            if row.state == FileState::Verified
-                && let Some(k) = &row.key
-            {
-                known.verified.insert(i as u32, k.clone());
+            if let (true, Some(key)) = (verified, &row.key) {
+                known.verified[i] = key_hash(key);
             }
-        }
-        known
+            Ok(())
+        })?;
+        Ok(known)
     }
+
+    /// Whether walked file `file`, unchanged, is recorded verified under
+    /// `key`.
+    pub fn verified_under(&self, file: u32, key: &str) -> bool {
+        self.verified
+            .get(file as usize)
+            .is_some_and(|&h| h != 0 && h == key_hash(key))
+    }
+}
+
+/// A key's 64-bit hash, never 0 (which stands for none).
+fn key_hash(key: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut h);
+    h.finish() | 1
 }
 
 pub async fn run(settings: &RunSettings, progress: &Progress) -> Result<Planned> {
@@ -103,11 +137,20 @@ pub fn report_pace(progress: &Progress, store: &S3) {
     progress.status(Box::new(move || store.pace_stats().status()));
 }
 
+/// What the journal of earlier runs lends a plan (`migrate`).
+#[derive(Clone, Copy)]
+pub struct Earlier<'j> {
+    pub journal: &'j Journal,
+    /// Ask the bucket about every object (`--recheck`): take none of the
+    /// journal's proofs without the listing showing the object.
+    pub recheck: bool,
+}
+
 /// Plans, using what the journal of earlier runs knows (`migrate`).
 pub async fn run_with(
     settings: &RunSettings,
     progress: &Progress,
-    journal_rows: Option<&[FileRow]>,
+    earlier: Option<Earlier<'_>>,
 ) -> Result<Planned> {
     let store = S3::connect(&settings.connection, &settings.destination.bucket).await?;
     report_pace(progress, &store);
@@ -141,17 +184,24 @@ pub async fn run_with(
 
     let (scan, shard) = split(settings, scan).await?;
 
-    let known =
-        Arc::new(journal_rows.map_or_else(Known::default, |rows| Known::join(&scan.files, rows)));
+    let mut known = match earlier {
+        Some(e) => Known::read(e.journal, &scan.files)?,
+        None => Known::default(),
+    };
+    let recheck = earlier.is_some_and(|e| e.recheck);
+    phase_done("journal join");
 
     let hashing = progress.bytes("hashing", 0);
     let root = settings.scan.root.clone();
     let files = Arc::new(scan.files);
     let hash_all = settings.rules.key_layout == KeyLayout::Content;
     let threads = settings.hash_threads;
-    let (f, h, k) = (files.clone(), hashing.clone(), known.clone());
-    let grouping =
-        blocking(move || dedup::group(&root, &f, hash_all, threads, &h, &k.digests)).await?;
+    let (f, h, k) = (
+        files.clone(),
+        hashing.clone(),
+        std::mem::take(&mut known.digests),
+    );
+    let grouping = blocking(move || dedup::group(&root, &f, hash_all, threads, &h, k)).await?;
     phase_done("dedup");
 
     let keys = plan::assign_keys(
@@ -161,22 +211,14 @@ pub async fn run_with(
         settings.rules.key_layout,
     );
     phase_done("keys");
-    let journal_keys: HashSet<&str> = journal_rows
-        .into_iter()
-        .flatten()
-        .filter(|r| r.state == FileState::Verified)
-        .filter_map(|r| r.key.as_deref())
-        .collect();
-    let mut journal_objects = HashMap::new();
-    let (grouping, existing) = existence(
+    let (grouping, existing, journal_objects) = existence(
         settings,
         &store,
         &files,
         grouping,
         &keys,
-        &known,
+        (&known, recheck),
         progress,
-        (&journal_keys, &mut journal_objects),
     )
     .await?;
     hashing.finish();
@@ -208,6 +250,7 @@ pub async fn run_with(
         public_base,
         existing,
         journal_objects,
+        journal_rows: known.rows,
         shard,
     })
 }
@@ -255,62 +298,146 @@ async fn split(
     Ok((scan, Some(plan)))
 }
 
+/// Objects of the journal asked about (HEAD) on a rerun before its proofs
+/// are trusted: one missing (the prefix emptied, another bucket behind the
+/// same name) and the whole bucket is checked instead.
+const SPOT_CHECKS: usize = 32;
+
+/// On a rerun, objects asked about one by one (HEAD) rather than listing
+/// the bucket, at most one for this many journal rows: a listing page of a
+/// thousand keys costs the server about what twenty HEADs do.
+const HEADS_PER_ROW: usize = 20;
+
 /// What the bucket holds under the keys the plan would write, judged by
-/// the proof rules against the files meant for them; and, from the same
-/// listing, the sizes of the objects under `journal.0` (into `journal.1`).
-#[allow(clippy::too_many_arguments)]
+/// the proof rules against the files meant for them; and, when the bucket
+/// was listed, the sizes of the objects of verified files this run did not
+/// walk (`known.outside`).
+///
+/// A first run (or `--recheck`) lists the bucket and asks (HEAD) about each
+/// object under a planned key; a file the journal proves, unchanged, whose
+/// object the listing shows with its size, needs no HEAD. A rerun trusts
+/// the journal's proofs for unchanged files once a sample of them is found
+/// in place, and asks only about the rest: by HEAD when they are few, else
+/// by listing. `mediashift verify` checks every object.
 async fn existence(
     settings: &RunSettings,
     store: &S3,
     files: &Arc<Vec<SourceFile>>,
     mut grouping: Grouping,
     keys: &plan::Keys,
-    known: &Known,
+    (known, recheck): (&Known, bool),
     progress: &Progress,
-    journal: (&HashSet<&str>, &mut HashMap<String, u64>),
-) -> Result<(Grouping, HashMap<String, Existing>)> {
-    let (journal_keys, journal_objects) = journal;
-    let by_key: HashMap<&str, u32> = keys
-        .objects
+) -> Result<(Grouping, Existence, Option<HashMap<String, u64>>)> {
+    let objects = &keys.objects;
+    let readable = |o: &ObjectSlot| grouping.canonical[o.canonical as usize].is_some();
+    let proven: Vec<bool> = objects
         .iter()
-        .map(|o| (o.key.as_str(), o.canonical))
+        .map(|o| readable(o) && known.verified_under(o.canonical, o.key.as_str()))
         .collect();
-    let mut existing = HashMap::new();
-    // Keys that exist: (key, canonical file, size of the object).
-    let mut found: Vec<(String, u32, u64)> = Vec::new();
-    let listing = progress.counter("listing bucket");
-    store
-        .list(&settings.destination.prefix, |key, size| {
-            listing.inc(1);
-            if let Some(&i) = by_key.get(key) {
-                found.push((key.to_string(), i, size));
-            }
-            if journal_keys.contains(key) {
-                journal_objects.insert(key.to_string(), size);
-            }
-        })
-        .await?;
-    listing.finish();
-    // Names some servers list mangled (SeaweedFS lists `\` as `/` and
-    // collapses `//`) are asked about one by one if the listing did not
-    // show them, as if listed with the file's size.
-    let listed: HashSet<&str> = found.iter().map(|(k, _, _)| k.as_str()).collect();
-    let mangled: Vec<(String, u32, u64)> = by_key
-        .iter()
-        .filter(|(k, _)| !listed.contains(*k) && listings_mangle(k))
-        .map(|(k, &i)| (k.to_string(), i, files[i as usize].size))
-        .collect();
-    found.extend(mangled);
-    if found.is_empty() {
-        return Ok((grouping, existing));
+    let mut ex = Existence {
+        found: HashMap::new(),
+        by_journal: vec![false; objects.len()],
+    };
+    let mut trust = known.rows > 0 && !recheck;
+    if trust && !spot_check(store, files, objects, &proven, known, settings).await? {
+        trust = false;
     }
+    let unproven = proven.iter().filter(|p| !**p).count();
+    let mut journal_objects = None;
+    // Keys to ask about (HEAD), with their object.
+    let mut ask: Vec<(String, u32)> = Vec::new();
+    if trust && unproven * HEADS_PER_ROW <= known.rows as usize {
+        for (o, slot) in objects.iter().enumerate() {
+            if proven[o] {
+                ex.by_journal[o] = true;
+            } else if readable(slot) {
+                ask.push((slot.key.to_string(), o as u32));
+            }
+        }
+    } else {
+        let by_key: HashMap<&str, u32> = objects
+            .iter()
+            .enumerate()
+            .map(|(o, slot)| (slot.key.as_str(), o as u32))
+            .collect();
+        let mut outside = HashMap::new();
+        let mut listed = vec![false; objects.len()];
+        let listing = progress.counter("listing bucket");
+        store
+            .list(&settings.destination.prefix, |key, size| {
+                listing.inc(1);
+                if let Some(&o) = by_key.get(key) {
+                    listed[o as usize] = true;
+                    let slot = &objects[o as usize];
+                    if !readable(slot) {
+                        return;
+                    }
+                    // Proven by the journal, and there with its size: no
+                    // need to ask again (`mediashift verify` re-checks).
+                    if proven[o as usize] && files[slot.canonical as usize].size == size {
+                        ex.by_journal[o as usize] = true;
+                    } else {
+                        ask.push((key.to_string(), o));
+                    }
+                }
+                if known.outside.contains_key(key) {
+                    outside.insert(key.to_string(), size);
+                }
+            })
+            .await?;
+        listing.finish();
+        // Names some servers list mangled (SeaweedFS lists `\` as `/` and
+        // collapses `//`) are asked about one by one if the listing did not
+        // show them.
+        ask.extend(
+            objects
+                .iter()
+                .enumerate()
+                .filter(|(o, slot)| {
+                    readable(slot) && !listed[*o] && listings_mangle(slot.key.as_str())
+                })
+                .map(|(o, slot)| (slot.key.to_string(), o as u32)),
+        );
+        journal_objects = Some(outside);
+    }
+    if ask.is_empty() {
+        return Ok((grouping, ex, journal_objects));
+    }
+
+    // HEAD them, `concurrency` at a time.
+    let checking = progress.items("checking", ask.len() as u64);
+    let limit = Arc::new(Semaphore::new(settings.concurrency));
+    type Head = std::result::Result<Option<RemoteObject>, StoreError>;
+    let mut tasks: JoinSet<(String, u32, Head)> = JoinSet::new();
+    for (key, o) in ask {
+        let (store, limit) = (store.clone(), limit.clone());
+        tasks.spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            let r = store.head(&key).await;
+            (key, o, r)
+        });
+    }
+    let mut there: Vec<(String, u32, RemoteObject)> = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        let (key, o, r) = joined.map_err(|source| Error::Task {
+            what: "a HEAD task",
+            source,
+        })?;
+        checking.inc(1);
+        // Absent (or deleted since the listing): it will be uploaded.
+        if let Some(object) = r? {
+            there.push((key, o, object));
+        }
+    }
+    checking.finish();
 
     // Hash the files whose digests are not known yet, where the sizes match
     // (a size mismatch needs no hash to tell).
-    let same_size: Vec<u32> = found
+    let same_size: Vec<u32> = there
         .iter()
-        .filter(|(_, i, size)| files[*i as usize].size == *size)
-        .map(|(_, i, _)| *i)
+        .map(|(_, o, object)| (objects[*o as usize].canonical, object.size))
+        .filter(|(i, size)| files[*i as usize].size == *size)
+        .map(|(i, _)| i)
         .collect();
     let (root, f, threads) = (
         settings.scan.root.clone(),
@@ -323,67 +450,100 @@ async fn existence(
     })
     .await?;
 
-    // HEAD them, `concurrency` at a time, and judge each.
-    let checking = progress.items("checking", found.len() as u64);
-    let limit = Arc::new(Semaphore::new(settings.concurrency));
-    type Head = std::result::Result<Option<RemoteObject>, StoreError>;
-    let mut tasks: JoinSet<(String, u32, Head)> = JoinSet::new();
-    for (key, i, size) in found {
-        if grouping.canonical[i as usize].is_none() {
-            continue;
-        }
-        // Verified by an earlier run under this key, file unchanged, same
-        // size there: no need to ask again (`mediashift verify` re-checks).
-        if size == files[i as usize].size && known.verified.get(&i).is_some_and(|k| *k == key) {
-            existing.insert(key, Existing::proven(How::Journal));
-            continue;
-        }
-        let (store, limit) = (store.clone(), limit.clone());
-        tasks.spawn(async move {
-            let _permit = limit.acquire_owned().await;
-            let r = store.head(&key).await;
-            (key, i, r)
-        });
-    }
-    // Objects whose only checksum the digests cannot be compared with
-    // (CRC32C, composite SHA-256).
+    // Judge each. Objects whose only checksum the digests cannot be
+    // compared with (CRC32C, composite SHA-256) are judged again below.
     let mut rehash = Vec::new();
-    while let Some(joined) = tasks.join_next().await {
-        let (key, i, r) = joined.map_err(|source| Error::Task {
-            what: "a HEAD task",
-            source,
-        })?;
-        checking.inc(1);
-        let Some(object) = r? else {
-            continue; // deleted since the listing: it will be uploaded
-        };
+    for (key, o, object) in there {
+        let i = objects[o as usize].canonical;
+        if grouping.canonical[i as usize].is_none() {
+            continue; // could not be read to compare: failed in the plan
+        }
         let file = &files[i as usize];
         let local = Local::file(file.size, grouping.digests.get(&i).copied());
         let proof = verify::prove(Some(&object), &local);
+        let same_path = verify::from_same_path(&object, &file.rel);
         if let (Proof::Unproven { .. }, Some(w)) =
             (&proof, verify::wanted(&object, settings.rules.part_size))
         {
             rehash.push(Rehash {
                 key: key.clone(),
                 file: i,
-                object: object.clone(),
+                object,
                 wanted: w,
             });
         }
-        existing.insert(
+        ex.found.insert(
             key,
             Existing {
                 proof,
-                same_path: verify::from_same_path(&object, &file.rel),
+                same_path,
                 checksum: None,
             },
         );
     }
-    checking.finish();
     if !rehash.is_empty() {
-        reprove(settings, files, &grouping, rehash, &mut existing).await?;
+        reprove(settings, files, &grouping, rehash, &mut ex.found).await?;
     }
-    Ok((grouping, existing))
+    Ok((grouping, ex, journal_objects))
+}
+
+/// Asks (HEAD) about a sample of the objects the journal proves, this
+/// run's and those of files it did not walk: whether they are all in
+/// place with their sizes. If not, says so.
+async fn spot_check(
+    store: &S3,
+    files: &[SourceFile],
+    objects: &[ObjectSlot],
+    proven: &[bool],
+    known: &Known,
+    settings: &RunSettings,
+) -> Result<bool> {
+    let mut pool: Vec<(String, u64)> = objects
+        .iter()
+        .zip(proven)
+        .filter(|(_, p)| **p)
+        .map(|(o, _)| (o.key.to_string(), files[o.canonical as usize].size))
+        .collect();
+    pool.extend(known.outside.iter().map(|(k, s)| (k.clone(), *s)));
+    if pool.is_empty() {
+        return Ok(true);
+    }
+    // Spread over the whole run, first and last included.
+    let n = pool.len().min(SPOT_CHECKS);
+    let sample: Vec<(String, u64)> = (0..n)
+        .map(|j| pool[j * (pool.len() - 1) / (n - 1).max(1)].clone())
+        .collect();
+    drop(pool);
+    let limit = Arc::new(Semaphore::new(settings.concurrency));
+    let mut tasks = JoinSet::new();
+    for (key, size) in sample {
+        let (store, limit) = (store.clone(), limit.clone());
+        tasks.spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            let r = store.head(&key).await;
+            (key, size, r)
+        });
+    }
+    let mut missing = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        let (key, size, r) = joined.map_err(|source| Error::Task {
+            what: "a HEAD task",
+            source,
+        })?;
+        if r?.is_none_or(|o| o.size != size) {
+            missing.push(key);
+        }
+    }
+    if missing.is_empty() {
+        return Ok(true);
+    }
+    missing.sort();
+    tracing::warn!(
+        "{} of {n} objects the journal holds as verified are not in the bucket with their size (first: {}): checking the whole bucket",
+        missing.len(),
+        missing[0]
+    );
+    Ok(false)
 }
 
 /// Whether a listing may show `key` under another name on some servers.

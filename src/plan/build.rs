@@ -60,12 +60,37 @@ pub struct Existing {
 
 impl Existing {
     /// A proven object (the journal's shortcut uses it too).
-    pub fn proven(how: How) -> Self {
+    pub const fn proven(how: How) -> Self {
         Self {
             proof: Proof::Proven { how },
             same_path: false,
             checksum: None,
         }
+    }
+}
+
+/// The journal's proof, as [`Existence::get`] hands it out.
+static BY_JOURNAL: Existing = Existing::proven(How::Journal);
+
+/// What the destination holds under the planned keys.
+#[derive(Debug, Default)]
+pub struct Existence {
+    /// Objects the bucket showed, judged by the proof rules, by key (keys
+    /// with nothing there are absent).
+    pub found: HashMap<String, Existing>,
+    /// By object index: proven by the journal (its file unchanged since it
+    /// was verified under this key), and so not asked about again. A bit
+    /// per object, where a million proofs by key would cost a hundred MB.
+    pub by_journal: Vec<bool>,
+}
+
+impl Existence {
+    /// What is under `key`, object `object` of the plan.
+    pub fn get(&self, object: u32, key: &str) -> Option<&Existing> {
+        if self.by_journal.get(object as usize) == Some(&true) {
+            return Some(&BY_JOURNAL);
+        }
+        self.found.get(key)
     }
 }
 
@@ -170,7 +195,7 @@ pub fn build(
     files: &[SourceFile],
     grouping: &Grouping,
     keys: Keys,
-    existing: &HashMap<String, Existing>,
+    existing: &Existence,
     rules: &PlanRules,
     skipped: &SkipLog,
 ) -> Plan {
@@ -211,13 +236,13 @@ pub fn build(
     s.duplicate_bytes = s.bytes_total - s.bytes_unique;
 
     // Objects.
-    for slot in &keys.objects {
+    for (o, slot) in keys.objects.iter().enumerate() {
         if grouping.canonical[slot.canonical as usize].is_none() {
             plan.actions.push(Action::Failed);
             continue;
         }
         let f = &files[slot.canonical as usize];
-        let action = match existing.get(slot.key.as_str()) {
+        let action = match existing.get(o as u32, slot.key.as_str()) {
             None => Action::Upload,
             Some(e) => match &e.proof {
                 Proof::Proven { how } => {
@@ -310,11 +335,15 @@ mod tests {
         r: &PlanRules,
         existing: &HashMap<String, Existing>,
     ) -> Plan {
+        let existence = Existence {
+            found: existing.clone(),
+            by_journal: Vec::new(),
+        };
         build(
             files,
             g,
             keys_of(files, g, r),
-            existing,
+            &existence,
             r,
             &SkipLog::default(),
         )
@@ -374,7 +403,14 @@ mod tests {
         let keys = keys_of(&files, &g, &r);
         let keynames: Vec<_> = keys.objects.iter().map(|o| o.key.as_str()).collect();
         assert_eq!(keynames, ["shop/a.jpg", "shop/big.mp4", "shop/thumb.PNG"]);
-        let plan = build(&files, &g, keys, &HashMap::new(), &r, &SkipLog::default());
+        let plan = build(
+            &files,
+            &g,
+            keys,
+            &Existence::default(),
+            &r,
+            &SkipLog::default(),
+        );
         let s = &plan.summary;
         assert_eq!(
             (
@@ -451,6 +487,36 @@ mod tests {
         assert_eq!(
             plan.actions,
             [Action::AlreadyPresent, Action::Upload, Action::Upload]
+        );
+    }
+
+    #[test]
+    fn objects_the_journal_proves_are_present_without_a_listing() {
+        let (files, g) = fixture();
+        let r = rules(KeyLayout::Preserve);
+        let existence = Existence {
+            found: HashMap::new(),
+            by_journal: vec![true, false, true],
+        };
+        let plan = build(
+            &files,
+            &g,
+            keys_of(&files, &g, &r),
+            &existence,
+            &r,
+            &SkipLog::default(),
+        );
+        assert_eq!(
+            plan.actions,
+            [
+                Action::AlreadyPresent,
+                Action::Upload,
+                Action::AlreadyPresent
+            ]
+        );
+        assert_eq!(
+            plan.summary.already_present_by_proof,
+            BTreeMap::from([(How::Journal, 2)])
         );
     }
 

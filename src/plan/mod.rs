@@ -12,6 +12,8 @@ mod build;
 mod keys;
 mod names;
 
-pub use build::{Action, Conflict, Existing, Failure, Plan, PlanRules, Prices, Summary, build};
-pub use keys::{KeyLayout, Keys, assign_keys};
+pub use build::{
+    Action, Conflict, Existence, Existing, Failure, Plan, PlanRules, Prices, Summary, build,
+};
+pub use keys::{KeyLayout, Keys, ObjectSlot, assign_keys};
 pub use names::NameProblems;

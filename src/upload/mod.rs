@@ -43,15 +43,26 @@ use crate::progress::Transfer;
 use crate::store::ObjectStore;
 
 /// Uploads every job; returns successes and failures (in no fixed order).
-pub async fn run<S: ObjectStore>(
+///
+/// Jobs are taken from `jobs` as there is room for them, never all at
+/// once: a million-file plan can hand over an iterator that makes each job
+/// when it is reached. The iterator is walked twice, once for the small
+/// files and once for the large ones (each side skips the other's), so it
+/// must be cheap to clone.
+pub async fn run<S, I>(
     store: &S,
     root: &Path,
-    jobs: Vec<Job>,
+    jobs: I,
     settings: &UploadSettings,
     progress: Transfer,
     journal: Option<Recorder>,
     stop: Stop,
-) -> Outcome {
+) -> Outcome
+where
+    S: ObjectStore,
+    I: IntoIterator<Item = Job>,
+    I::IntoIter: Clone,
+{
     let ctx = Arc::new(Ctx::new(
         store.clone(),
         root.to_path_buf(),
@@ -60,55 +71,79 @@ pub async fn run<S: ObjectStore>(
         journal,
         stop,
     ));
-    let total = jobs.len();
-    let mut outcome = Outcome::default();
-    let mut queue = jobs;
-    for attempt in 0..2 {
-        let (ok, changed, failed) = pass(&ctx, std::mem::take(&mut queue)).await;
-        outcome.uploaded.extend(ok);
-        outcome.failed.extend(failed);
-        if changed.is_empty() || ctx.halted() {
-            break;
-        }
-        if attempt == 0 {
-            tracing::warn!(
-                "{} file(s) changed while being uploaded; trying them once more",
-                changed.len()
-            );
-            // Digests known from planning stay: a file whose duplicates were
-            // matched to its old content must not be uploaded with new content.
-            queue = changed.into_iter().map(|(job, _)| job).collect();
-        } else {
-            outcome.failed.extend(changed.into_iter().map(|(job, why)| {
+    let first = pass(&ctx, jobs.into_iter()).await;
+    let mut outcome = Outcome {
+        uploaded: first.uploaded,
+        failed: first.failed,
+        interrupted: first.interrupted,
+        bytes_read: 0,
+    };
+    let mut changed = first.changed;
+    if !changed.is_empty() && !ctx.halted() {
+        tracing::warn!(
+            "{} file(s) changed while being uploaded; trying them once more",
+            changed.len()
+        );
+        // Digests known from planning stay: a file whose duplicates were
+        // matched to its old content must not be uploaded with new content.
+        let again: Vec<Job> = changed.into_iter().map(|(job, _)| job).collect();
+        let second = pass(&ctx, again.into_iter()).await;
+        outcome.uploaded.extend(second.uploaded);
+        outcome.failed.extend(second.failed);
+        outcome.interrupted += second.interrupted;
+        changed = second.changed;
+        if !ctx.halted() {
+            outcome.failed.extend(changed.drain(..).map(|(job, why)| {
                 let error = format!("{why}; not uploaded (it will be retried by the next run)");
                 ctx.record_failed(&job, &error);
                 job.failed(error)
             }));
         }
     }
+    // Changed files a stop left for the next run.
+    outcome.interrupted += changed.len();
     ctx.progress.finish();
-    outcome.interrupted = total - outcome.uploaded.len() - outcome.failed.len();
     outcome.bytes_read = ctx.bytes_read();
     outcome
 }
 
-/// Successes, files that changed (with why), and failures of one pass.
-type PassResult = (Vec<Uploaded>, Vec<(Job, String)>, Vec<Failed>);
-
-/// Tasks of one side of a pass, each remembered with its job so that an
-/// outcome (a panic included) always comes back with the job it concerns.
-struct Tasks {
-    set: JoinSet<Result<Uploaded, JobError>>,
-    jobs: HashMap<Id, Arc<Job>>,
-    done: Vec<(Arc<Job>, Result<Uploaded, JobError>)>,
+/// What one pass did: successes, files that changed while being read (with
+/// why), failures, and jobs a stop left undone.
+#[derive(Default)]
+struct PassResult {
+    uploaded: Vec<Uploaded>,
+    changed: Vec<(Job, String)>,
+    failed: Vec<Failed>,
+    interrupted: usize,
 }
 
-impl Tasks {
-    fn new() -> Self {
+impl PassResult {
+    fn join(mut self, other: Self) -> Self {
+        self.uploaded.extend(other.uploaded);
+        self.changed.extend(other.changed);
+        self.failed.extend(other.failed);
+        self.interrupted += other.interrupted;
+        self
+    }
+}
+
+/// Tasks of one side of a pass, each remembered with its job so that an
+/// outcome (a panic included) always comes back with the job it concerns,
+/// and is settled as soon as it is in: only running jobs are held.
+struct Tasks<'c, S: ObjectStore> {
+    ctx: &'c Arc<Ctx<S>>,
+    set: JoinSet<Result<Uploaded, JobError>>,
+    jobs: HashMap<Id, Arc<Job>>,
+    done: PassResult,
+}
+
+impl<'c, S: ObjectStore> Tasks<'c, S> {
+    fn new(ctx: &'c Arc<Ctx<S>>) -> Self {
         Self {
+            ctx,
             set: JoinSet::new(),
             jobs: HashMap::new(),
-            done: Vec::new(),
+            done: PassResult::default(),
         }
     }
 
@@ -127,7 +162,24 @@ impl Tasks {
             Err(e) => (e.id(), Err(panicked(e))),
         };
         if let Some(job) = self.jobs.remove(&id) {
-            self.done.push((job, result));
+            self.settle(job, result);
+        }
+    }
+
+    /// Files the outcome of one job.
+    fn settle(&mut self, job: Arc<Job>, result: Result<Uploaded, JobError>) {
+        match result {
+            Ok(u) => self.done.uploaded.push(u),
+            Err(JobError::Changed(why)) => {
+                self.done.changed.push((Arc::unwrap_or_clone(job), why));
+            }
+            Err(JobError::Interrupted) => self.done.interrupted += 1,
+            Err(e) => {
+                let error = e.message();
+                self.ctx.progress.object_failed();
+                self.ctx.record_failed(&job, &error);
+                self.done.failed.push(job.failed(error));
+            }
         }
     }
 
@@ -157,8 +209,10 @@ impl Tasks {
         }
     }
 
-    async fn finish(mut self, stop: &Stop) -> Vec<(Arc<Job>, Result<Uploaded, JobError>)> {
-        self.wait_below(0, stop).await;
+    /// Waits for the rest; `left` jobs were never started (a stop).
+    async fn finish(mut self, left: usize) -> PassResult {
+        self.wait_below(0, &self.ctx.stop.clone()).await;
+        self.done.interrupted += left;
         self.done
     }
 }
@@ -177,36 +231,28 @@ fn panicked(e: JoinError) -> JobError {
     JobError::Failed(format!("the upload task panicked: {msg}"))
 }
 
-async fn pass<S: ObjectStore>(ctx: &Arc<Ctx<S>>, jobs: Vec<Job>) -> PassResult {
+async fn pass<S: ObjectStore>(
+    ctx: &Arc<Ctx<S>>,
+    jobs: impl Iterator<Item = Job> + Clone,
+) -> PassResult {
     let threshold = ctx.settings.multipart_threshold;
-    let (small, large): (Vec<Job>, Vec<Job>) = jobs.into_iter().partition(|j| j.size < threshold);
+    let small = jobs.clone().filter(|j| j.size < threshold);
+    let large = jobs.filter(|j| j.size >= threshold);
     let (a, b) = tokio::join!(small_side(ctx, small), large_side(ctx, large));
-    let mut out: PassResult = (Vec::new(), Vec::new(), Vec::new());
-    for (job, result) in a.into_iter().chain(b) {
-        match result {
-            Ok(u) => out.0.push(u),
-            Err(JobError::Changed(why)) => out.1.push((Arc::unwrap_or_clone(job), why)),
-            Err(JobError::Interrupted) => {}
-            Err(e) => {
-                let error = e.message();
-                ctx.progress.object_failed();
-                ctx.record_failed(&job, &error);
-                out.2.push(job.failed(error));
-            }
-        }
-    }
-    out
+    a.join(b)
 }
 
 /// Small files: the request slot and the memory are taken before a task is
 /// spawned, so no more than `concurrency` small uploads exist at once.
 async fn small_side<S: ObjectStore>(
     ctx: &Arc<Ctx<S>>,
-    jobs: Vec<Job>,
-) -> Vec<(Arc<Job>, Result<Uploaded, JobError>)> {
-    let mut tasks = Tasks::new();
-    for job in jobs {
+    mut jobs: impl Iterator<Item = Job>,
+) -> PassResult {
+    let mut tasks = Tasks::new(ctx);
+    let mut left = 0;
+    while let Some(job) = jobs.next() {
         if ctx.halted() {
+            left = 1 + jobs.count();
             break;
         }
         let permits = async {
@@ -216,9 +262,15 @@ async fn small_side<S: ObjectStore>(
         let (slot, memory) = tokio::select! {
             p = permits => match p {
                 Ok(p) => p,
-                Err(_) => break,
+                Err(_) => {
+                    left = 1 + jobs.count();
+                    break;
+                }
             },
-            () = ctx.stop.cancelled() => break,
+            () = ctx.stop.cancelled() => {
+                left = 1 + jobs.count();
+                break;
+            }
         };
         let (c, job) = (ctx.clone(), Arc::new(job));
         let j = job.clone();
@@ -231,27 +283,26 @@ async fn small_side<S: ObjectStore>(
             .wait_below(ctx.settings.concurrency * 2, &ctx.stop)
             .await;
     }
-    tasks.finish(&ctx.stop).await
+    tasks.finish(left).await
 }
 
 /// Large files: `large_files` at once; their parts share the request slots.
 async fn large_side<S: ObjectStore>(
     ctx: &Arc<Ctx<S>>,
-    jobs: Vec<Job>,
-) -> Vec<(Arc<Job>, Result<Uploaded, JobError>)> {
+    mut jobs: impl Iterator<Item = Job>,
+) -> PassResult {
     let slots = Arc::new(Semaphore::new(ctx.settings.large_files.max(1)));
-    let mut tasks = Tasks::new();
-    for job in jobs {
+    let mut tasks = Tasks::new(ctx);
+    let mut left = 0;
+    while let Some(job) = jobs.next() {
         let slot = tokio::select! {
-            s = slots.clone().acquire_owned() => match s {
-                Ok(s) => s,
-                Err(_) => break,
-            },
-            () = ctx.stop.cancelled() => break,
+            s = slots.clone().acquire_owned() => s.ok(),
+            () = ctx.stop.cancelled() => None,
         };
-        if ctx.halted() {
+        let Some(slot) = slot.filter(|_| !ctx.halted()) else {
+            left = 1 + jobs.count();
             break;
-        }
+        };
         let (c, job) = (ctx.clone(), Arc::new(job));
         let j = job.clone();
         tasks.spawn(job, async move {
@@ -261,7 +312,7 @@ async fn large_side<S: ObjectStore>(
         });
         tasks.reap();
     }
-    tasks.finish(&ctx.stop).await
+    tasks.finish(left).await
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ mod nginx;
 mod offload;
 mod package;
 mod plan;
+mod rerun;
 mod resume;
 mod rewrite;
 mod rewrite_db;

@@ -83,8 +83,20 @@ pub struct Stats {
     pub max_in_flight: usize,
     /// (method, `x-amz-content-sha256`) of each request.
     pub payload_hashes: Vec<(String, String)>,
+    /// (method, target) of each request, in order of arrival.
+    pub seen: Vec<(String, String)>,
     /// (seconds since start, status) of every answer clients got.
     pub answers: Vec<(f64, u16)>,
+}
+
+impl Stats {
+    /// ListObjectsV2 requests.
+    pub fn listings(&self) -> usize {
+        self.seen
+            .iter()
+            .filter(|(m, t)| m == "GET" && t.contains("list-type=2"))
+            .count()
+    }
 }
 
 struct State {
@@ -437,6 +449,7 @@ fn serve(client: TcpStream, state: &State) -> std::io::Result<()> {
             let mut stats = state.stats.lock().unwrap();
             stats.requests += 1;
             stats.max_in_flight = stats.max_in_flight.max(n);
+            stats.seen.push((method.clone(), target.clone()));
             if let Some((_, v)) = headers
                 .iter()
                 .find(|(k, _)| k.eq_ignore_ascii_case("x-amz-content-sha256"))
