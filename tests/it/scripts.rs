@@ -169,3 +169,32 @@ fn a_server_on_a_nearly_full_disk_is_refused_at_once_with_the_fix() {
     );
     assert!(!dir.join("weed.pid").exists(), "{err}");
 }
+
+/// A pid file left by a server that died may name a process that reused
+/// its number: `stop` must not kill it.
+#[test]
+fn a_stale_pid_file_does_not_stop_another_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut other = Command::new("sleep").arg("300").spawn().unwrap();
+    std::fs::write(dir.path().join("weed.pid"), other.id().to_string()).unwrap();
+    let out = Command::new(format!("{REPO}/scripts/s3-server"))
+        .args(["stop", "--port"])
+        .arg(free_port_base().to_string())
+        .arg("--dir")
+        .arg(dir.path())
+        .output()
+        .expect("cannot run scripts/s3-server");
+    std::thread::sleep(Duration::from_millis(300));
+    let survived = alive(other.id());
+    let _ = other.kill();
+    let _ = other.wait();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        survived,
+        "scripts/s3-server stop killed an unrelated process"
+    );
+}
