@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use sha2::{Digest as _, Sha256};
 
-use crate::digest::{Digests, hash_file};
+use crate::digest::{DigestTable, Digests, hash_file};
 use crate::progress::Phase;
 use crate::scan::SourceFile;
 
@@ -83,7 +83,7 @@ pub struct Grouping {
     /// the file could not be read.
     pub canonical: Vec<Option<u32>>,
     /// Digests known so far, by canonical index.
-    pub digests: HashMap<u32, Digests>,
+    pub digests: DigestTable,
     /// Files that could not be read, with the error.
     pub failed: Vec<(u32, io::Error)>,
     /// How many bytes were read to decide (for the report and benchmark).
@@ -152,12 +152,13 @@ pub fn group(
     hash_all: bool,
     threads: usize,
     progress: &Phase,
-    known: HashMap<u32, Digests>,
+    known: DigestTable,
 ) -> Grouping {
     let mut g = Grouping {
         digests: known,
         ..Grouping::default()
     };
+    g.digests.cover(files.len());
     let mut links = Links {
         link: (0..files.len() as u32).collect(),
         merged: HashMap::new(),
@@ -420,7 +421,7 @@ mod tests {
             false,
             2,
             &Phase::hidden(),
-            HashMap::new(),
+            DigestTable::default(),
         )
     }
 
@@ -429,7 +430,7 @@ mod tests {
         let (dir, files) = setup(&[("a.jpg", b"1"), ("b.jpg", b"22"), ("c.jpg", b"333")]);
         let g = group_plain(&dir, &files);
         assert_eq!(g.bytes_read, 0);
-        assert!(g.digests.is_empty());
+        assert_eq!(g.digests.len(), 0);
         assert!((0..3).all(|i| g.is_canonical(i)));
     }
 
@@ -501,7 +502,7 @@ mod tests {
             true,
             2,
             &Phase::hidden(),
-            HashMap::new(),
+            DigestTable::default(),
         );
         assert_eq!(g.digests.len(), 2);
         assert_eq!(g.digests[&0], Digests::of_bytes(b"1"));
@@ -511,7 +512,7 @@ mod tests {
     #[test]
     fn known_digests_are_not_read_again() {
         let (dir, files) = setup(&[("a.jpg", b"same"), ("b.jpg", b"same"), ("c.jpg", b"uniq!")]);
-        let mut known = HashMap::new();
+        let mut known = DigestTable::default();
         known.insert(0, Digests::of_bytes(b"same"));
         known.insert(2, Digests::of_bytes(b"uniq!"));
         let g = group(dir.path(), &files, false, 2, &Phase::hidden(), known);
@@ -520,7 +521,7 @@ mod tests {
         assert_eq!(g.digests[&2], Digests::of_bytes(b"uniq!"));
 
         // Known digests of a file that duplicates another are not kept.
-        let mut known = HashMap::new();
+        let mut known = DigestTable::default();
         for i in [0, 1] {
             known.insert(i, Digests::of_bytes(b"same"));
         }
@@ -528,7 +529,7 @@ mod tests {
         assert_eq!(g.canonical, [Some(0), Some(0), Some(2)]);
         assert_eq!(g.bytes_read, 0, "both same-size files were known");
         assert_eq!(
-            g.digests.keys().copied().collect::<HashSet<u32>>(),
+            g.digests.keys().collect::<HashSet<u32>>(),
             HashSet::from([0]),
             "the unique size is not read, the duplicate's digests are dropped"
         );

@@ -33,6 +33,97 @@ impl Digests {
     }
 }
 
+/// Digests by file index, one slot per file: a million files take 48 MB,
+/// where a hash map of them took 100 (its table rounds up to a power of
+/// two). Nearly every file of a rerun has its digests known, and on a
+/// first run every file that shares its size with another is hashed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DigestTable {
+    slots: Vec<Option<Digests>>,
+    count: usize,
+}
+
+impl DigestTable {
+    /// An empty table with a slot for each of `files` files.
+    pub fn with_files(files: usize) -> Self {
+        Self {
+            slots: vec![None; files],
+            count: 0,
+        }
+    }
+
+    /// Makes room for `files` files at once (growing one insert at a
+    /// time would double the table's memory while it moves).
+    pub fn cover(&mut self, files: usize) {
+        if self.slots.len() < files {
+            self.slots.resize(files, None);
+        }
+    }
+
+    pub fn get(&self, file: &u32) -> Option<&Digests> {
+        self.slots.get(*file as usize)?.as_ref()
+    }
+
+    pub fn contains_key(&self, file: &u32) -> bool {
+        self.get(file).is_some()
+    }
+
+    /// Sets `file`'s digests (growing the table if needed); the old ones.
+    pub fn insert(&mut self, file: u32, d: Digests) -> Option<Digests> {
+        let i = file as usize;
+        if i >= self.slots.len() {
+            self.slots.resize(i + 1, None);
+        }
+        let old = self.slots[i].replace(d);
+        if old.is_none() {
+            self.count += 1;
+        }
+        old
+    }
+
+    /// Keeps only the digests `keep` says to.
+    pub fn retain(&mut self, mut keep: impl FnMut(&u32, &mut Digests) -> bool) {
+        for (i, slot) in self.slots.iter_mut().enumerate() {
+            if let Some(d) = slot
+                && !keep(&(i as u32), d)
+            {
+                *slot = None;
+                self.count -= 1;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+impl DigestTable {
+    /// Files with digests.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Files with digests, in index order.
+    pub fn keys(&self) -> impl Iterator<Item = u32> + '_ {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.is_some())
+            .map(|(i, _)| i as u32)
+    }
+
+    pub fn clear(&mut self) {
+        self.slots.iter_mut().for_each(|s| *s = None);
+        self.count = 0;
+    }
+}
+
+impl std::ops::Index<&u32> for DigestTable {
+    type Output = Digests;
+
+    fn index(&self, file: &u32) -> &Digests {
+        self.get(file).expect("no digests for this file")
+    }
+}
+
 /// Incremental computation of [`Digests`].
 pub struct Hasher {
     sha: Sha256,

@@ -147,7 +147,7 @@ impl Crc64Nvme {
 /// 1,024 bytes long.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
-pub struct ObjectKey(String);
+pub struct ObjectKey(Box<str>);
 
 /// A key that S3 would refuse.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -161,7 +161,9 @@ impl ObjectKey {
         if key.len() > MAX_KEY_BYTES {
             return Err(KeyTooLong { len: key.len() });
         }
-        Ok(Self(key))
+        // Boxed: exactly its bytes, no spare capacity (a plan holds one
+        // per object, a million of them).
+        Ok(Self(key.into_boxed_str()))
     }
 
     pub fn as_str(&self) -> &str {

@@ -286,7 +286,7 @@ fn current_row(
 ) -> FileRow {
     let f = &p.scan.files[i];
     let canonical = p.grouping.canonical[i];
-    let object = canonical.and_then(|c| p.plan.keys.object_of.get(&c).copied());
+    let object = canonical.and_then(|c| p.plan.keys.object(c));
     let key = object.map(|o| p.plan.keys.objects[o as usize].key.to_string());
     let action = object.map(|o| p.plan.actions[o as usize]);
     let earlier = old.filter(|o| o.state == FileState::Verified && o.key == key);
@@ -400,6 +400,11 @@ fn leave_out_gone(
             .binary_search_by(|f| (*f.rel).cmp(path))
             .is_ok()
     };
+    // Not listed, or no such files: the journal's proofs stand (a sample
+    // was checked).
+    let Some(listed) = &p.journal_objects else {
+        return Ok(Vec::new());
+    };
     // Keys this run has in place, made only if an unlisted object needs it.
     let mut placed_now: Option<std::collections::HashSet<&str>> = None;
     let mut gone = Vec::new();
@@ -408,10 +413,6 @@ fn leave_out_gone(
             return Ok(());
         }
         let Some(key) = row.key.as_deref() else {
-            return Ok(());
-        };
-        // Not listed: the journal's proof stands (a sample was checked).
-        let Some(listed) = &p.journal_objects else {
             return Ok(());
         };
         if listed.get(key) == Some(&row.size) {
@@ -494,12 +495,10 @@ fn write_maps(
         let entry = Entry {
             old_url,
             new_url,
-            content_type: settings.content_types.of(&r.first),
-            duplicate_of: if r.first == r.path {
-                String::new()
-            } else {
-                r.first
-            },
+            content_type: settings
+                .content_types
+                .of(r.first.as_deref().unwrap_or(&r.path)),
+            duplicate_of: r.first.unwrap_or_default(),
             key: r.key,
             sha256: r.sha256.to_hex(),
             size: r.size,

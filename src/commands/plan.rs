@@ -6,7 +6,7 @@
 //! would write are kept; only objects with a matching size are HEADed, and
 //! only their files are hashed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use tokio::sync::Semaphore;
@@ -14,7 +14,7 @@ use tokio::task::JoinSet;
 
 use crate::checksum::Algorithm;
 use crate::dedup::{self, Grouping};
-use crate::digest::{self, Digests};
+use crate::digest::{self, DigestTable, Digests};
 use crate::error::{Error, Result};
 use crate::journal::{FileRow, FileState, Journal};
 use crate::limits::PartLayout;
@@ -37,8 +37,9 @@ pub struct Planned {
     pub existing: Existence,
     /// The size the listing shows for each key of a verified file this run
     /// did not walk (keys not listed are absent): the maps keep such files
-    /// only if their object is still there. `None` when the bucket was not
-    /// listed: the journal's proofs stand (a sample of them was checked).
+    /// only if their object is still there. `None` when there are no such
+    /// files, or the bucket was not listed: the journal's proofs stand (a
+    /// sample of them was checked).
     pub journal_objects: Option<HashMap<String, u64>>,
     /// Rows the journal held before this run (0: a first run).
     pub journal_rows: u64,
@@ -62,7 +63,7 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 pub struct Known {
     /// Digests of files unchanged since they were hashed (same size, mtime
     /// and inode): they are not read again. Dedup takes them over.
-    pub digests: HashMap<u32, Digests>,
+    pub digests: DigestTable,
     /// Per walked file, a hash of the key it is recorded verified under,
     /// if it is unchanged since (0: none).
     verified: Vec<u64>,
@@ -79,6 +80,7 @@ impl Known {
     /// (byte order).
     pub fn read(journal: &Journal, files: &[SourceFile]) -> Result<Self> {
         let mut known = Self {
+            digests: DigestTable::with_files(files.len()),
             verified: vec![0; files.len()],
             ..Self::default()
         };
@@ -398,7 +400,10 @@ async fn existence(
                 })
                 .map(|(o, slot)| (slot.key.to_string(), o as u32)),
         );
-        journal_objects = Some(outside);
+        // Only files this run did not walk need their objects' sizes.
+        if !known.outside.is_empty() {
+            journal_objects = Some(outside);
+        }
     }
     if ask.is_empty() {
         return Ok((grouping, ex, journal_objects));
@@ -498,22 +503,27 @@ async fn spot_check(
     known: &Known,
     settings: &RunSettings,
 ) -> Result<bool> {
-    let mut pool: Vec<(String, u64)> = objects
-        .iter()
-        .zip(proven)
-        .filter(|(_, p)| **p)
-        .map(|(o, _)| (o.key.to_string(), files[o.canonical as usize].size))
-        .collect();
-    pool.extend(known.outside.iter().map(|(k, s)| (k.clone(), *s)));
-    if pool.is_empty() {
+    // The proven objects, then those of files not walked: (key, size).
+    let pool = || {
+        objects
+            .iter()
+            .zip(proven)
+            .filter(|(_, p)| **p)
+            .map(|(o, _)| (o.key.as_str(), files[o.canonical as usize].size))
+            .chain(known.outside.iter().map(|(k, s)| (k.as_str(), *s)))
+    };
+    let total = pool().count();
+    if total == 0 {
         return Ok(true);
     }
     // Spread over the whole run, first and last included.
-    let n = pool.len().min(SPOT_CHECKS);
-    let sample: Vec<(String, u64)> = (0..n)
-        .map(|j| pool[j * (pool.len() - 1) / (n - 1).max(1)].clone())
+    let n = total.min(SPOT_CHECKS);
+    let picks: HashSet<usize> = (0..n).map(|j| j * (total - 1) / (n - 1).max(1)).collect();
+    let sample: Vec<(String, u64)> = pool()
+        .enumerate()
+        .filter(|(j, _)| picks.contains(j))
+        .map(|(_, (k, size))| (k.to_string(), size))
         .collect();
-    drop(pool);
     let limit = Arc::new(Semaphore::new(settings.concurrency));
     let mut tasks = JoinSet::new();
     for (key, size) in sample {

@@ -121,8 +121,9 @@ pub struct PlacedFile {
     pub size: u64,
     pub sha256: Sha256Digest,
     /// The first path (in byte order) of the placed files that share the
-    /// key: the object's own file, which the others duplicate.
-    pub first: String,
+    /// key, when it is another file's: the object's own file, which this
+    /// one duplicates.
+    pub first: Option<String>,
 }
 
 /// What the nginx map needs to know of all placed files before the first
@@ -145,22 +146,38 @@ fn placed(t: &str) -> String {
 }
 
 /// Every placed file in path order, handed to `each` as it is read.
+///
+/// The first file of each shared key comes from a query of its own (keys
+/// held by more than one placed file: the duplicates, a tenth of a shop's
+/// files), not from a subquery per row, which took 10.7 s of the 11.3 over
+/// a million rows.
 pub(super) fn each_placed<E: From<JournalError>>(
     conn: &Connection,
     path: &Path,
     mut each: impl FnMut(PlacedFile) -> Result<(), E>,
 ) -> Result<(), E> {
-    let query = format!(
-        "SELECT f.path, f.key, f.size, f.sha256,
-                (SELECT MIN(g.path) FROM files g WHERE g.key = f.key AND {})
-         FROM files f WHERE {} ORDER BY f.path",
-        placed("g"),
-        placed("f"),
-    );
+    let mut first: HashMap<String, String> = HashMap::new();
     query_each(
         conn,
         path,
-        &query,
+        &format!(
+            "SELECT f.key, MIN(f.path) FROM files f WHERE {} GROUP BY f.key HAVING COUNT(*) > 1",
+            placed("f")
+        ),
+        [],
+        |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+        |(key, path)| {
+            first.insert(key, path);
+            Ok::<_, JournalError>(())
+        },
+    )?;
+    query_each(
+        conn,
+        path,
+        &format!(
+            "SELECT f.path, f.key, f.size, f.sha256 FROM files f WHERE {} ORDER BY f.path",
+            placed("f")
+        ),
         [],
         |r| {
             let sha: Vec<u8> = r.get(3)?;
@@ -169,10 +186,13 @@ pub(super) fn each_placed<E: From<JournalError>>(
                 key: r.get(1)?,
                 size: r.get::<_, i64>(2)? as u64,
                 sha256: Sha256Digest(sha.try_into().unwrap_or([0; 32])),
-                first: r.get(4)?,
+                first: None,
             })
         },
-        &mut each,
+        |mut p: PlacedFile| {
+            p.first = first.get(&p.key).filter(|f| **f != p.path).cloned();
+            each(p)
+        },
     )
 }
 

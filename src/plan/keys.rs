@@ -1,8 +1,6 @@
 //! Naming objects: one key per distinct content, by relative path
 //! (`preserve`) or by content hash (`content`), within S3's key length.
 
-use std::collections::HashMap;
-
 use serde::Serialize;
 
 use crate::dedup::Grouping;
@@ -44,13 +42,27 @@ pub struct LongKey {
     pub key_bytes: usize,
 }
 
+/// In [`Keys::object_of`]: no object.
+const NO_OBJECT: u32 = u32::MAX;
+
 /// Keys for every distinct content.
 #[derive(Debug, Default)]
 pub struct Keys {
     pub objects: Vec<ObjectSlot>,
-    /// Object index by canonical file index.
-    pub object_of: HashMap<u32, u32>,
+    /// Object index by file index (`NO_OBJECT` where the file is not a
+    /// canonical one with a key): a slot per file, 4 MB for a million.
+    pub object_of: Vec<u32>,
     pub too_long: Vec<LongKey>,
+}
+
+impl Keys {
+    /// The object of canonical file `file`, if it has one.
+    pub fn object(&self, file: u32) -> Option<u32> {
+        self.object_of
+            .get(file as usize)
+            .copied()
+            .filter(|&o| o != NO_OBJECT)
+    }
 }
 
 /// The key for a canonical file.
@@ -90,14 +102,17 @@ pub fn assign_keys(
     prefix: &str,
     layout: KeyLayout,
 ) -> Keys {
-    let mut keys = Keys::default();
+    let mut keys = Keys {
+        object_of: vec![NO_OBJECT; files.len()],
+        ..Keys::default()
+    };
     for (i, f) in files.iter().enumerate() {
         if !grouping.is_canonical(i) {
             continue;
         }
         match ObjectKey::new(key_for(prefix, layout, f, grouping, i as u32)) {
             Ok(key) => {
-                keys.object_of.insert(i as u32, keys.objects.len() as u32);
+                keys.object_of[i] = keys.objects.len() as u32;
                 keys.objects.push(ObjectSlot {
                     canonical: i as u32,
                     key,
