@@ -123,11 +123,10 @@ pub async fn run(settings: &MigrateSettings, progress: &Progress, stop: Stop) ->
     let rerun = planned.journal_rows > 0;
 
     // Uploads an earlier run began: resumed by their job, or spent.
-    let continued = continued_uploads(&planned, &uploads);
+    let (continued, proven) = upload_keys(&planned, &uploads);
     if rerun && !settings.run.output.json && !settings.run.output.quiet {
         eprintln!("mediashift: {}", resuming(&planned, continued.len()));
     }
-    let proven = proven_keys(&planned, &uploads);
     for (key, u) in &uploads {
         if !continued.contains(key.as_str()) && proven.contains(key.as_str()) {
             // Completed before the last run stopped: the id is spent.
@@ -208,21 +207,33 @@ fn resuming(p: &Planned, continued: usize) -> String {
     line
 }
 
-/// The keys of earlier runs' multipart uploads that this run continues:
-/// their objects are still to be uploaded.
-fn continued_uploads<'u>(p: &Planned, uploads: &'u HashMap<String, UploadRow>) -> HashSet<&'u str> {
+/// The keys of earlier runs' multipart uploads that this run continues
+/// (their objects are still to be uploaded), and of those whose objects
+/// are in place (proven: they completed before the last run stopped).
+fn upload_keys<'u>(
+    p: &Planned,
+    uploads: &'u HashMap<String, UploadRow>,
+) -> (HashSet<&'u str>, HashSet<&'u str>) {
+    let (mut continued, mut proven) = (HashSet::new(), HashSet::new());
     if uploads.is_empty() {
-        return HashSet::new();
+        return (continued, proven);
     }
-    p.plan
-        .keys
-        .objects
-        .iter()
-        .zip(&p.plan.actions)
-        .filter(|(_, a)| **a == Action::Upload)
-        .filter_map(|(o, _)| uploads.get_key_value(o.key.as_str()))
-        .map(|(k, _)| k.as_str())
-        .collect()
+    let objects = p.plan.keys.objects.iter().zip(&p.plan.actions);
+    for (o, (slot, action)) in objects.enumerate() {
+        let Some((key, _)) = uploads.get_key_value(slot.key.as_str()) else {
+            continue;
+        };
+        if *action == Action::Upload {
+            continued.insert(key.as_str());
+        } else if p
+            .existing
+            .get(o as u32, key)
+            .is_some_and(|e| e.proof.is_proven())
+        {
+            proven.insert(key.as_str());
+        }
+    }
+    (continued, proven)
 }
 
 /// Records between waits for the journal's writer while rows are synced:
@@ -327,25 +338,6 @@ fn current_row(
         checksum,
         error,
     }
-}
-
-/// The keys of `uploads` whose objects are in place (proven): those
-/// uploads completed before the last run stopped.
-fn proven_keys<'u>(p: &Planned, uploads: &'u HashMap<String, UploadRow>) -> HashSet<&'u str> {
-    if uploads.is_empty() {
-        return HashSet::new();
-    }
-    p.plan
-        .keys
-        .objects
-        .iter()
-        .enumerate()
-        .filter_map(|(o, slot)| {
-            let (key, _) = uploads.get_key_value(slot.key.as_str())?;
-            let e = p.existing.get(o as u32, key)?;
-            e.proof.is_proven().then_some(key.as_str())
-        })
-        .collect()
 }
 
 /// The objects to upload, one job each, made as the engine reaches them

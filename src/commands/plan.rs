@@ -409,31 +409,14 @@ async fn existence(
         return Ok((grouping, ex, journal_objects));
     }
 
-    // HEAD them, `concurrency` at a time.
     let checking = progress.items("checking", ask.len() as u64);
-    let limit = Arc::new(Semaphore::new(settings.concurrency));
-    type Head = std::result::Result<Option<RemoteObject>, StoreError>;
-    let mut tasks: JoinSet<(String, u32, Head)> = JoinSet::new();
-    for (key, o) in ask {
-        let (store, limit) = (store.clone(), limit.clone());
-        tasks.spawn(async move {
-            let _permit = limit.acquire_owned().await;
-            let r = store.head(&key).await;
-            (key, o, r)
-        });
-    }
-    let mut there: Vec<(String, u32, RemoteObject)> = Vec::new();
-    while let Some(joined) = tasks.join_next().await {
-        let (key, o, r) = joined.map_err(|source| Error::Task {
-            what: "a HEAD task",
-            source,
-        })?;
-        checking.inc(1);
-        // Absent (or deleted since the listing): it will be uploaded.
-        if let Some(object) = r? {
-            there.push((key, o, object));
-        }
-    }
+    // Absent ones (or deleted since the listing) will be uploaded.
+    let there: Vec<(String, u32, RemoteObject)> =
+        heads(store, ask, settings.concurrency, || checking.inc(1))
+            .await?
+            .into_iter()
+            .filter_map(|(key, o, r)| Some((key, o, r?)))
+            .collect();
     checking.finish();
 
     // Hash the files whose digests are not known yet, where the sizes match
@@ -524,26 +507,12 @@ async fn spot_check(
         .filter(|(j, _)| picks.contains(j))
         .map(|(_, (k, size))| (k.to_string(), size))
         .collect();
-    let limit = Arc::new(Semaphore::new(settings.concurrency));
-    let mut tasks = JoinSet::new();
-    for (key, size) in sample {
-        let (store, limit) = (store.clone(), limit.clone());
-        tasks.spawn(async move {
-            let _permit = limit.acquire_owned().await;
-            let r = store.head(&key).await;
-            (key, size, r)
-        });
-    }
-    let mut missing = Vec::new();
-    while let Some(joined) = tasks.join_next().await {
-        let (key, size, r) = joined.map_err(|source| Error::Task {
-            what: "a HEAD task",
-            source,
-        })?;
-        if r?.is_none_or(|o| o.size != size) {
-            missing.push(key);
-        }
-    }
+    let mut missing: Vec<String> = heads(store, sample, settings.concurrency, || ())
+        .await?
+        .into_iter()
+        .filter(|(_, size, r)| r.as_ref().is_none_or(|o| o.size != *size))
+        .map(|(key, _, _)| key)
+        .collect();
     if missing.is_empty() {
         return Ok(true);
     }
@@ -554,6 +523,38 @@ async fn spot_check(
         missing[0]
     );
     Ok(false)
+}
+
+/// Asks (HEAD) about each key, `concurrency` at a time, calling `done`
+/// after each answer: what is there (`None`: absent), with what each key
+/// came with, in no fixed order.
+async fn heads<T: Send + 'static>(
+    store: &S3,
+    keys: Vec<(String, T)>,
+    concurrency: usize,
+    mut done: impl FnMut(),
+) -> Result<Vec<(String, T, Option<RemoteObject>)>> {
+    let limit = Arc::new(Semaphore::new(concurrency));
+    type Head = std::result::Result<Option<RemoteObject>, StoreError>;
+    let mut tasks: JoinSet<(String, T, Head)> = JoinSet::new();
+    for (key, with) in keys {
+        let (store, limit) = (store.clone(), limit.clone());
+        tasks.spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            let r = store.head(&key).await;
+            (key, with, r)
+        });
+    }
+    let mut out = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        let (key, with, r) = joined.map_err(|source| Error::Task {
+            what: "a HEAD task",
+            source,
+        })?;
+        done();
+        out.push((key, with, r?));
+    }
+    Ok(out)
 }
 
 /// Whether a listing may show `key` under another name on some servers.

@@ -27,6 +27,19 @@ pub fn migrate_in(
     (out, v)
 }
 
+/// `verify --json` of `tree` against `t`, with the journal `migrate_in`
+/// keeps in `maps`.
+pub fn verify_in(tree: &Tree, t: &Target, maps: &Path) -> std::process::Output {
+    mediashift([
+        "verify".to_string(),
+        tree.path().display().to_string(),
+        t.url(),
+        "--state".to_string(),
+        maps.join("state").display().to_string(),
+        "--json".to_string(),
+    ])
+}
+
 /// The arguments of a `migrate --json` of `tree` to `t`, with its maps and
 /// journal in `maps`.
 pub fn migrate_args(tree: &Tree, t: &Target, maps: &Path, extra: &[&str]) -> Vec<String> {

@@ -16,8 +16,8 @@ use serde_json::{Value, json};
 use crate::migrate::{csv_rows, hex};
 use crate::support::web::{WebServer, apache, free_port, nginx_in, readable};
 use crate::support::{
-    ChecksumAlgorithm, SmallDisk, Target, bytes, json as doc, mediashift, mediashift_env, runtime,
-    s3, signed_get, stderr, stdout, target,
+    ChecksumAlgorithm, SmallDisk, Target, bytes, json as doc, mediashift, mediashift_env,
+    signed_get, stderr, stdout, target,
 };
 
 /// One shop: its document root `www/` with the media in `www/media/`
@@ -177,14 +177,7 @@ impl Shop {
     }
 
     fn delete_object(&self, rel: &str) {
-        runtime().block_on(async {
-            s3().delete_object()
-                .bucket(&self.target.bucket)
-                .key(self.key(rel))
-                .send()
-                .await
-                .unwrap();
-        });
+        self.target.delete(&self.key(rel));
     }
 
     fn total_bytes(&self) -> u64 {

@@ -5,8 +5,8 @@
 //! finds objects missing, or with `--recheck`. Requests are counted by a
 //! proxy in front of the real server.
 
-use crate::migrate::{csv_rows, migrate_in};
-use crate::support::{Proxy, Target, Tree, bytes, json, mediashift, runtime, s3, stderr, target};
+use crate::migrate::{csv_rows, migrate_in, verify_in};
+use crate::support::{Proxy, Target, Tree, bytes, json, stderr, target};
 
 /// Files `from..to` of a tree of distinct small images.
 fn add_files(tree: &Tree, from: u64, to: u64) {
@@ -56,19 +56,6 @@ fn object_heads(p: &Proxy, t: &Target) -> usize {
         .count()
 }
 
-fn delete(t: &Target, keys: &[String]) {
-    runtime().block_on(async {
-        for k in keys {
-            s3().delete_object()
-                .bucket(&t.bucket)
-                .key(k)
-                .send()
-                .await
-                .unwrap();
-        }
-    });
-}
-
 #[test]
 fn a_rerun_over_unchanged_files_lists_nothing_and_asks_only_about_new_ones() {
     let (tree, t, maps) = migrated("rerun-trust", 40);
@@ -104,8 +91,9 @@ fn many_new_files_are_found_by_listing_the_bucket() {
 #[test]
 fn a_sample_missing_from_the_bucket_makes_the_rerun_check_everything() {
     let (tree, t, maps) = migrated("rerun-emptied", 40);
-    let keys: Vec<String> = t.objects().into_keys().collect();
-    delete(&t, &keys);
+    for k in t.objects().into_keys() {
+        t.delete(&k);
+    }
     let (out, v, proxy) = rerun(&tree, &t, maps.path(), &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
@@ -129,22 +117,14 @@ fn recheck_lists_the_bucket_and_puts_back_a_deleted_object() {
     // The sample takes 32 of the 40 objects, evenly spread (0, 1, 2, 3, 5,
     // ...): the fifth is not among them.
     let gone = &keys[4];
-    delete(&t, std::slice::from_ref(gone));
+    t.delete(gone);
 
     let (out, v, proxy) = rerun(&tree, &t, maps.path(), &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(v["objects_uploaded"], 0, "{v}");
     assert_eq!(proxy.stats().listings(), 0);
 
-    let state = maps.path().join("state").display().to_string();
-    let verify = mediashift([
-        "verify",
-        &tree.path().display().to_string(),
-        &t.url(),
-        "--state",
-        &state,
-        "--json",
-    ]);
+    let verify = verify_in(&tree, &t, maps.path());
     assert_eq!(verify.status.code(), Some(1), "{}", stderr(&verify));
     assert_eq!(json(&verify)["missing"][0]["key"], gone.as_str());
 

@@ -6,11 +6,11 @@
 
 use std::collections::BTreeMap;
 
-use crate::migrate::{check_migrated, csv_rows, migrate_in};
+use crate::migrate::{check_migrated, csv_rows, migrate_in, verify_in};
 use crate::support::proxy::{Fault, Match};
 use crate::support::{
     ChecksumAlgorithm, Proxy, SmallDisk, Tree, bytes, json as doc, mediashift, mediashift_at,
-    runtime, s3, stderr, target,
+    stderr, target,
 };
 
 const MIB: usize = 1024 * 1024;
@@ -44,15 +44,7 @@ fn copied_metadata_over_other_bytes_is_found_and_overwrite_repairs_it() {
     let key = format!("{}a.jpg", t.prefix);
     t.put_with(&key, &flipped, Some(&sha), ChecksumAlgorithm::Crc32);
 
-    let state = maps.path().join("state").display().to_string();
-    let verify = mediashift([
-        "verify",
-        &tree.path().display().to_string(),
-        &t.url(),
-        "--state",
-        &state,
-        "--json",
-    ]);
+    let verify = verify_in(&tree, &t, maps.path());
     assert_eq!(verify.status.code(), Some(1), "{}", stderr(&verify));
     assert_eq!(doc(&verify)["unproven"][0]["key"], key);
 
@@ -154,14 +146,7 @@ fn the_maps_keep_every_migrated_file_whatever_a_rerun_selects() {
 
     // An object gone from the bucket, its file not selected: reported and
     // left out, never silently dropped.
-    runtime().block_on(async {
-        s3().delete_object()
-            .bucket(&t.bucket)
-            .key(format!("{}b.jpg", t.prefix))
-            .send()
-            .await
-            .unwrap();
-    });
+    t.delete(&format!("{}b.jpg", t.prefix));
     let (out, v) = migrate_in(
         &tree,
         &t,
@@ -202,14 +187,7 @@ fn an_object_this_run_put_back_keeps_the_unselected_file_that_shares_it() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(v["objects_uploaded"], 1, "{v}");
     let key = t.objects().into_keys().next().expect("one object");
-    runtime().block_on(async {
-        s3().delete_object()
-            .bucket(&t.bucket)
-            .key(&key)
-            .send()
-            .await
-            .unwrap();
-    });
+    t.delete(&key);
 
     let (out, v) = migrate_in(
         &tree,

@@ -223,6 +223,18 @@ impl Target {
         })
     }
 
+    /// Deletes an object directly (not through mediashift).
+    pub fn delete(&self, key: &str) {
+        runtime().block_on(async {
+            s3().delete_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .send()
+                .await
+                .expect("delete object");
+        });
+    }
+
     /// Puts an object directly (not through mediashift), with a CRC64NVME
     /// checksum.
     pub fn put(&self, key: &str, body: &[u8], sha256_meta: Option<&str>) {
