@@ -147,7 +147,7 @@ impl Crc64Nvme {
 /// 1,024 bytes long.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
-pub struct ObjectKey(Box<str>);
+pub struct ObjectKey(String);
 
 /// A key that S3 would refuse.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -161,13 +161,21 @@ impl ObjectKey {
         if key.len() > MAX_KEY_BYTES {
             return Err(KeyTooLong { len: key.len() });
         }
-        // Boxed: exactly its bytes, no spare capacity (a plan holds one
-        // per object, a million of them).
-        Ok(Self(key.into_boxed_str()))
+        Ok(Self(key))
+    }
+
+    /// A key already checked once: the same inputs give the same key.
+    pub fn rebuilt(key: String) -> Self {
+        debug_assert!(key.len() <= MAX_KEY_BYTES);
+        Self(key)
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
     }
 }
 

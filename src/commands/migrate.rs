@@ -159,12 +159,12 @@ pub async fn run(settings: &MigrateSettings, progress: &Progress, stop: Stop) ->
     let (maps, map_entries) =
         tokio::task::block_in_place(|| write_maps(&planned, settings, &journal))?;
     let files = if settings.report.is_some() {
-        let keys = &planned.plan.keys.objects;
-        let uploaded: std::collections::HashSet<&str> = outcome
+        let keys: Vec<String> = outcome
             .uploaded
             .iter()
-            .filter_map(|u| keys.get(u.object as usize).map(|o| o.key.as_str()))
+            .map(|u| planned.key(u.object))
             .collect();
+        let uploaded: HashSet<&str> = keys.iter().map(String::as_str).collect();
         // The journal as this run leaves it.
         audit::rows(&journal.files()?, &uploaded)
     } else {
@@ -195,7 +195,7 @@ fn resuming(p: &Planned, continued: usize) -> String {
     let mut line = format!(
         "resuming: {} of {} objects left",
         crate::types::thousands(p.plan.summary.objects_to_upload),
-        crate::types::thousands(p.plan.keys.objects.len() as u64)
+        crate::types::thousands(p.plan.keys.len() as u64)
     );
     if continued > 0 {
         line.push_str(&format!(
@@ -218,18 +218,14 @@ fn upload_keys<'u>(
     if uploads.is_empty() {
         return (continued, proven);
     }
-    let objects = p.plan.keys.objects.iter().zip(&p.plan.actions);
-    for (o, (slot, action)) in objects.enumerate() {
-        let Some((key, _)) = uploads.get_key_value(slot.key.as_str()) else {
+    let finder = p.plan.keys.finder(&p.scan.files, &p.grouping);
+    for key in uploads.keys() {
+        let Some(o) = finder.find(key) else {
             continue;
         };
-        if *action == Action::Upload {
+        if p.plan.actions[o as usize] == Action::Upload {
             continued.insert(key.as_str());
-        } else if p
-            .existing
-            .get(o as u32, key)
-            .is_some_and(|e| e.proof.is_proven())
-        {
+        } else if p.existing.get(o).is_some_and(|e| e.proof.is_proven()) {
             proven.insert(key.as_str());
         }
     }
@@ -298,13 +294,13 @@ fn current_row(
     let f = &p.scan.files[i];
     let canonical = p.grouping.canonical[i];
     let object = canonical.and_then(|c| p.plan.keys.object(c));
-    let key = object.map(|o| p.plan.keys.objects[o as usize].key.to_string());
+    let key = object.map(|o| p.key(o));
     let action = object.map(|o| p.plan.actions[o as usize]);
     let earlier = old.filter(|o| o.state == FileState::Verified && o.key == key);
     let (state, verification, checksum, error) = match (failed.get(&(i as u32)), action) {
         (Some(e), _) => (FileState::Failed, None, None, Some(e.clone())),
         (None, Some(Action::AlreadyPresent)) => {
-            let found = key.as_deref().and_then(|k| p.existing.found.get(k));
+            let found = object.and_then(|o| p.existing.found.get(&o));
             match found.map(|e| (&e.proof, &e.checksum)) {
                 // How the plan proved it now...
                 Some((Proof::Proven { how }, checksum)) if *how != How::Journal => (
@@ -351,27 +347,28 @@ fn jobs<'a>(
     intents: &'a HashMap<String, String>,
 ) -> impl Iterator<Item = Job> + Clone + 'a {
     let files = &p.scan.files;
+    let keys = &p.plan.keys;
     p.plan
-        .keys
-        .objects
+        .actions
         .iter()
-        .zip(&p.plan.actions)
         .enumerate()
-        .filter(|(_, (_, a))| **a == Action::Upload)
-        .map(move |(i, (slot, _))| {
-            let f = &files[slot.canonical as usize];
-            let key = slot.key.as_str();
+        .filter(|(_, a)| **a == Action::Upload)
+        .map(move |(o, _)| {
+            let o = o as u32;
+            let c = keys.canonical(o);
+            let f = &files[c as usize];
+            let key = p.key(o);
             Job {
-                object: i as u32,
+                object: o,
                 rel: Arc::from(&*f.rel),
-                key: key.to_string(),
                 content_type: types.of(&f.rel),
                 size: f.size,
                 mtime_ns: f.mtime_ns,
-                digests: p.grouping.digests.get(&slot.canonical).copied(),
-                must_not_exist: !p.existing.found.contains_key(key),
-                resume: uploads.get(key).cloned(),
-                stray_upload: intents.contains_key(key),
+                digests: p.grouping.digests.get(&c).copied(),
+                must_not_exist: !p.existing.found.contains_key(&o),
+                resume: uploads.get(&key).cloned(),
+                stray_upload: intents.contains_key(&key),
+                key,
             }
         })
 }
@@ -397,8 +394,10 @@ fn leave_out_gone(
     let Some(listed) = &p.journal_objects else {
         return Ok(Vec::new());
     };
-    // Keys this run has in place, made only if an unlisted object needs it.
-    let mut placed_now: Option<std::collections::HashSet<&str>> = None;
+    // This run's objects now in place, found by key only if an unlisted
+    // object needs it.
+    let sent: HashSet<u32> = uploaded.iter().map(|u| u.object).collect();
+    let mut finder = None;
     let mut gone = Vec::new();
     journal.each_file(|mut row: FileRow| -> Result<()> {
         if row.state != FileState::Verified || row.digests.is_none() || in_run(&row.path) {
@@ -410,21 +409,13 @@ fn leave_out_gone(
         if listed.get(key) == Some(&row.size) {
             return Ok(());
         }
-        let now = placed_now.get_or_insert_with(|| {
-            let objects = &p.plan.keys.objects;
-            let present = p
-                .plan
-                .actions
-                .iter()
-                .zip(objects)
-                .filter(|(a, _)| **a == Action::AlreadyPresent)
-                .map(|(_, o)| o.key.as_str());
-            let sent = uploaded
-                .iter()
-                .filter_map(|u| objects.get(u.object as usize).map(|o| o.key.as_str()));
-            present.chain(sent).collect()
-        });
-        if now.contains(key) {
+        let placed_now = finder
+            .get_or_insert_with(|| p.plan.keys.finder(&p.scan.files, &p.grouping))
+            .find(key)
+            .is_some_and(|o| {
+                p.plan.actions[o as usize] == Action::AlreadyPresent || sent.contains(&o)
+            });
+        if placed_now {
             return Ok(());
         }
         let error = format!(

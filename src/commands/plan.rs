@@ -18,7 +18,7 @@ use crate::digest::{self, DigestTable, Digests};
 use crate::error::{Error, Result};
 use crate::journal::{FileRow, FileState, Journal};
 use crate::limits::PartLayout;
-use crate::plan::{self, Existence, Existing, KeyLayout, ObjectSlot, Plan};
+use crate::plan::{self, Existence, Existing, KeyLayout, Plan};
 use crate::progress::{Progress, phase_done};
 use crate::scan::{self, ScanResult, SkipReason, SourceFile};
 use crate::settings::{RunSettings, Sharding};
@@ -45,6 +45,16 @@ pub struct Planned {
     pub journal_rows: u64,
     /// The split, when the run is sharded.
     pub shard: Option<ShardPlan>,
+}
+
+impl Planned {
+    /// Object `o`'s key.
+    pub fn key(&self, o: u32) -> String {
+        self.plan
+            .keys
+            .key(o, &self.scan.files, &self.grouping)
+            .into_string()
+    }
 }
 
 /// Runs `f` on the blocking pool (the walk and dedup read the disk).
@@ -330,18 +340,22 @@ async fn existence(
     (known, recheck): (&Known, bool),
     progress: &Progress,
 ) -> Result<(Grouping, Existence, Option<HashMap<String, u64>>)> {
-    let objects = &keys.objects;
-    let readable = |o: &ObjectSlot| grouping.canonical[o.canonical as usize].is_some();
-    let proven: Vec<bool> = objects
-        .iter()
-        .map(|o| readable(o) && known.verified_under(o.canonical, o.key.as_str()))
-        .collect();
+    let n = keys.len();
+    let readable = |o: usize| grouping.canonical[keys.canonical(o as u32) as usize].is_some();
+    let key = |o: usize| keys.key(o as u32, files, &grouping).into_string();
+    let proven: Vec<bool> = if known.rows == 0 {
+        vec![false; n]
+    } else {
+        (0..n)
+            .map(|o| readable(o) && known.verified_under(keys.canonical(o as u32), &key(o)))
+            .collect()
+    };
     let mut ex = Existence {
         found: HashMap::new(),
-        by_journal: vec![false; objects.len()],
+        by_journal: vec![false; n],
     };
     let mut trust = known.rows > 0 && !recheck;
-    if trust && !spot_check(store, files, objects, &proven, known, settings).await? {
+    if trust && !spot_check(store, files, &grouping, keys, &proven, known, settings).await? {
         trust = false;
     }
     let unproven = proven.iter().filter(|p| !**p).count();
@@ -349,41 +363,37 @@ async fn existence(
     // Keys to ask about (HEAD), with their object.
     let mut ask: Vec<(String, u32)> = Vec::new();
     if trust && unproven * HEADS_PER_ROW <= known.rows as usize {
-        for (o, slot) in objects.iter().enumerate() {
-            if proven[o] {
+        for (o, &by_journal) in proven.iter().enumerate() {
+            if by_journal {
                 ex.by_journal[o] = true;
-            } else if readable(slot) {
-                ask.push((slot.key.to_string(), o as u32));
+            } else if readable(o) {
+                ask.push((key(o), o as u32));
             }
         }
     } else {
-        let by_key: HashMap<&str, u32> = objects
-            .iter()
-            .enumerate()
-            .map(|(o, slot)| (slot.key.as_str(), o as u32))
-            .collect();
+        let finder = keys.finder(files, &grouping);
         let mut outside = HashMap::new();
-        let mut listed = vec![false; objects.len()];
+        let mut listed = vec![false; n];
         let listing = progress.counter("listing bucket");
         store
-            .list(&settings.destination.prefix, |key, size| {
+            .list(&settings.destination.prefix, |listed_key, size| {
                 listing.inc(1);
-                if let Some(&o) = by_key.get(key) {
-                    listed[o as usize] = true;
-                    let slot = &objects[o as usize];
-                    if !readable(slot) {
+                if let Some(o) = finder.find(listed_key) {
+                    let o = o as usize;
+                    listed[o] = true;
+                    if !readable(o) {
                         return;
                     }
                     // Proven by the journal, and there with its size: no
                     // need to ask again (`mediashift verify` re-checks).
-                    if proven[o as usize] && files[slot.canonical as usize].size == size {
-                        ex.by_journal[o as usize] = true;
+                    if proven[o] && files[keys.canonical(o as u32) as usize].size == size {
+                        ex.by_journal[o] = true;
                     } else {
-                        ask.push((key.to_string(), o));
+                        ask.push((listed_key.to_string(), o as u32));
                     }
                 }
-                if known.outside.contains_key(key) {
-                    outside.insert(key.to_string(), size);
+                if known.outside.contains_key(listed_key) {
+                    outside.insert(listed_key.to_string(), size);
                 }
             })
             .await?;
@@ -391,15 +401,12 @@ async fn existence(
         // Names some servers list mangled (SeaweedFS lists `\` as `/` and
         // collapses `//`) are asked about one by one if the listing did not
         // show them.
-        ask.extend(
-            objects
-                .iter()
-                .enumerate()
-                .filter(|(o, slot)| {
-                    readable(slot) && !listed[*o] && listings_mangle(slot.key.as_str())
-                })
-                .map(|(o, slot)| (slot.key.to_string(), o as u32)),
-        );
+        for o in (0..n).filter(|&o| readable(o) && !listed[o]) {
+            let k = key(o);
+            if listings_mangle(&k) {
+                ask.push((k, o as u32));
+            }
+        }
         // Only files this run did not walk need their objects' sizes.
         if !known.outside.is_empty() {
             journal_objects = Some(outside);
@@ -423,7 +430,7 @@ async fn existence(
     // (a size mismatch needs no hash to tell).
     let same_size: Vec<u32> = there
         .iter()
-        .map(|(_, o, object)| (objects[*o as usize].canonical, object.size))
+        .map(|(_, o, object)| (keys.canonical(*o), object.size))
         .filter(|(i, size)| files[*i as usize].size == *size)
         .map(|(i, _)| i)
         .collect();
@@ -441,8 +448,8 @@ async fn existence(
     // Judge each. Objects whose only checksum the digests cannot be
     // compared with (CRC32C, composite SHA-256) are judged again below.
     let mut rehash = Vec::new();
-    for (key, o, object) in there {
-        let i = objects[o as usize].canonical;
+    for (_, o, object) in there {
+        let i = keys.canonical(o);
         if grouping.canonical[i as usize].is_none() {
             continue; // could not be read to compare: failed in the plan
         }
@@ -454,14 +461,14 @@ async fn existence(
             (&proof, verify::wanted(&object, settings.rules.part_size))
         {
             rehash.push(Rehash {
-                key: key.clone(),
+                object: o,
                 file: i,
-                object,
+                remote: object,
                 wanted: w,
             });
         }
         ex.found.insert(
-            key,
+            o,
             Existing {
                 proof,
                 same_path,
@@ -481,19 +488,23 @@ async fn existence(
 async fn spot_check(
     store: &S3,
     files: &[SourceFile],
-    objects: &[ObjectSlot],
+    grouping: &Grouping,
+    keys: &plan::Keys,
     proven: &[bool],
     known: &Known,
     settings: &RunSettings,
 ) -> Result<bool> {
-    // The proven objects, then those of files not walked: (key, size).
+    // The proven objects, then those of files not walked, with sizes.
+    #[derive(Clone, Copy)]
+    enum Pick<'a> {
+        Object(u32),
+        Outside(&'a str),
+    }
     let pool = || {
-        objects
-            .iter()
-            .zip(proven)
-            .filter(|(_, p)| **p)
-            .map(|(o, _)| (o.key.as_str(), files[o.canonical as usize].size))
-            .chain(known.outside.iter().map(|(k, s)| (k.as_str(), *s)))
+        (0..keys.len() as u32)
+            .filter(|&o| proven[o as usize])
+            .map(|o| (Pick::Object(o), files[keys.canonical(o) as usize].size))
+            .chain(known.outside.iter().map(|(k, s)| (Pick::Outside(k), *s)))
     };
     let total = pool().count();
     if total == 0 {
@@ -505,7 +516,10 @@ async fn spot_check(
     let sample: Vec<(String, u64)> = pool()
         .enumerate()
         .filter(|(j, _)| picks.contains(j))
-        .map(|(_, (k, size))| (k.to_string(), size))
+        .map(|(_, (pick, size))| match pick {
+            Pick::Object(o) => (keys.key(o, files, grouping).into_string(), size),
+            Pick::Outside(k) => (k.to_string(), size),
+        })
         .collect();
     let mut missing: Vec<String> = heads(store, sample, settings.concurrency, || ())
         .await?
@@ -564,9 +578,11 @@ fn listings_mangle(key: &str) -> bool {
 
 /// An object only the file's value in its own algorithm can prove.
 struct Rehash {
-    key: String,
+    /// The plan's object.
+    object: u32,
     file: u32,
-    object: RemoteObject,
+    /// What the bucket holds under `key`.
+    remote: RemoteObject,
     /// The algorithm, and the parts for a composite value.
     wanted: (Algorithm, Option<PartLayout>),
 }
@@ -578,7 +594,7 @@ async fn reprove(
     files: &Arc<Vec<SourceFile>>,
     grouping: &Grouping,
     objects: Vec<Rehash>,
-    existing: &mut HashMap<String, Existing>,
+    existing: &mut HashMap<u32, Existing>,
 ) -> Result<()> {
     let (root, f) = (settings.scan.root.clone(), files.clone());
     let digests: Vec<Option<Digests>> = objects
@@ -590,13 +606,13 @@ async fn reprove(
             .into_iter()
             .zip(digests)
             .map(|(r, digests)| {
-                let (key, object, (algorithm, layout)) = (r.key, r.object, r.wanted);
+                let (o, remote, (algorithm, layout)) = (r.object, r.remote, r.wanted);
                 let file = &f[r.file as usize];
                 let proof = match digest::whole_checksum(&file.path(&root), algorithm, layout) {
                     Ok(value) => {
                         let whole = BodyChecksum { algorithm, value };
                         let local = Local::file(file.size, digests).with_checksum(Some(&whole));
-                        (verify::prove(Some(&object), &local), Some(whole.record()))
+                        (verify::prove(Some(&remote), &local), Some(whole.record()))
                     }
                     Err(e) => (
                         Proof::Unproven {
@@ -605,13 +621,13 @@ async fn reprove(
                         None,
                     ),
                 };
-                (key, proof)
+                (o, proof)
             })
             .collect::<Vec<_>>()
     })
     .await?;
-    for (key, (proof, checksum)) in judged {
-        if let Some(e) = existing.get_mut(&key) {
+    for (o, (proof, checksum)) in judged {
+        if let Some(e) = existing.get_mut(&o) {
             e.checksum = checksum.filter(|_| proof.is_proven());
             e.proof = proof;
         }

@@ -75,9 +75,9 @@ static BY_JOURNAL: Existing = Existing::proven(How::Journal);
 /// What the destination holds under the planned keys.
 #[derive(Debug, Default)]
 pub struct Existence {
-    /// Objects the bucket showed, judged by the proof rules, by key (keys
-    /// with nothing there are absent).
-    pub found: HashMap<String, Existing>,
+    /// Objects the bucket showed, judged by the proof rules, by object
+    /// index (objects with nothing under their key are absent).
+    pub found: HashMap<u32, Existing>,
     /// By object index: proven by the journal (its file unchanged since it
     /// was verified under this key), and so not asked about again. A bit
     /// per object, where a million proofs by key would cost a hundred MB.
@@ -85,12 +85,12 @@ pub struct Existence {
 }
 
 impl Existence {
-    /// What is under `key`, object `object` of the plan.
-    pub fn get(&self, object: u32, key: &str) -> Option<&Existing> {
+    /// What is under the key of object `object` of the plan.
+    pub fn get(&self, object: u32) -> Option<&Existing> {
         if self.by_journal.get(object as usize) == Some(&true) {
             return Some(&BY_JOURNAL);
         }
-        self.found.get(key)
+        self.found.get(&object)
     }
 }
 
@@ -236,13 +236,13 @@ pub fn build(
     s.duplicate_bytes = s.bytes_total - s.bytes_unique;
 
     // Objects.
-    for (o, slot) in keys.objects.iter().enumerate() {
-        if grouping.canonical[slot.canonical as usize].is_none() {
+    for (o, &c) in keys.canonicals().iter().enumerate() {
+        if grouping.canonical[c as usize].is_none() {
             plan.actions.push(Action::Failed);
             continue;
         }
-        let f = &files[slot.canonical as usize];
-        let action = match existing.get(o as u32, slot.key.as_str()) {
+        let f = &files[c as usize];
+        let action = match existing.get(o as u32) {
             None => Action::Upload,
             Some(e) => match &e.proof {
                 Proof::Proven { how } => {
@@ -258,7 +258,7 @@ pub fn build(
                 Proof::Different { why } | Proof::Unproven { why } => {
                     plan.conflicts.push(Conflict {
                         path: f.rel.to_string(),
-                        key: slot.key.to_string(),
+                        key: keys.key(o as u32, files, grouping).into_string(),
                         detail: why.clone(),
                     });
                     Action::Conflict
@@ -335,18 +335,16 @@ mod tests {
         r: &PlanRules,
         existing: &HashMap<String, Existing>,
     ) -> Plan {
+        let keys = keys_of(files, g, r);
+        // By key in the tests, as readable; by object in the plan.
+        let found = (0..keys.len() as u32)
+            .filter_map(|o| Some((o, existing.get(keys.key(o, files, g).as_str())?.clone())))
+            .collect();
         let existence = Existence {
-            found: existing.clone(),
+            found,
             by_journal: Vec::new(),
         };
-        build(
-            files,
-            g,
-            keys_of(files, g, r),
-            &existence,
-            r,
-            &SkipLog::default(),
-        )
+        build(files, g, keys, &existence, r, &SkipLog::default())
     }
 
     fn unproven(detail: &str) -> Existing {
@@ -401,7 +399,9 @@ mod tests {
         let (files, g) = fixture();
         let r = rules(KeyLayout::Preserve);
         let keys = keys_of(&files, &g, &r);
-        let keynames: Vec<_> = keys.objects.iter().map(|o| o.key.as_str()).collect();
+        let keynames: Vec<_> = (0..keys.len() as u32)
+            .map(|o| keys.key(o, &files, &g).into_string())
+            .collect();
         assert_eq!(keynames, ["shop/a.jpg", "shop/big.mp4", "shop/thumb.PNG"]);
         let plan = build(
             &files,
@@ -540,10 +540,20 @@ mod tests {
         let r = rules(KeyLayout::Content);
         let keys = keys_of(&files, &g, &r);
         let hex = Digests::of_bytes(b"thumb").sha256.to_hex();
+        let key = format!("shop/{}/{}/{hex}.png", &hex[..2], &hex[2..4]);
+        assert_eq!(keys.key(2, &files, &g).as_str(), key);
+        // A listed key finds its object, under either layout.
+        assert_eq!(keys.finder(&files, &g).find(&key), Some(2));
+        assert_eq!(keys.finder(&files, &g).find("shop/ab/cd/nothing.png"), None);
+        let preserve = keys_of(&files, &g, &rules(KeyLayout::Preserve));
+        let finder = preserve.finder(&files, &g);
+        assert_eq!(finder.find("shop/thumb.PNG"), Some(2));
         assert_eq!(
-            keys.objects[2].key.as_str(),
-            format!("shop/{}/{}/{hex}.png", &hex[..2], &hex[2..4])
+            finder.find("shop/c/a-copy.jpg"),
+            None,
+            "a duplicate has no object of its own"
         );
+        assert_eq!(finder.find("other/thumb.PNG"), None);
     }
 
     #[test]

@@ -8,10 +8,11 @@ use crate::scan::SourceFile;
 use crate::types::ObjectKey;
 
 /// How objects are named.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum KeyLayout {
     /// `<prefix><relative path>`.
+    #[default]
     Preserve,
     /// `<prefix>ab/cd/<sha256>.<ext>`: identical content, identical key.
     Content,
@@ -27,14 +28,6 @@ impl KeyLayout {
     }
 }
 
-/// One object to exist at the destination.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ObjectSlot {
-    /// Index of the canonical file.
-    pub canonical: u32,
-    pub key: ObjectKey,
-}
-
 /// A file whose key S3 would refuse.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LongKey {
@@ -45,23 +38,132 @@ pub struct LongKey {
 /// In [`Keys::object_of`]: no object.
 const NO_OBJECT: u32 = u32::MAX;
 
-/// Keys for every distinct content.
+/// The objects of a plan, one per distinct content, and their keys.
+///
+/// Keys are not stored: each is derived when needed from the object's
+/// canonical file (its path, or its digests under the content layout). A
+/// million stored keys took 86 MB, as much as the walk's paths again.
 #[derive(Debug, Default)]
 pub struct Keys {
-    pub objects: Vec<ObjectSlot>,
+    /// The destination's prefix, where every key starts.
+    prefix: String,
+    layout: KeyLayout,
+    /// The canonical file of each object, by object index.
+    canonical: Vec<u32>,
     /// Object index by file index (`NO_OBJECT` where the file is not a
     /// canonical one with a key): a slot per file, 4 MB for a million.
-    pub object_of: Vec<u32>,
+    object_of: Vec<u32>,
     pub too_long: Vec<LongKey>,
 }
 
 impl Keys {
+    /// How many objects.
+    pub fn len(&self) -> usize {
+        self.canonical.len()
+    }
+
+    /// The canonical file of object `o`.
+    pub fn canonical(&self, o: u32) -> u32 {
+        self.canonical[o as usize]
+    }
+
+    /// Every object's canonical file, in object order.
+    pub fn canonicals(&self) -> &[u32] {
+        &self.canonical
+    }
+
     /// The object of canonical file `file`, if it has one.
     pub fn object(&self, file: u32) -> Option<u32> {
         self.object_of
             .get(file as usize)
             .copied()
             .filter(|&o| o != NO_OBJECT)
+    }
+
+    /// Object `o`'s key (checked for S3's length when the keys were
+    /// assigned).
+    pub fn key(&self, o: u32, files: &[SourceFile], grouping: &Grouping) -> ObjectKey {
+        let i = self.canonical(o);
+        ObjectKey::rebuilt(key_for(
+            &self.prefix,
+            self.layout,
+            &files[i as usize],
+            grouping,
+            i,
+        ))
+    }
+
+    /// Finds the objects of listed keys (`find`), without a map of every
+    /// key: under the preserve layout a key is the prefix and a path, so the
+    /// path is looked up in the walk (sorted); under the content layout the
+    /// SHA-256 in the key is looked up among the objects' digests.
+    pub fn finder<'a>(&'a self, files: &'a [SourceFile], grouping: &'a Grouping) -> KeyFinder<'a> {
+        let by_digest = match self.layout {
+            KeyLayout::Preserve => Vec::new(),
+            KeyLayout::Content => {
+                let mut v: Vec<(u64, u32)> = (0..self.len() as u32)
+                    .filter_map(|o| {
+                        let d = grouping.digests.get(&self.canonical(o))?;
+                        Some((short(&d.sha256.0), o))
+                    })
+                    .collect();
+                v.sort_unstable();
+                v
+            }
+        };
+        KeyFinder {
+            keys: self,
+            files,
+            grouping,
+            by_digest,
+        }
+    }
+}
+
+/// The first 8 bytes of a SHA-256, as an index.
+fn short(sha: &[u8; 32]) -> u64 {
+    let mut b = [0; 8];
+    b.copy_from_slice(&sha[..8]);
+    u64::from_be_bytes(b)
+}
+
+/// Looks listed keys up among a plan's objects (see [`Keys::finder`]).
+pub struct KeyFinder<'a> {
+    keys: &'a Keys,
+    files: &'a [SourceFile],
+    grouping: &'a Grouping,
+    /// Content layout: (first 8 bytes of the SHA-256, object), sorted.
+    by_digest: Vec<(u64, u32)>,
+}
+
+impl KeyFinder<'_> {
+    /// The object whose key is `key`, if the plan has one.
+    pub fn find(&self, key: &str) -> Option<u32> {
+        let rest = key.strip_prefix(self.keys.prefix.as_str())?;
+        let candidates: Vec<u32> = match self.keys.layout {
+            KeyLayout::Preserve => {
+                let i = self.files.binary_search_by(|f| (*f.rel).cmp(rest)).ok()?;
+                vec![self.keys.object(i as u32)?]
+            }
+            KeyLayout::Content => {
+                // ab/cd/<64 hex digits>[.ext]
+                let hex = rest.get(6..70)?;
+                let mut sha = [0u8; 8];
+                for (j, b) in sha.iter_mut().enumerate() {
+                    *b = u8::from_str_radix(hex.get(2 * j..2 * j + 2)?, 16).ok()?;
+                }
+                let s = u64::from_be_bytes(sha);
+                let from = self.by_digest.partition_point(|(d, _)| *d < s);
+                self.by_digest[from..]
+                    .iter()
+                    .take_while(|(d, _)| *d == s)
+                    .map(|(_, o)| *o)
+                    .collect()
+            }
+        };
+        candidates
+            .into_iter()
+            .find(|&o| self.keys.key(o, self.files, self.grouping).as_str() == key)
     }
 }
 
@@ -96,6 +198,7 @@ fn key_for(
 
 /// Names every distinct content's object: `prefix` (the destination's)
 /// and the relative path, or its content hash under `--key-layout content`.
+/// A key S3 would refuse (over 1,024 bytes) gives no object, but a failure.
 pub fn assign_keys(
     files: &[SourceFile],
     grouping: &Grouping,
@@ -103,6 +206,8 @@ pub fn assign_keys(
     layout: KeyLayout,
 ) -> Keys {
     let mut keys = Keys {
+        prefix: prefix.to_string(),
+        layout,
         object_of: vec![NO_OBJECT; files.len()],
         ..Keys::default()
     };
@@ -111,12 +216,9 @@ pub fn assign_keys(
             continue;
         }
         match ObjectKey::new(key_for(prefix, layout, f, grouping, i as u32)) {
-            Ok(key) => {
-                keys.object_of[i] = keys.objects.len() as u32;
-                keys.objects.push(ObjectSlot {
-                    canonical: i as u32,
-                    key,
-                });
+            Ok(_) => {
+                keys.object_of[i] = keys.canonical.len() as u32;
+                keys.canonical.push(i as u32);
             }
             Err(e) => keys.too_long.push(LongKey {
                 path: f.rel.to_string(),

@@ -15,5 +15,5 @@ mod names;
 pub use build::{
     Action, Conflict, Existence, Existing, Failure, Plan, PlanRules, Prices, Summary, build,
 };
-pub use keys::{KeyLayout, Keys, ObjectSlot, assign_keys};
+pub use keys::{KeyLayout, Keys, assign_keys};
 pub use names::NameProblems;
