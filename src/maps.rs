@@ -9,8 +9,10 @@
 //! - `apache.map`, a `RewriteMap txt:` file: space-separated, so keys are
 //!   the percent-encoded paths as browsers send them.
 //!
-//! Each file is written to a temporary name in the same directory, synced,
-//! then renamed over the old one, so a reader never sees half a map.
+//! The four are written together, row by row as the rows come (from the
+//! journal, in path order), each to a temporary name in the same directory,
+//! then synced and renamed over the old ones, so a reader never sees half
+//! a map.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs::File;

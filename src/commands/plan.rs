@@ -2,9 +2,10 @@
 //!
 //! Order matters for cost: the bucket is checked first (a wrong endpoint or
 //! key fails in seconds, before a long walk); the walk and dedup read only
-//! what they must; the bucket listing is streamed and only keys the plan
-//! would write are kept; only objects with a matching size are HEADed, and
-//! only their files are hashed.
+//! what they must. A first run streams the bucket listing, matching each
+//! key to a planned object without a map of keys, asks (HEAD) only about
+//! the objects it found, and hashes only files whose size matches theirs.
+//! A rerun asks only about what the journal does not prove (`existence`).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
