@@ -21,7 +21,11 @@ use crate::maps::{atomic_write, csv_field};
 pub enum Outcome {
     /// Its object was uploaded by this run.
     Uploaded,
-    /// It shares the object of another file (same content), in place.
+    /// Its own object was copied by this run, in the bucket, from the
+    /// object of a file with the same content (`preserve`).
+    Copied,
+    /// It shares the object of another file (same content), in place
+    /// (`content` layout).
     Duplicate,
     /// Its object was in place before this run (an earlier run, or there
     /// already) and proven.
@@ -35,6 +39,7 @@ impl Outcome {
     fn name(self) -> &'static str {
         match self {
             Self::Uploaded => "uploaded",
+            Self::Copied => "copied",
             Self::Duplicate => "duplicate",
             Self::AlreadyPresent => "already_present",
             Self::Failed => "failed",
@@ -56,8 +61,8 @@ pub struct Row {
 }
 
 /// The rows for the journal's files (in path order), given the keys this
-/// run uploaded.
-pub fn rows(files: &[FileRow], uploaded: &HashSet<&str>) -> Vec<Row> {
+/// run uploaded and those it copied.
+pub fn rows(files: &[FileRow], uploaded: &HashSet<&str>, copied: &HashSet<&str>) -> Vec<Row> {
     // The first path of each key (byte order, as dedup chooses) is the
     // object's own file; the others are its duplicates.
     let mut seen: HashSet<&str> = HashSet::new();
@@ -69,6 +74,7 @@ pub fn rows(files: &[FileRow], uploaded: &HashSet<&str>) -> Vec<Row> {
             let outcome = match f.state {
                 FileState::Failed => Outcome::Failed,
                 FileState::Verified if !first => Outcome::Duplicate,
+                FileState::Verified if key.is_some_and(|k| copied.contains(k)) => Outcome::Copied,
                 FileState::Verified if key.is_some_and(|k| uploaded.contains(k)) => {
                     Outcome::Uploaded
                 }
@@ -158,9 +164,11 @@ mod tests {
             row("c.jpg", "p/c.jpg", FileState::Verified),
             row("d.jpg", "p/d.jpg", FileState::Failed),
             row("e.jpg", "p/e.jpg", FileState::Planned),
+            row("f.jpg", "p/f.jpg", FileState::Verified),
         ];
         let uploaded: HashSet<&str> = ["p/a.jpg"].into();
-        let r = rows(&files, &uploaded);
+        let copied: HashSet<&str> = ["p/f.jpg"].into();
+        let r = rows(&files, &uploaded, &copied);
         let outcomes: Vec<Outcome> = r.iter().map(|r| r.outcome).collect();
         assert_eq!(
             outcomes,
@@ -169,7 +177,8 @@ mod tests {
                 Outcome::Duplicate,
                 Outcome::AlreadyPresent,
                 Outcome::Failed,
-                Outcome::Pending
+                Outcome::Pending,
+                Outcome::Copied
             ]
         );
         let dir = tempfile::tempdir().unwrap();

@@ -95,6 +95,12 @@ impl Grouping {
         self.canonical[i] == Some(i as u32)
     }
 
+    /// The digests of file `i`'s content, when known (its canonical file
+    /// holds them).
+    pub fn digests_of(&self, i: u32) -> Option<Digests> {
+        self.digests.get(&self.canonical[i as usize]?).copied()
+    }
+
     /// Hashes the canonical files in `which` whose digests are not known
     /// yet (the existence check needs them). A file that cannot be read
     /// fails, and so does every duplicate that relied on it.

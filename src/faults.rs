@@ -10,6 +10,10 @@
 //! path contains SUBSTRING fails with EIO (as a failing disk does) once it
 //! reaches byte OFFSET.
 //!
+//! `MEDIASHIFT_TEST_COPY_LIMIT=BYTES`: objects larger than BYTES are
+//! copied server-side in parts (UploadPartCopy) instead of by one
+//! CopyObject, so the tests exercise copies in parts without 5 GiB files.
+//!
 //! Nothing here is active unless those variables are set; they are named so
 //! that nobody sets them by accident.
 
@@ -41,6 +45,18 @@ pub fn maybe_corrupt(key: &str, body: Bytes) -> Bytes {
         }
         _ => body,
     }
+}
+
+/// The largest object copied by one CopyObject: S3's limit, unless the
+/// copy-limit hook lowers it.
+pub fn copy_limit() -> u64 {
+    static V: OnceLock<u64> = OnceLock::new();
+    *V.get_or_init(|| {
+        std::env::var("MEDIASHIFT_TEST_COPY_LIMIT")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(crate::limits::MAX_COPY_OBJECT)
+    })
 }
 
 /// Fails with EIO when the read hook targets `path` and a read of `len`

@@ -17,6 +17,12 @@ pub const MAX_PARTS: u64 = 10_000;
 pub const MAX_OBJECT_SIZE: u64 = 5 * TIB;
 /// The largest object a single PutObject may carry.
 pub const MAX_PUT_SIZE: u64 = 5 * GIB;
+/// The largest object a single CopyObject may copy; larger ones are
+/// copied in parts (UploadPartCopy).
+pub const MAX_COPY_OBJECT: u64 = 5 * GIB;
+/// The part size a copy in parts aims at: large, since no byte crosses the
+/// client's link, so fewer requests (never above the copy limit).
+const COPY_PART_SIZE: u64 = GIB;
 /// The longest key, in bytes of UTF-8.
 pub const MAX_KEY_BYTES: usize = 1024;
 
@@ -69,6 +75,16 @@ impl PartLayout {
         };
         (start, start + len)
     }
+}
+
+/// How an object of `size` bytes is copied server-side: `None` in one
+/// CopyObject (up to `limit`, [`MAX_COPY_OBJECT`] outside tests), else in
+/// parts of this layout.
+pub fn copy_layout(size: u64, limit: u64) -> Result<Option<PartLayout>, LayoutError> {
+    if size <= limit {
+        return Ok(None);
+    }
+    PartLayout::new(size, COPY_PART_SIZE.min(limit)).map(Some)
 }
 
 #[cfg(test)]
@@ -125,5 +141,17 @@ mod tests {
             PartLayout::new(10 * GIB, 6 * GIB),
             Err(LayoutError::PartTooLarge(_))
         ));
+    }
+
+    #[test]
+    fn copies_above_the_limit_go_in_parts_of_at_most_a_gib() {
+        assert_eq!(copy_layout(MAX_COPY_OBJECT, MAX_COPY_OBJECT), Ok(None));
+        let l = copy_layout(MAX_COPY_OBJECT + 1, MAX_COPY_OBJECT)
+            .unwrap()
+            .unwrap();
+        assert_eq!((l.part_size, l.parts, l.last_part_size), (GIB, 6, 1));
+        // A lowered limit (the tests') cuts smaller parts.
+        let l = copy_layout(12 * MIB, 10 * MIB).unwrap().unwrap();
+        assert_eq!((l.part_size, l.parts, l.last_part_size), (10 * MIB, 2, 2 * MIB));
     }
 }

@@ -345,6 +345,7 @@ impl RunSettings {
                     storage_gb_month: args.price_gb_month,
                 },
                 overwrite: args.overwrite,
+                copy_limit: crate::faults::copy_limit(),
             },
             urls: UrlSettings {
                 source_base: url_flag("--source-base-url", &args.source_base_url, true)?,
@@ -618,6 +619,7 @@ impl MigrateSettings {
                 sse: args.sse.clone(),
                 sse_kms_key_id: args.sse_kms_key_id.clone(),
             },
+            copy_limit: run.rules.copy_limit,
         };
         if let Some(r) = args.max_rps
             && !(r.is_finite() && r > 0.0)

@@ -143,6 +143,19 @@ impl<'a> Local<'a> {
         Self { whole, ..self }
     }
 
+    /// A file whose bytes a server-side copy just put under its own key:
+    /// only the server's checksums count (its metadata is ours, written
+    /// with the copy: a claim, not evidence).
+    pub fn copied(size: u64, digests: Digests) -> Self {
+        Self {
+            size,
+            digests: Some(digests),
+            whole: None,
+            etag: None,
+            claims: false,
+        }
+    }
+
     /// What our own write just sent.
     pub fn written(
         size: u64,
@@ -175,6 +188,61 @@ pub fn prove(object: Option<&RemoteObject>, local: &Local<'_>) -> Proof {
         },
         local,
     )
+}
+
+/// Judges a server-side copy (`copy`: HeadObject of it) of the object
+/// `source` (HeadObject of it), which holds the file's bytes by an earlier
+/// proof. The copy's own checksums decide where the file's digests can be
+/// compared with them; where they cannot (a composite SHA-256, a CRC32C),
+/// the copy is proven only when the server gives it the very checksums the
+/// source has, of the same size: the server's word that the bytes are the
+/// source's.
+pub fn prove_copy(
+    copy: Option<&RemoteObject>,
+    source: Option<&RemoteObject>,
+    local: &Local<'_>,
+) -> Proof {
+    let proof = prove(copy, local);
+    let (Proof::Unproven { .. }, Some(c), Some(s)) = (&proof, copy, source) else {
+        return proof;
+    };
+    let theirs = [
+        (&c.checksums.crc64nvme, &s.checksums.crc64nvme),
+        (&c.checksums.sha256, &s.checksums.sha256),
+        (&c.checksums.crc32c, &s.checksums.crc32c),
+    ];
+    let shared = theirs
+        .iter()
+        .filter(|(a, b)| a.is_some() && b.is_some())
+        .count();
+    if s.size == c.size && shared > 0 && theirs.iter().all(|(a, b)| a == b) {
+        return Proof::Proven {
+            how: How::ChecksumInHead,
+        };
+    }
+    proof
+}
+
+/// The whole checksum a copy was proven by, where the file's digests
+/// cannot prove it (composite SHA-256, CRC32C): for the journal, so that
+/// `verify` proves the copy as it proves an upload.
+pub fn whole_checksum(object: &RemoteObject) -> Option<BodyChecksum> {
+    let c = &object.checksums;
+    if c.crc64nvme.is_some() {
+        return None;
+    }
+    match (&c.sha256, &c.crc32c) {
+        (Some(v), _) if is_composite(c, v) => Some(BodyChecksum {
+            algorithm: Algorithm::Sha256,
+            value: v.clone(),
+        }),
+        (Some(_), _) => None,
+        (None, Some(v)) => Some(BodyChecksum {
+            algorithm: Algorithm::Crc32c,
+            value: v.clone(),
+        }),
+        (None, None) => None,
+    }
 }
 
 /// What a listing alone tells of an object (`size`: its size in the
@@ -657,5 +725,62 @@ mod tests {
             .insert("source-path".into(), "dir/a%20b.jpg".into());
         assert!(from_same_path(&r, "dir/a b.jpg"));
         assert!(!from_same_path(&r, "other.jpg"));
+    }
+
+    #[test]
+    fn a_copy_counts_only_server_checksums() {
+        let copied = Local::copied(5, local());
+        // Our own metadata on the copy is no proof.
+        let mut c = remote();
+        c.metadata.insert("sha256".into(), local().sha256.to_hex());
+        assert!(matches!(
+            prove_copy(Some(&c), Some(&c.clone()), &copied),
+            Proof::Unproven { .. }
+        ));
+        // Its CRC64NVME against the digests decides, the source unasked.
+        c.checksums.crc64nvme = Some(local().crc64.to_base64());
+        assert_eq!(
+            prove_copy(Some(&c), None, &copied),
+            Proof::Proven {
+                how: How::ChecksumInHead
+            }
+        );
+        c.checksums.crc64nvme = Some(Digests::of_bytes(b"world").crc64.to_base64());
+        assert!(different(&prove_copy(Some(&c), None, &copied)));
+    }
+
+    #[test]
+    fn a_copy_with_a_checksum_the_digests_cannot_decide_needs_the_sources() {
+        let copied = Local::copied(5, local());
+        let mut source = remote();
+        source.checksums.sha256 = Some("c29tZQ==-2".into());
+        source.checksums.kind = Some(ChecksumType::Composite);
+        let copy = source.clone();
+        assert_eq!(
+            prove_copy(Some(&copy), Some(&source), &copied),
+            Proof::Proven {
+                how: How::ChecksumInHead
+            }
+        );
+        // Another value, another size, no source, no checksum: unproven.
+        let mut other = source.clone();
+        other.checksums.sha256 = Some("b3RoZXI=-2".into());
+        assert!(!prove_copy(Some(&copy), Some(&other), &copied).is_proven());
+        let mut bigger = source.clone();
+        bigger.size = 6;
+        assert!(!prove_copy(Some(&copy), Some(&bigger), &copied).is_proven());
+        assert!(!prove_copy(Some(&copy), None, &copied).is_proven());
+        assert!(!prove_copy(Some(&remote()), Some(&remote()), &copied).is_proven());
+        // The journal keeps the composite value for verify.
+        assert_eq!(
+            whole_checksum(&copy),
+            Some(BodyChecksum {
+                algorithm: Algorithm::Sha256,
+                value: "c29tZQ==-2".into()
+            })
+        );
+        let mut crc = remote();
+        crc.checksums.crc64nvme = Some(local().crc64.to_base64());
+        assert_eq!(whole_checksum(&crc), None);
     }
 }

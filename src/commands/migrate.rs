@@ -19,12 +19,12 @@ use crate::journal::{
     FileRow, FileState, Identity, Journal, PlacedFile, Record, Recorder, UploadRow,
 };
 use crate::maps::{self, Entry, MapMeta, MapWriter};
-use crate::plan::Action;
+use crate::plan::{Action, KeyLayout};
 use crate::progress::{Progress, Transfer, phase_done};
 use crate::select;
 use crate::settings::{MigrateSettings, Sharding};
 use crate::store::PaceStats;
-use crate::upload::{self, Failed, Job, Uploaded};
+use crate::upload::{self, CopyFrom, Failed, Job, Uploaded};
 use crate::verify::{How, Proof};
 
 /// Everything a migration did, for the report.
@@ -137,7 +137,11 @@ pub async fn run(settings: &MigrateSettings, progress: &Progress, stop: Stop) ->
     }
 
     let s = &planned.plan.summary;
-    let transfer = Transfer::new(progress, s.bytes_to_upload, s.objects_to_upload);
+    let transfer = Transfer::new(
+        progress,
+        s.bytes_to_upload,
+        s.objects_to_upload + s.objects_to_copy,
+    );
     stop.uploading();
     let outcome = upload::run(
         &planned.store,
@@ -159,14 +163,19 @@ pub async fn run(settings: &MigrateSettings, progress: &Progress, stop: Stop) ->
     let (maps, map_entries) =
         tokio::task::block_in_place(|| write_maps(&planned, settings, &journal))?;
     let files = if settings.report.is_some() {
-        let keys: Vec<String> = outcome
+        let keys: Vec<(String, bool)> = outcome
             .uploaded
             .iter()
-            .map(|u| planned.key(u.object))
+            .map(|u| (planned.key(u.object), u.copied))
             .collect();
-        let uploaded: HashSet<&str> = keys.iter().map(String::as_str).collect();
+        let made = |copied: bool| -> HashSet<&str> {
+            keys.iter()
+                .filter(|(_, c)| *c == copied)
+                .map(|(k, _)| k.as_str())
+                .collect()
+        };
         // The journal as this run leaves it.
-        audit::rows(&journal.files()?, &uploaded)
+        audit::rows(&journal.files()?, &made(false), &made(true))
     } else {
         Vec::new()
     };
@@ -192,9 +201,10 @@ pub async fn run(settings: &MigrateSettings, progress: &Progress, stop: Stop) ->
 /// What a rerun takes up: "resuming: 1,843 of 2,002 objects left, 2
 /// multipart uploads continued".
 fn resuming(p: &Planned, continued: usize) -> String {
+    let s = &p.plan.summary;
     let mut line = format!(
         "resuming: {} of {} objects left",
-        crate::types::thousands(p.plan.summary.objects_to_upload),
+        crate::types::thousands(s.objects_to_upload + s.objects_to_copy),
         crate::types::thousands(p.plan.keys.len() as u64)
     );
     if continued > 0 {
@@ -224,6 +234,9 @@ fn upload_keys<'u>(
             continue;
         };
         if p.plan.actions[o as usize] == Action::Upload {
+            continued.insert(key.as_str());
+        } else if p.plan.actions[o as usize] == Action::Copy {
+            // A copy in parts cut off: its job aborts it.
             continued.insert(key.as_str());
         } else if p.existing.get(o).is_some_and(|e| e.proof.is_proven()) {
             proven.insert(key.as_str());
@@ -292,8 +305,7 @@ fn current_row(
     old: Option<&FileRow>,
 ) -> FileRow {
     let f = &p.scan.files[i];
-    let canonical = p.grouping.canonical[i];
-    let object = canonical.and_then(|c| p.plan.keys.object(c));
+    let object = p.plan.keys.object_for(i as u32, &p.grouping);
     let key = object.map(|o| p.key(o));
     let action = object.map(|o| p.plan.actions[o as usize]);
     let earlier = old.filter(|o| o.state == FileState::Verified && o.key == key);
@@ -318,7 +330,7 @@ fn current_row(
                 ),
             }
         }
-        (None, Some(Action::Upload)) => (FileState::Planned, None, None, None),
+        (None, Some(Action::Upload | Action::Copy)) => (FileState::Planned, None, None, None),
         (None, Some(Action::Conflict)) => (FileState::Failed, None, None, Some("conflict".into())),
         (None, _) => (FileState::Failed, None, None, Some("not migrated".into())),
     };
@@ -327,7 +339,7 @@ fn current_row(
         size: f.size,
         mtime_ns: f.mtime_ns,
         ino: f.ino,
-        digests: canonical.and_then(|c| p.grouping.digests.get(&c).copied()),
+        digests: p.grouping.digests_of(i as u32),
         key,
         state,
         verification,
@@ -336,10 +348,11 @@ fn current_row(
     }
 }
 
-/// The objects to upload, one job each, made as the engine reaches them
-/// (a million jobs are never held at once). Each carries the multipart
-/// upload an earlier run began for its key, to continue, and whether a
-/// killed run may have left one unrecorded.
+/// The objects to upload or copy, one job each, made as the engine
+/// reaches them (a million jobs are never held at once). Each carries the
+/// multipart upload an earlier run began for its key, to continue, and
+/// whether a killed run may have left one unrecorded; a copy, the object
+/// it copies.
 fn jobs<'a>(
     p: &'a Planned,
     types: &'a select::ContentTypes,
@@ -348,26 +361,35 @@ fn jobs<'a>(
 ) -> impl Iterator<Item = Job> + Clone + 'a {
     let files = &p.scan.files;
     let keys = &p.plan.keys;
-    p.plan
-        .actions
+    let actions = &p.plan.actions;
+    actions
         .iter()
         .enumerate()
-        .filter(|(_, a)| **a == Action::Upload)
-        .map(move |(o, _)| {
+        .filter(|(_, a)| matches!(a, Action::Upload | Action::Copy))
+        .map(move |(o, action)| {
             let o = o as u32;
-            let c = keys.canonical(o);
-            let f = &files[c as usize];
+            let i = keys.file(o);
+            let f = &files[i as usize];
             let key = p.key(o);
+            let copy = (*action == Action::Copy)
+                .then(|| keys.source(o, &p.grouping))
+                .flatten()
+                .map(|src| CopyFrom {
+                    object: src,
+                    key: p.key(src),
+                    uploaded_now: actions[src as usize] == Action::Upload,
+                });
             Job {
                 object: o,
                 rel: Arc::from(&*f.rel),
                 content_type: types.of(&f.rel),
                 size: f.size,
                 mtime_ns: f.mtime_ns,
-                digests: p.grouping.digests.get(&c).copied(),
+                digests: p.grouping.digests_of(i),
                 must_not_exist: !p.existing.found.contains_key(&o),
                 resume: uploads.get(&key).cloned(),
                 stray_upload: intents.contains_key(&key),
+                copy,
                 key,
             }
         })
@@ -473,14 +495,16 @@ fn write_maps(
     .map_err(Error::Maps)?;
     journal.each_placed(|r: PlacedFile| -> Result<()> {
         let (old_url, new_url) = maps::urls_for(source_base, &p.public_base, &r.path, &r.key);
-        // The object's own file (the first of its files in byte order, as
-        // dedup chooses) gives the content type.
+        // The object's own file gives the content type: under `content`
+        // the first of the files sharing it (byte order, as dedup chooses).
+        let own = match settings.run.rules.key_layout {
+            KeyLayout::Preserve => None,
+            KeyLayout::Content => r.first.as_deref(),
+        };
         let entry = Entry {
             old_url,
             new_url,
-            content_type: settings
-                .content_types
-                .of(r.first.as_deref().unwrap_or(&r.path)),
+            content_type: settings.content_types.of(own.unwrap_or(&r.path)),
             duplicate_of: r.first.unwrap_or_default(),
             key: r.key,
             sha256: r.sha256.to_hex(),

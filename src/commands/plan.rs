@@ -342,13 +342,13 @@ async fn existence(
     progress: &Progress,
 ) -> Result<(Grouping, Existence, Option<HashMap<String, u64>>)> {
     let n = keys.len();
-    let readable = |o: usize| grouping.canonical[keys.canonical(o as u32) as usize].is_some();
+    let readable = |o: usize| grouping.canonical[keys.file(o as u32) as usize].is_some();
     let key = |o: usize| keys.key(o as u32, files, &grouping).into_string();
     let proven: Vec<bool> = if known.rows == 0 {
         vec![false; n]
     } else {
         (0..n)
-            .map(|o| readable(o) && known.verified_under(keys.canonical(o as u32), &key(o)))
+            .map(|o| readable(o) && known.verified_under(keys.file(o as u32), &key(o)))
             .collect()
     };
     let mut ex = Existence {
@@ -387,7 +387,7 @@ async fn existence(
                     }
                     // Proven by the journal, and there with its size: no
                     // need to ask again (`mediashift verify` re-checks).
-                    if proven[o] && files[keys.canonical(o as u32) as usize].size == size {
+                    if proven[o] && files[keys.file(o as u32) as usize].size == size {
                         ex.by_journal[o] = true;
                     } else {
                         ask.push((listed_key.to_string(), o as u32));
@@ -429,11 +429,12 @@ async fn existence(
 
     // Hash the files whose digests are not known yet, where the sizes match
     // (a size mismatch needs no hash to tell).
+    // (A duplicate's digests are its content's: its canonical file's.)
     let same_size: Vec<u32> = there
         .iter()
-        .map(|(_, o, object)| (keys.canonical(*o), object.size))
+        .map(|(_, o, object)| (keys.file(*o), object.size))
         .filter(|(i, size)| files[*i as usize].size == *size)
-        .map(|(i, _)| i)
+        .filter_map(|(i, _)| grouping.canonical[i as usize])
         .collect();
     let (root, f, threads) = (
         settings.scan.root.clone(),
@@ -450,12 +451,12 @@ async fn existence(
     // compared with (CRC32C, composite SHA-256) are judged again below.
     let mut rehash = Vec::new();
     for (_, o, object) in there {
-        let i = keys.canonical(o);
+        let i = keys.file(o);
         if grouping.canonical[i as usize].is_none() {
             continue; // could not be read to compare: failed in the plan
         }
         let file = &files[i as usize];
-        let local = Local::file(file.size, grouping.digests.get(&i).copied());
+        let local = Local::file(file.size, grouping.digests_of(i));
         let proof = verify::prove(Some(&object), &local);
         let same_path = verify::from_same_path(&object, &file.rel);
         if let (Proof::Unproven { .. }, Some(w)) =
@@ -504,7 +505,7 @@ async fn spot_check(
     let pool = || {
         (0..keys.len() as u32)
             .filter(|&o| proven[o as usize])
-            .map(|o| (Pick::Object(o), files[keys.canonical(o) as usize].size))
+            .map(|o| (Pick::Object(o), files[keys.file(o) as usize].size))
             .chain(known.outside.iter().map(|(k, s)| (Pick::Outside(k), *s)))
     };
     let total = pool().count();
@@ -600,7 +601,7 @@ async fn reprove(
     let (root, f) = (settings.scan.root.clone(), files.clone());
     let digests: Vec<Option<Digests>> = objects
         .iter()
-        .map(|r| grouping.digests.get(&r.file).copied())
+        .map(|r| grouping.digests_of(r.file))
         .collect();
     let judged = blocking(move || {
         objects

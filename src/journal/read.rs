@@ -120,9 +120,10 @@ pub struct PlacedFile {
     pub key: String,
     pub size: u64,
     pub sha256: Sha256Digest,
-    /// The first path (in byte order) of the placed files that share the
-    /// key, when it is another file's: the object's own file, which this
-    /// one duplicates.
+    /// The first path (in byte order) of the placed files with the same
+    /// content, when it is another file's: the file this one duplicates
+    /// (under `preserve`, whose object this one's was copied from; under
+    /// `content`, the object's own file, which this one shares).
     pub first: Option<String>,
 }
 
@@ -147,27 +148,27 @@ fn placed(t: &str) -> String {
 
 /// Every placed file in path order, handed to `each` as it is read.
 ///
-/// The first file of each shared key comes from a query of its own (keys
-/// held by more than one placed file: the duplicates, a tenth of a shop's
-/// files), not from a subquery per row, which took 10.7 s of the 11.3 over
-/// a million rows.
+/// The first file of each content held by more than one placed file (the
+/// duplicates, a tenth of a shop's files) comes from a query of its own,
+/// not from a subquery per row, which took 10.7 s of the 11.3 over a
+/// million rows.
 pub(super) fn each_placed<E: From<JournalError>>(
     conn: &Connection,
     path: &Path,
     mut each: impl FnMut(PlacedFile) -> Result<(), E>,
 ) -> Result<(), E> {
-    let mut first: HashMap<String, String> = HashMap::new();
+    let mut first: HashMap<Vec<u8>, String> = HashMap::new();
     query_each(
         conn,
         path,
         &format!(
-            "SELECT f.key, MIN(f.path) FROM files f WHERE {} GROUP BY f.key HAVING COUNT(*) > 1",
+            "SELECT f.sha256, MIN(f.path) FROM files f WHERE {} GROUP BY f.sha256 HAVING COUNT(*) > 1",
             placed("f")
         ),
         [],
-        |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
-        |(key, path)| {
-            first.insert(key, path);
+        |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?)),
+        |(sha, path)| {
+            first.insert(sha, path);
             Ok::<_, JournalError>(())
         },
     )?;
@@ -190,7 +191,10 @@ pub(super) fn each_placed<E: From<JournalError>>(
             })
         },
         |mut p: PlacedFile| {
-            p.first = first.get(&p.key).filter(|f| **f != p.path).cloned();
+            p.first = first
+                .get(&p.sha256.0[..])
+                .filter(|f| **f != p.path)
+                .cloned();
             each(p)
         },
     )

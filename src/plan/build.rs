@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::keys::{KeyLayout, Keys};
 use super::names::{NameProblems, name_problems};
 use crate::dedup::Grouping;
-use crate::limits::PartLayout;
+use crate::limits::{PartLayout, copy_layout};
 use crate::scan::{SkipLog, SourceFile};
 use crate::types::ByteSize;
 use crate::verify::{How, Proof};
@@ -41,6 +41,8 @@ pub struct PlanRules {
     pub part_size: u64,
     pub prices: Prices,
     pub overwrite: bool,
+    /// The largest object one CopyObject copies ([`crate::limits::MAX_COPY_OBJECT`]).
+    pub copy_limit: u64,
 }
 
 /// What the destination holds under a planned key (keys with nothing
@@ -99,6 +101,10 @@ impl Existence {
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     Upload,
+    /// A duplicate's own object (`preserve`), made by a server-side copy
+    /// of the object of the file it duplicates: its bytes do not cross the
+    /// link again.
+    Copy,
     AlreadyPresent,
     /// Different content under the key, and no `--overwrite`.
     Conflict,
@@ -113,11 +119,21 @@ pub struct Requests {
     pub create_multipart: u64,
     pub upload_part: u64,
     pub complete_multipart: u64,
+    /// Server-side copies (`preserve` duplicates), billed as PUTs.
+    pub copy_object: u64,
+    /// Parts of copies above 5 GiB (with their create and complete counted
+    /// above).
+    pub upload_part_copy: u64,
 }
 
 impl Requests {
     pub fn total(&self) -> u64 {
-        self.put_object + self.create_multipart + self.upload_part + self.complete_multipart
+        self.put_object
+            + self.create_multipart
+            + self.upload_part
+            + self.complete_multipart
+            + self.copy_object
+            + self.upload_part_copy
     }
 }
 
@@ -147,6 +163,9 @@ pub struct Summary {
     pub duplicate_bytes: u64,
     pub objects_to_upload: u64,
     pub bytes_to_upload: u64,
+    /// Duplicates' own objects to make by a server-side copy (`preserve`).
+    pub objects_to_copy: u64,
+    pub bytes_to_copy: u64,
     pub objects_already_present: u64,
     /// The objects already present, by how each was proven.
     pub already_present_by_proof: BTreeMap<How, u64>,
@@ -235,30 +254,41 @@ pub fn build(
     s.duplicate_files = s.files_total - s.files_unique;
     s.duplicate_bytes = s.bytes_total - s.bytes_unique;
 
-    // Objects.
-    for (o, &c) in keys.canonicals().iter().enumerate() {
-        if grouping.canonical[c as usize].is_none() {
+    // Objects, in path order: a duplicate's source (the first file of its
+    // group) comes before it, so its action is known.
+    for (o, &i) in keys.files().iter().enumerate() {
+        let o = o as u32;
+        if grouping.canonical[i as usize].is_none() {
             plan.actions.push(Action::Failed);
             continue;
         }
-        let f = &files[c as usize];
-        let action = match existing.get(o as u32) {
-            None => Action::Upload,
+        let f = &files[i as usize];
+        // A duplicate whose source will be in place is copied from it;
+        // one whose source cannot be (a conflict) is uploaded itself.
+        let copies = keys.source(o, grouping).is_some_and(|src| {
+            matches!(
+                plan.actions[src as usize],
+                Action::Upload | Action::AlreadyPresent
+            )
+        });
+        let make = if copies { Action::Copy } else { Action::Upload };
+        let action = match existing.get(o) {
+            None => make,
             Some(e) => match &e.proof {
                 Proof::Proven { how } => {
                     *s.already_present_by_proof.entry(*how).or_default() += 1;
                     Action::AlreadyPresent
                 }
-                Proof::Missing => Action::Upload,
+                Proof::Missing => make,
                 _ if e.same_path => {
                     s.objects_changed_since_upload += 1;
-                    Action::Upload
+                    make
                 }
-                _ if rules.overwrite => Action::Upload,
+                _ if rules.overwrite => make,
                 Proof::Different { why } | Proof::Unproven { why } => {
                     plan.conflicts.push(Conflict {
                         path: f.rel.to_string(),
-                        key: keys.key(o as u32, files, grouping).into_string(),
+                        key: keys.key(o, files, grouping).into_string(),
                         detail: why.clone(),
                     });
                     Action::Conflict
@@ -272,6 +302,22 @@ pub fn build(
             }
             Action::Conflict => s.objects_conflicting += 1,
             Action::Failed => {}
+            Action::Copy => {
+                s.objects_to_copy += 1;
+                s.bytes_to_copy += f.size;
+                match copy_layout(f.size, rules.copy_limit) {
+                    Ok(None) => s.requests.copy_object += 1,
+                    Ok(Some(layout)) => {
+                        s.requests.create_multipart += 1;
+                        s.requests.upload_part_copy += layout.parts;
+                        s.requests.complete_multipart += 1;
+                    }
+                    Err(e) => plan.failures.push(Failure {
+                        path: f.rel.to_string(),
+                        error: e.to_string(),
+                    }),
+                }
+            }
             Action::Upload => {
                 s.objects_to_upload += 1;
                 s.bytes_to_upload += f.size;
@@ -296,7 +342,8 @@ pub fn build(
         plan.actions.push(action);
     }
 
-    let gb = s.bytes_to_upload as f64 / ByteSize::GIB as f64;
+    // Copies are stored objects too: their bytes are billed like any.
+    let gb = (s.bytes_to_upload + s.bytes_to_copy) as f64 / ByteSize::GIB as f64;
     s.cost = Cost {
         requests_usd: s.requests.total() as f64 / 1000.0 * rules.prices.put_per_1000,
         storage_first_month_usd: gb * rules.prices.storage_gb_month,
@@ -305,7 +352,12 @@ pub fn build(
     };
     s.estimated_cost_usd = round_cents(s.cost.requests_usd + s.cost.storage_first_month_usd);
 
-    plan.names = name_problems(files, skipped, &keys.too_long);
+    plan.names = name_problems(
+        files,
+        skipped,
+        &keys.too_long,
+        rules.key_layout == KeyLayout::Preserve,
+    );
     plan.keys = keys;
     plan.summary = s;
     plan
@@ -373,6 +425,7 @@ mod tests {
             part_size: 8 * MIB,
             prices: Prices::default(),
             overwrite: false,
+            copy_limit: crate::limits::MAX_COPY_OBJECT,
         }
     }
 
@@ -402,7 +455,16 @@ mod tests {
         let keynames: Vec<_> = (0..keys.len() as u32)
             .map(|o| keys.key(o, &files, &g).into_string())
             .collect();
-        assert_eq!(keynames, ["shop/a.jpg", "shop/big.mp4", "shop/thumb.PNG"]);
+        // Every file at its own key, the duplicate included.
+        assert_eq!(
+            keynames,
+            [
+                "shop/a.jpg",
+                "shop/big.mp4",
+                "shop/c/a-copy.jpg",
+                "shop/thumb.PNG"
+            ]
+        );
         let plan = build(
             &files,
             &g,
@@ -421,8 +483,14 @@ mod tests {
             ),
             (4, 3, 1, 100)
         );
+        // The duplicate's bytes are not sent: its object is a copy.
         assert_eq!(s.objects_to_upload, 3);
         assert_eq!(s.bytes_to_upload, 100 + 56 * MIB);
+        assert_eq!((s.objects_to_copy, s.bytes_to_copy), (1, 100));
+        assert_eq!(
+            plan.actions,
+            [Action::Upload, Action::Upload, Action::Copy, Action::Upload]
+        );
         // thumb.PNG is exactly at the threshold: multipart (2 parts of 8 MiB).
         assert_eq!(s.multipart_objects, 2);
         assert_eq!(
@@ -431,11 +499,14 @@ mod tests {
                 put_object: 1,
                 create_multipart: 2,
                 upload_part: 5 + 2,
-                complete_multipart: 2
+                complete_multipart: 2,
+                copy_object: 1,
+                upload_part_copy: 0,
             }
         );
+        // The copy is a request and a stored object like any.
         let expected =
-            11.0 / 1000.0 * 0.005 + (100 + 56 * MIB) as f64 / ByteSize::GIB as f64 * 0.023;
+            12.0 / 1000.0 * 0.005 + (200 + 56 * MIB) as f64 / ByteSize::GIB as f64 * 0.023;
         assert!(
             (s.estimated_cost_usd - expected).abs() < 0.0001,
             "{} vs {expected}",
@@ -465,13 +536,20 @@ mod tests {
         );
         remote.insert("shop/thumb.PNG".to_string(), unproven("no proof"));
         let plan = plan_of(&files, &g, &r, &remote);
-        // An object that proves nothing is never taken for the file.
+        // An object that proves nothing is never taken for the file. The
+        // duplicate's own key is empty: copied from a.jpg's object.
         assert_eq!(
             plan.actions,
-            [Action::AlreadyPresent, Action::Conflict, Action::Conflict]
+            [
+                Action::AlreadyPresent,
+                Action::Conflict,
+                Action::Copy,
+                Action::Conflict
+            ]
         );
         assert_eq!(plan.summary.objects_already_present, 1);
         assert_eq!(plan.summary.objects_to_upload, 0);
+        assert_eq!(plan.summary.objects_to_copy, 1);
         assert_eq!(plan.conflicts[0].path, "big.mp4");
         assert_eq!(
             (
@@ -486,7 +564,61 @@ mod tests {
         let plan = plan_of(&files, &g, &r, &remote);
         assert_eq!(
             plan.actions,
-            [Action::AlreadyPresent, Action::Upload, Action::Upload]
+            [
+                Action::AlreadyPresent,
+                Action::Upload,
+                Action::Copy,
+                Action::Upload
+            ]
+        );
+    }
+
+    #[test]
+    fn a_duplicate_whose_source_conflicts_is_uploaded_itself() {
+        let (files, g) = fixture();
+        let r = rules(KeyLayout::Preserve);
+        let mut remote = HashMap::new();
+        remote.insert("shop/a.jpg".to_string(), unproven("another tool's"));
+        let plan = plan_of(&files, &g, &r, &remote);
+        assert_eq!(
+            plan.actions,
+            [
+                Action::Conflict,
+                Action::Upload,
+                Action::Upload,
+                Action::Upload
+            ]
+        );
+        assert_eq!(plan.summary.objects_to_copy, 0);
+        // Its own key holding another tool's object: a conflict of its own.
+        remote.insert("shop/c/a-copy.jpg".to_string(), unproven("theirs"));
+        let plan = plan_of(&files, &g, &r, &remote);
+        assert_eq!(plan.actions[2], Action::Conflict);
+        assert_eq!(plan.conflicts.len(), 2);
+    }
+
+    #[test]
+    fn copies_above_the_copy_limit_are_counted_in_parts() {
+        let files = vec![file("a.mp4", 25 * MIB, 1), file("b.mp4", 25 * MIB, 2)];
+        let g = Grouping {
+            canonical: vec![Some(0), Some(0)],
+            ..Grouping::default()
+        };
+        let mut r = rules(KeyLayout::Preserve);
+        r.copy_limit = 10 * MIB;
+        let plan = plan_of(&files, &g, &r, &HashMap::new());
+        assert_eq!(plan.actions, [Action::Upload, Action::Copy]);
+        let q = &plan.summary.requests;
+        // The upload: 1 + 4 + 1; the copy: 1 + 3 parts of 10 MiB + 1.
+        assert_eq!(
+            (
+                q.create_multipart,
+                q.upload_part,
+                q.upload_part_copy,
+                q.copy_object,
+                q.complete_multipart
+            ),
+            (2, 4, 3, 0, 2)
         );
     }
 
@@ -496,7 +628,7 @@ mod tests {
         let r = rules(KeyLayout::Preserve);
         let existence = Existence {
             found: HashMap::new(),
-            by_journal: vec![true, false, true],
+            by_journal: vec![true, false, true, true],
         };
         let plan = build(
             &files,
@@ -511,12 +643,13 @@ mod tests {
             [
                 Action::AlreadyPresent,
                 Action::Upload,
+                Action::AlreadyPresent,
                 Action::AlreadyPresent
             ]
         );
         assert_eq!(
             plan.summary.already_present_by_proof,
-            BTreeMap::from([(How::Journal, 2)])
+            BTreeMap::from([(How::Journal, 3)])
         );
     }
 
@@ -545,14 +678,18 @@ mod tests {
         // A listed key finds its object, under either layout.
         assert_eq!(keys.finder(&files, &g).find(&key), Some(2));
         assert_eq!(keys.finder(&files, &g).find("shop/ab/cd/nothing.png"), None);
+        // Under content, a duplicate shares its content's object.
+        assert_eq!(keys.object_for(2, &g), Some(0));
+        assert_eq!(keys.source(0, &g), None);
         let preserve = keys_of(&files, &g, &rules(KeyLayout::Preserve));
         let finder = preserve.finder(&files, &g);
-        assert_eq!(finder.find("shop/thumb.PNG"), Some(2));
-        assert_eq!(
-            finder.find("shop/c/a-copy.jpg"),
-            None,
-            "a duplicate has no object of its own"
-        );
+        assert_eq!(finder.find("shop/thumb.PNG"), Some(3));
+        // Under preserve, a duplicate has its own object, copied from its
+        // content's first file's.
+        assert_eq!(finder.find("shop/c/a-copy.jpg"), Some(2));
+        assert_eq!(preserve.object_for(2, &g), Some(2));
+        assert_eq!(preserve.source(2, &g), Some(0));
+        assert_eq!(preserve.source(0, &g), None);
         assert_eq!(finder.find("other/thumb.PNG"), None);
     }
 
@@ -581,5 +718,30 @@ mod tests {
         assert_eq!(plan.failures.len(), 1);
         assert_eq!(plan.summary.files_total, 4);
         assert!(!plan.is_clean(&SkipLog::default()));
+    }
+
+    #[test]
+    fn a_plus_in_a_name_is_flagged_for_a_base_switch_only() {
+        let files = vec![file("red+blue.png", 1, 1), file("red blue.png", 2, 2)];
+        let mut g = Grouping {
+            canonical: vec![Some(0), Some(1)],
+            ..Grouping::default()
+        };
+        g.digests.insert(0, Digests::of_bytes(b"r"));
+        g.digests.insert(1, Digests::of_bytes(b"rb"));
+        let plan = plan_of(&files, &g, &rules(KeyLayout::Preserve), &HashMap::new());
+        let flagged: Vec<&str> = plan
+            .names
+            .unservable
+            .iter()
+            .map(|u| u.path.as_str())
+            .collect();
+        assert_eq!(flagged, ["red+blue.png"]);
+        assert!(plan.names.unservable[0].why.contains("%2B"));
+        // A warning, not a failure.
+        assert!(plan.is_clean(&SkipLog::default()));
+        // No base switch under the content layout: nothing to flag.
+        let plan = plan_of(&files, &g, &rules(KeyLayout::Content), &HashMap::new());
+        assert!(plan.names.unservable.is_empty());
     }
 }

@@ -1,5 +1,9 @@
-//! Naming objects: one key per distinct content, by relative path
-//! (`preserve`) or by content hash (`content`), within S3's key length.
+//! Naming objects, within S3's key length. Under `preserve` (the default)
+//! every file has an object at its own path, since applications build a
+//! media URL from the base and the file's path: the first file of a group
+//! of identical files is uploaded, the others are server-side copies of it
+//! ([`Keys::source`]). Under `content` there is one object per distinct
+//! content, named by its hash, and duplicates share it.
 
 use serde::Serialize;
 
@@ -38,20 +42,22 @@ pub struct LongKey {
 /// In [`Keys::object_of`]: no object.
 const NO_OBJECT: u32 = u32::MAX;
 
-/// The objects of a plan, one per distinct content, and their keys.
+/// The objects of a plan and their keys: one per readable file under
+/// `preserve`, one per distinct content under `content`.
 ///
 /// Keys are not stored: each is derived when needed from the object's
-/// canonical file (its path, or its digests under the content layout). A
-/// million stored keys took 86 MB, as much as the walk's paths again.
+/// file (its path, or its digests under the content layout). A million
+/// stored keys took 86 MB, as much as the walk's paths again.
 #[derive(Debug, Default)]
 pub struct Keys {
     /// The destination's prefix, where every key starts.
     prefix: String,
     layout: KeyLayout,
-    /// The canonical file of each object, by object index.
-    canonical: Vec<u32>,
-    /// Object index by file index (`NO_OBJECT` where the file is not a
-    /// canonical one with a key): a slot per file, 4 MB for a million.
+    /// The file each object is named after, by object index, in path
+    /// order (under `content`, the canonical file of its content).
+    file: Vec<u32>,
+    /// Object index by file index (`NO_OBJECT` where the file names no
+    /// object): a slot per file, 4 MB for a million.
     object_of: Vec<u32>,
     pub too_long: Vec<LongKey>,
 }
@@ -59,20 +65,20 @@ pub struct Keys {
 impl Keys {
     /// How many objects.
     pub fn len(&self) -> usize {
-        self.canonical.len()
+        self.file.len()
     }
 
-    /// The canonical file of object `o`.
-    pub fn canonical(&self, o: u32) -> u32 {
-        self.canonical[o as usize]
+    /// The file object `o` is named after (and, but for a copy, read from).
+    pub fn file(&self, o: u32) -> u32 {
+        self.file[o as usize]
     }
 
-    /// Every object's canonical file, in object order.
-    pub fn canonicals(&self) -> &[u32] {
-        &self.canonical
+    /// Every object's file, in object order.
+    pub fn files(&self) -> &[u32] {
+        &self.file
     }
 
-    /// The object of canonical file `file`, if it has one.
+    /// The object named after file `file`, if it has one.
     pub fn object(&self, file: u32) -> Option<u32> {
         self.object_of
             .get(file as usize)
@@ -80,10 +86,30 @@ impl Keys {
             .filter(|&o| o != NO_OBJECT)
     }
 
+    /// The object that holds file `file`'s bytes: its own under
+    /// `preserve`, its content's under `content`.
+    pub fn object_for(&self, file: u32, grouping: &Grouping) -> Option<u32> {
+        match self.layout {
+            KeyLayout::Preserve => self.object(file),
+            KeyLayout::Content => self.object(grouping.canonical[file as usize]?),
+        }
+    }
+
+    /// The object whose bytes object `o` copies, when its file duplicates
+    /// another's (`preserve`): the object of the group's first file, which
+    /// is uploaded. `None` for an object whose file is read and uploaded.
+    pub fn source(&self, o: u32, grouping: &Grouping) -> Option<u32> {
+        let f = self.file(o);
+        match grouping.canonical[f as usize] {
+            Some(c) if c != f => self.object(c),
+            _ => None,
+        }
+    }
+
     /// Object `o`'s key (checked for S3's length when the keys were
     /// assigned).
     pub fn key(&self, o: u32, files: &[SourceFile], grouping: &Grouping) -> ObjectKey {
-        let i = self.canonical(o);
+        let i = self.file(o);
         ObjectKey::rebuilt(key_for(
             &self.prefix,
             self.layout,
@@ -103,7 +129,7 @@ impl Keys {
             KeyLayout::Content => {
                 let mut v: Vec<(u64, u32)> = (0..self.len() as u32)
                     .filter_map(|o| {
-                        let d = grouping.digests.get(&self.canonical(o))?;
+                        let d = grouping.digests.get(&self.file(o))?;
                         Some((short(&d.sha256.0), o))
                     })
                     .collect();
@@ -196,9 +222,10 @@ fn key_for(
     }
 }
 
-/// Names every distinct content's object: `prefix` (the destination's)
-/// and the relative path, or its content hash under `--key-layout content`.
-/// A key S3 would refuse (over 1,024 bytes) gives no object, but a failure.
+/// Names the objects: under `preserve` every readable file's, `prefix`
+/// (the destination's) and its relative path; under `content` every
+/// distinct content's, by its hash. A key S3 would refuse (over 1,024
+/// bytes) gives no object, but a failure.
 pub fn assign_keys(
     files: &[SourceFile],
     grouping: &Grouping,
@@ -212,13 +239,17 @@ pub fn assign_keys(
         ..Keys::default()
     };
     for (i, f) in files.iter().enumerate() {
-        if !grouping.is_canonical(i) {
+        let named = match layout {
+            KeyLayout::Preserve => grouping.canonical[i].is_some(),
+            KeyLayout::Content => grouping.is_canonical(i),
+        };
+        if !named {
             continue;
         }
         match ObjectKey::new(key_for(prefix, layout, f, grouping, i as u32)) {
             Ok(_) => {
-                keys.object_of[i] = keys.canonical.len() as u32;
-                keys.canonical.push(i as u32);
+                keys.object_of[i] = keys.file.len() as u32;
+                keys.file.push(i as u32);
             }
             Err(e) => keys.too_long.push(LongKey {
                 path: f.rel.to_string(),

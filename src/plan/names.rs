@@ -1,5 +1,7 @@
 //! Names that upload but will cause trouble: paths equal but for letter
-//! case or Unicode normalization, names that are not UTF-8, keys too long.
+//! case or Unicode normalization, names that are not UTF-8, keys too long,
+//! and names a switch of the application's media base URL to the bucket
+//! cannot serve.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
@@ -22,10 +24,37 @@ pub struct NameProblems {
     pub not_utf8: Vec<String>,
     /// Files whose key would exceed 1,024 bytes.
     pub long_keys: Vec<LongKey>,
+    /// Files the application's own URLs (the new media base and the path
+    /// as it is, raw) will not reach in the bucket after a base switch
+    /// (`preserve`), with why.
+    pub unservable: Vec<Unservable>,
 }
 
-/// The names in `files` (and the walk's skips) that will cause trouble.
-pub fn name_problems(files: &[SourceFile], skipped: &SkipLog, long: &[LongKey]) -> NameProblems {
+/// A file a base switch cannot serve.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unservable {
+    pub path: String,
+    pub why: &'static str,
+}
+
+/// Why a name with a `+` is not served after a base switch.
+const PLUS: &str = "S3 reads a raw + in a URL path as a space, and applications write the path raw: rename the file, or rewrite its references (rewrite writes %2B)";
+
+/// Whether the application's raw URL for `rel` under the bucket's base
+/// names another object on S3, and why.
+fn unservable(rel: &str) -> Option<&'static str> {
+    rel.contains('+').then_some(PLUS)
+}
+
+/// The names in `files` (and the walk's skips) that will cause trouble;
+/// with `base_switch` (the `preserve` layout, where the application's
+/// media base moves to the bucket), those that switch cannot serve.
+pub fn name_problems(
+    files: &[SourceFile],
+    skipped: &SkipLog,
+    long: &[LongKey],
+    base_switch: bool,
+) -> NameProblems {
     use unicode_normalization::UnicodeNormalization;
     NameProblems {
         case_collisions: collisions(files, |r| {
@@ -48,6 +77,16 @@ pub fn name_problems(files: &[SourceFile], skipped: &SkipLog, long: &[LongKey]) 
             .map(|(_, s)| s.path.clone())
             .collect(),
         long_keys: long.to_vec(),
+        unservable: files
+            .iter()
+            .filter(|_| base_switch)
+            .filter_map(|f| {
+                Some(Unservable {
+                    path: f.rel.to_string(),
+                    why: unservable(&f.rel)?,
+                })
+            })
+            .collect(),
     }
 }
 

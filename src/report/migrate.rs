@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::format::{proofs, rows, thousands, unhandled};
-use super::plan::PlanDoc;
+use super::plan::{PlanDoc, duplicates_label};
 use crate::commands::migrate::Migrated;
 use crate::plan::Failure;
 use crate::settings::MigrateSettings;
@@ -21,6 +21,10 @@ pub struct MigrateDoc<'a> {
     pub plan: PlanDoc<'a>,
     pub objects_uploaded: u64,
     pub bytes_uploaded: u64,
+    /// Duplicates' own objects made by a server-side copy (`preserve`):
+    /// their bytes did not cross the link.
+    pub objects_copied: u64,
+    pub bytes_copied: u64,
     pub objects_skipped_existing: u64,
     /// Objects by how they were proven to hold the file's bytes.
     pub verified: BTreeMap<How, u64>,
@@ -92,7 +96,8 @@ impl<'a> MigrateDoc<'a> {
         for u in &m.uploaded {
             *verified.entry(u.verification).or_insert(0) += 1;
         }
-        let bytes_uploaded: u64 = m.uploaded.iter().map(|u| u.bytes).sum();
+        let (copied, sent): (Vec<_>, Vec<_>) = m.uploaded.iter().partition(|u| u.copied);
+        let bytes_uploaded: u64 = sent.iter().map(|u| u.bytes).sum();
         let secs = m.elapsed.as_secs_f64();
         let bytes_read = plan.bytes_hashed + m.bytes_read;
         Self {
@@ -100,8 +105,10 @@ impl<'a> MigrateDoc<'a> {
             read_per_uploaded_byte: (bytes_uploaded > 0)
                 .then(|| (bytes_read as f64 / bytes_uploaded as f64 * 1000.0).round() / 1000.0),
             process_io: ProcessIo::now(),
-            objects_uploaded: m.uploaded.len() as u64,
+            objects_uploaded: sent.len() as u64,
             bytes_uploaded,
+            objects_copied: copied.len() as u64,
+            bytes_copied: copied.iter().map(|u| u.bytes).sum(),
             objects_skipped_existing: m.planned.plan.summary.objects_already_present,
             verified,
             map_dir: s.map_dir.display().to_string(),
@@ -146,8 +153,9 @@ pub fn migrate_text(doc: &MigrateDoc<'_>) -> String {
         &[
             ("media files", s.files_total, s.bytes_total),
             ("uploaded", doc.objects_uploaded, doc.bytes_uploaded),
+            ("copied in the bucket", doc.objects_copied, doc.bytes_copied),
             (
-                "duplicates (not uploaded)",
+                duplicates_label(p.key_layout),
                 s.duplicate_files,
                 s.duplicate_bytes,
             ),

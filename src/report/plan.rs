@@ -127,6 +127,17 @@ fn shard_text(o: &mut String, d: &ShardDoc<'_>) {
     let _ = writeln!(o);
 }
 
+/// Names of one kind listed in the text (`--json` has them all).
+const SHOWN_NAMES: usize = 20;
+
+/// What happens to duplicates under a key layout.
+pub fn duplicates_label(layout: KeyLayout) -> &'static str {
+    match layout {
+        KeyLayout::Preserve => "duplicates (copied, not sent)",
+        KeyLayout::Content => "duplicates (share an object)",
+    }
+}
+
 /// The human-readable plan.
 pub fn plan_text(doc: &PlanDoc<'_>) -> String {
     let s = doc.summary;
@@ -144,32 +155,40 @@ pub fn plan_text(doc: &PlanDoc<'_>) -> String {
     if let Some(sh) = &doc.sharding {
         shard_text(&mut o, sh);
     }
-    rows(
-        &mut o,
-        &[
-            ("media files", s.files_total, s.bytes_total),
-            ("distinct contents", s.files_unique, s.bytes_unique),
-            (
-                "duplicates (not uploaded)",
-                s.duplicate_files,
-                s.duplicate_bytes,
-            ),
-            (
-                "already in the bucket",
-                s.objects_already_present,
-                s.bytes_already_present,
-            ),
-            ("to upload", s.objects_to_upload, s.bytes_to_upload),
-        ],
-    );
+    let mut table = vec![
+        ("media files", s.files_total, s.bytes_total),
+        ("distinct contents", s.files_unique, s.bytes_unique),
+        (
+            duplicates_label(doc.key_layout),
+            s.duplicate_files,
+            s.duplicate_bytes,
+        ),
+        (
+            "already in the bucket",
+            s.objects_already_present,
+            s.bytes_already_present,
+        ),
+        ("to upload", s.objects_to_upload, s.bytes_to_upload),
+    ];
+    if doc.key_layout == KeyLayout::Preserve {
+        table.push(("to copy in the bucket", s.objects_to_copy, s.bytes_to_copy));
+    }
+    rows(&mut o, &table);
     if !s.already_present_by_proof.is_empty() {
         let by = proofs(&s.already_present_by_proof);
         let _ = writeln!(o, "  {:<26}{by}", "  ...proven by");
     }
     let r = &s.requests;
+    let mut copies = String::new();
+    if r.copy_object + r.upload_part_copy > 0 {
+        copies = format!("; {} CopyObject", thousands(r.copy_object));
+        if r.upload_part_copy > 0 {
+            let _ = write!(copies, ", {} part copies", thousands(r.upload_part_copy));
+        }
+    }
     let _ = writeln!(
         o,
-        "  {:<26}{:>10}  ({} PutObject; {} multipart: {} create, {} parts, {} complete)",
+        "  {:<26}{:>10}  ({} PutObject; {} multipart: {} create, {} parts, {} complete{copies})",
         "requests",
         thousands(r.total()),
         thousands(r.put_object),
@@ -224,6 +243,22 @@ pub fn plan_text(doc: &PlanDoc<'_>) -> String {
                 o,
                 "  differ only by Unicode normalization: {}",
                 g.join(" | ")
+            );
+        }
+    }
+    if !n.unservable.is_empty() {
+        let _ = writeln!(
+            o,
+            "\nNames the application's own URLs will not reach once its media base points at the bucket:"
+        );
+        for u in n.unservable.iter().take(SHOWN_NAMES) {
+            let _ = writeln!(o, "  {}: {}", u.path, u.why);
+        }
+        if n.unservable.len() > SHOWN_NAMES {
+            let _ = writeln!(
+                o,
+                "  ... and {} more (--json lists them all under problems.unservable)",
+                thousands((n.unservable.len() - SHOWN_NAMES) as u64)
             );
         }
     }

@@ -28,6 +28,10 @@ pub enum ErrorKind {
     Timeout,
     /// A 5xx or a dropped connection: worth retrying later.
     Transient,
+    /// The server does not implement the operation (501 NotImplemented):
+    /// retrying will not help, but another way may (a copy becomes an
+    /// upload).
+    Unsupported,
     /// Anything else: retrying will not help.
     Fatal,
 }
@@ -204,6 +208,7 @@ where
         (_, _, Some("BadDigest" | "InvalidDigest" | "XAmzContentSHA256Mismatch")) => {
             ErrorKind::Checksum
         }
+        (_, _, Some("NotImplemented")) | (_, Some(501), _) => ErrorKind::Unsupported,
         (_, Some(s), _) if s >= 500 => ErrorKind::Transient,
         (SdkError::ResponseError(_), _, _) => ErrorKind::Transient,
         _ => ErrorKind::Fatal,
@@ -271,6 +276,12 @@ mod tests {
             ErrorKind::Transient
         );
         assert_eq!(kind(service(400, "InvalidArgument", "")), ErrorKind::Fatal);
+        // Not implemented is not worth retrying (a copy falls back).
+        assert_eq!(
+            kind(service(501, "NotImplemented", "")),
+            ErrorKind::Unsupported
+        );
+        assert_eq!(kind(service(501, "", "")), ErrorKind::Unsupported);
         // A code the server made up: the status decides.
         assert_eq!(kind(service(429, "TooMany", "")), ErrorKind::Throttled);
         assert_eq!(kind(service(401, "Nope", "")), ErrorKind::AccessDenied);

@@ -79,6 +79,33 @@ pub trait ObjectStore: Clone + Send + Sync + 'static {
         &self,
         key: &str,
     ) -> impl Future<Output = Result<Vec<UploadId>, StoreError>> + Send;
+
+    /// CopyObject within the bucket: `obj` gets the bytes of the object
+    /// `from`, with `obj`'s own content type and metadata (the metadata
+    /// directive REPLACE) and a checksum in `algorithm` asked for.
+    /// `must_not_exist` sends `If-None-Match: *`. Up to
+    /// [`crate::limits::MAX_COPY_OBJECT`] bytes; larger objects are copied
+    /// in parts ([`Self::upload_part_copy`]).
+    fn copy_object(
+        &self,
+        obj: &NewObject<'_>,
+        from: &str,
+        algorithm: Algorithm,
+        must_not_exist: bool,
+    ) -> impl Future<Output = Result<Written, StoreError>> + Send;
+
+    /// UploadPartCopy: part `number` of `upload` is bytes `range` (start,
+    /// end exclusive) of the object `from`. The answer carries the part's
+    /// ETag and, where the server gives it, its checksum in the upload's
+    /// algorithm.
+    fn upload_part_copy(
+        &self,
+        key: &str,
+        upload: &UploadId,
+        number: u32,
+        from: &str,
+        range: (u64, u64),
+    ) -> impl Future<Output = Result<Written, StoreError>> + Send;
 }
 
 /// The checksum a request body carries (`x-amz-checksum-*`, base64), or
@@ -200,6 +227,9 @@ pub struct NewObject<'a> {
 pub struct DonePart {
     pub number: u32,
     pub etag: String,
+    /// Its checksum in the upload's algorithm; empty when the server gave
+    /// none (a copied part on some servers): the whole object's checksum
+    /// at completion stands for it.
     pub checksum: String,
 }
 

@@ -30,6 +30,8 @@ pub enum Op {
     Abort,
     ListParts,
     ListUploads,
+    Copy,
+    PartCopy,
 }
 
 /// What a faulty call does.
@@ -86,6 +88,10 @@ pub struct MemoryStore {
     no_checksums: bool,
     /// A re-sent part is listed twice, as SeaweedFS does.
     keeps_resent_parts: bool,
+    /// Copies keep the source's checksums and answer with none, as
+    /// SeaweedFS does (otherwise, as AWS: a new full-object checksum in the
+    /// algorithm asked for, in the answer and in HeadObject).
+    copies_keep_checksums: bool,
 }
 
 fn md5_hex(data: &[u8]) -> String {
@@ -121,6 +127,15 @@ impl MemoryStore {
     pub fn keeping_resent_parts() -> Self {
         Self {
             keeps_resent_parts: true,
+            ..Self::default()
+        }
+    }
+
+    /// A store whose copies keep the source's checksums and answer with
+    /// none (SeaweedFS).
+    pub fn copying_as_seaweedfs() -> Self {
+        Self {
+            copies_keep_checksums: true,
             ..Self::default()
         }
     }
@@ -432,6 +447,104 @@ impl ObjectStore for MemoryStore {
             .collect();
         ids.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(ids)
+    }
+
+    async fn copy_object(
+        &self,
+        obj: &NewObject<'_>,
+        from: &str,
+        algorithm: Algorithm,
+        must_not_exist: bool,
+    ) -> Result<Written, StoreError> {
+        let operation = format!("CopyObject {from} -> {}", obj.key);
+        let fault = self.call(Op::Copy, obj.key, operation.clone());
+        if let Some(Fault::Fail(kind)) = fault {
+            return Err(error(kind, operation));
+        }
+        let mut s = self.lock();
+        let Some(source) = s.objects.get(from).cloned() else {
+            return Err(error(ErrorKind::NotFound, operation));
+        };
+        if must_not_exist && s.objects.contains_key(obj.key) {
+            return Err(error(ErrorKind::Precondition, operation));
+        }
+        let data = match fault {
+            Some(Fault::Garble) if !source.data.is_empty() => {
+                let mut v = source.data.to_vec();
+                v[0] ^= 0xFF;
+                Bytes::from(v)
+            }
+            _ => source.data.clone(),
+        };
+        let (checksums, answered) = if self.copies_keep_checksums {
+            (source.checksums.clone(), Checksums::default())
+        } else {
+            let value = Summer::of(algorithm, &data).value.to_base64();
+            let c = Checksums::only(algorithm, value, Some(ChecksumType::FullObject));
+            (c.clone(), c)
+        };
+        let etag = if matches!(fault, Some(Fault::Garble)) {
+            format!("\"{}\"", md5_hex(&data))
+        } else {
+            source.etag.clone()
+        };
+        s.objects.insert(
+            obj.key.to_string(),
+            Stored {
+                data,
+                content_type: obj.content_type.to_string(),
+                metadata: metadata(obj),
+                checksums,
+                etag: etag.clone(),
+            },
+        );
+        drop(s);
+        if let Some(Fault::StoreThenFail(kind)) = fault {
+            return Err(error(kind, operation));
+        }
+        Ok(self.answer(answered, etag))
+    }
+
+    async fn upload_part_copy(
+        &self,
+        key: &str,
+        upload: &UploadId,
+        number: u32,
+        from: &str,
+        range: (u64, u64),
+    ) -> Result<Written, StoreError> {
+        let operation = format!("UploadPartCopy {from} -> {key} #{number}");
+        let fault = self.call(Op::PartCopy, key, operation.clone());
+        if let Some(Fault::Fail(kind)) = fault {
+            return Err(error(kind, operation));
+        }
+        let mut s = self.lock();
+        let Some(body) = s.objects.get(from).and_then(|o| {
+            let (a, b) = (range.0 as usize, range.1 as usize);
+            (b <= o.data.len() && a < b).then(|| o.data.slice(a..b))
+        }) else {
+            return Err(error(ErrorKind::NotFound, operation));
+        };
+        let etag = format!("\"{}\"", md5_hex(&body));
+        let Some(u) = s.uploads.get_mut(&upload.0).filter(|u| u.key == key) else {
+            return Err(error(ErrorKind::NotFound, operation));
+        };
+        let value = Summer::of(u.algorithm, &body).value.to_base64();
+        let algorithm = u.algorithm;
+        if !self.keeps_resent_parts {
+            u.parts.retain(|(n, _, _)| *n != number);
+        }
+        u.parts.push((number, body, etag.clone()));
+        drop(s);
+        if let Some(Fault::StoreThenFail(kind)) = fault {
+            return Err(error(kind, operation));
+        }
+        let answered = if self.copies_keep_checksums {
+            Checksums::default()
+        } else {
+            Checksums::only(algorithm, value, None)
+        };
+        Ok(self.answer(answered, etag))
     }
 
     async fn list_parts(

@@ -9,7 +9,7 @@
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
     ChecksumAlgorithm, ChecksumType as SdkChecksumType, CompletedMultipartUpload, CompletedPart,
-    ObjectCannedAcl, ServerSideEncryption, StorageClass,
+    MetadataDirective, ObjectCannedAcl, ServerSideEncryption, StorageClass,
 };
 use bytes::Bytes;
 
@@ -122,6 +122,21 @@ macro_rules! with_object {
         }
         r
     }};
+}
+
+/// The time a server-side copy is given beyond the request timeout, as if
+/// it were a body of this many bytes (at the backstop rate: about an hour
+/// and a half): a copy sends nothing, but the server may take a while to
+/// copy a large object before it answers.
+const COPY_WORK: u64 = 64 << 20;
+
+impl S3 {
+    /// `x-amz-copy-source` for `key` in this bucket: URL-encoded, as S3
+    /// requires (each segment the strict way, so `+`, `%`, `?`, `#`, spaces
+    /// and non-ASCII names name the right object).
+    fn copy_source(&self, key: &str) -> String {
+        format!("{}/{}", self.bucket(), crate::urls::encode_path(key))
+    }
 }
 
 impl ObjectStore for S3 {
@@ -250,7 +265,11 @@ impl ObjectStore for S3 {
                 let b = CompletedPart::builder()
                     .part_number(p.number as i32)
                     .e_tag(&p.etag);
-                with_checksum!(b, algorithm, &p.checksum).build()
+                if p.checksum.is_empty() {
+                    b.build()
+                } else {
+                    with_checksum!(b, algorithm, &p.checksum).build()
+                }
             })
             .collect();
         let operation = format!("CompleteMultipartUpload {key}");
@@ -319,6 +338,82 @@ impl ObjectStore for S3 {
         upload: &UploadId,
     ) -> Result<Option<Vec<ListedPart>>, StoreError> {
         self.parts(key, upload).await
+    }
+
+    async fn copy_object(
+        &self,
+        obj: &NewObject<'_>,
+        from: &str,
+        algorithm: Algorithm,
+        must_not_exist: bool,
+    ) -> Result<Written, StoreError> {
+        let operation = format!("CopyObject {from} -> {}", obj.key);
+        let source = self.copy_source(from);
+        let out = self
+            .call(0, || {
+                let mut req = with_object!(self.client().copy_object().bucket(self.bucket()), obj)
+                    .copy_source(&source)
+                    .metadata_directive(MetadataDirective::Replace)
+                    .checksum_algorithm(sdk_algorithm(algorithm));
+                if must_not_exist {
+                    req = req.if_none_match("*");
+                }
+                let operation = &operation;
+                async move {
+                    req.customize()
+                        .config_override(self.timeout_for(COPY_WORK))
+                        .send()
+                        .await
+                        .map_err(|e| self.err(operation, e))
+                }
+            })
+            .await?;
+        let result = out.copy_object_result();
+        Ok(Written {
+            etag: result.and_then(|r| r.e_tag()).map(str::to_string),
+            checksums: result
+                .map(|r| checksums!(r, checksum_type(r.checksum_type())))
+                .unwrap_or_default(),
+        })
+    }
+
+    async fn upload_part_copy(
+        &self,
+        key: &str,
+        upload: &UploadId,
+        number: u32,
+        from: &str,
+        range: (u64, u64),
+    ) -> Result<Written, StoreError> {
+        let operation = format!("UploadPartCopy {from} -> {key} #{number}");
+        let source = self.copy_source(from);
+        let bytes = format!("bytes={}-{}", range.0, range.1.saturating_sub(1));
+        let out = self
+            .call(0, || {
+                let req = self
+                    .client()
+                    .upload_part_copy()
+                    .bucket(self.bucket())
+                    .key(key)
+                    .upload_id(&upload.0)
+                    .part_number(number as i32)
+                    .copy_source(&source)
+                    .copy_source_range(&bytes);
+                let operation = &operation;
+                async move {
+                    req.customize()
+                        .config_override(self.timeout_for(COPY_WORK))
+                        .send()
+                        .await
+                        .map_err(|e| self.err(operation, e))
+                }
+            })
+            .await?;
+        let result = out.copy_part_result();
+        Ok(Written {
+            etag: result.and_then(|r| r.e_tag()).map(str::to_string),
+            checksums: result.map(|r| checksums!(r, None)).unwrap_or_default(),
+        })
     }
 
     async fn uploads_of(&self, key: &str) -> Result<Vec<UploadId>, StoreError> {

@@ -48,6 +48,9 @@ pub(super) struct Ctx<S> {
     pub stop: Stop,
     /// Bytes of source files read so far (to send, or to hash).
     read: AtomicU64,
+    /// Why the server cannot copy (it said it does not implement it):
+    /// no more copies are tried.
+    copy_refused: std::sync::OnceLock<String>,
 }
 
 impl<S> Ctx<S> {
@@ -75,7 +78,22 @@ impl<S> Ctx<S> {
             journal,
             stop,
             read: AtomicU64::new(0),
+            copy_refused: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The server cannot copy: every later copy is an upload instead.
+    pub(super) fn refuse_copies(&self, why: &str) {
+        if self.copy_refused.set(why.to_string()).is_ok() {
+            tracing::warn!(
+                "the server cannot copy objects ({why}): duplicates are uploaded from their own files"
+            );
+        }
+    }
+
+    /// Why copies are not tried any more, if they are not.
+    pub(super) fn copies_refused(&self) -> Option<String> {
+        self.copy_refused.get().cloned()
     }
 
     /// Counts `bytes` of a source file read.
@@ -180,6 +198,7 @@ mod tests {
             large_files: 1,
             hash_threads: 1,
             options: ObjectOptions::default(),
+            copy_limit: crate::limits::MAX_COPY_OBJECT,
         }
     }
 

@@ -23,6 +23,8 @@ pub struct UploadSettings {
     pub large_files: usize,
     pub hash_threads: usize,
     pub options: ObjectOptions,
+    /// The largest object one CopyObject copies; larger copies go in parts.
+    pub copy_limit: u64,
 }
 
 /// One object to upload.
@@ -45,6 +47,20 @@ pub struct Job {
     /// this key and recording its answer: the server may hold an upload of
     /// it that the journal never named, to be aborted.
     pub stray_upload: bool,
+    /// Made by a server-side copy of another object with the same bytes
+    /// (a duplicate's own object), not by reading the file.
+    pub copy: Option<CopyFrom>,
+}
+
+/// The object a copy job copies.
+#[derive(Debug, Clone)]
+pub struct CopyFrom {
+    /// Its index in the plan.
+    pub object: u32,
+    pub key: String,
+    /// Whether this run uploads it: the copy then waits for it, and if it
+    /// fails, the duplicate is uploaded from its own file instead.
+    pub uploaded_now: bool,
 }
 
 impl Job {
@@ -82,6 +98,8 @@ pub struct Uploaded {
     pub object: u32,
     pub verification: How,
     pub bytes: u64,
+    /// Made by a server-side copy: its bytes did not cross the link.
+    pub copied: bool,
 }
 
 /// A failed upload.
@@ -114,6 +132,9 @@ pub(super) enum JobError {
     Failed(String),
     /// Stopped on request (Ctrl-C): nothing is aborted.
     Interrupted,
+    /// A copy the server could not make or prove: the file is uploaded
+    /// from its own bytes instead (over what the copy `wrote`, if it did).
+    CannotCopy { why: String, wrote: bool },
 }
 
 impl From<StoreError> for JobError {
@@ -136,7 +157,7 @@ impl JobError {
                     | ErrorKind::Throttled
                     | ErrorKind::Timeout
             ),
-            Self::Changed(_) | Self::Failed(_) => false,
+            Self::Changed(_) | Self::Failed(_) | Self::CannotCopy { .. } => false,
         }
     }
 
@@ -147,7 +168,7 @@ impl JobError {
                 "{e} (an object appeared under this key during the run; run again to re-plan)"
             ),
             Self::Store(e) => e.to_string(),
-            Self::Changed(m) | Self::Failed(m) => m.clone(),
+            Self::Changed(m) | Self::Failed(m) | Self::CannotCopy { why: m, .. } => m.clone(),
             Self::Interrupted => "interrupted".into(),
         }
     }

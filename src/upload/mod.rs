@@ -3,13 +3,16 @@
 //!
 //! `run` schedules: small files and large files on two sides that share
 //! the run's permits (`permits`), a second pass for files that changed
-//! while being read, and every task's outcome, a panic included, accounted
-//! to its file. The rest is split by responsibility: `job` (what goes in
-//! and comes out), `context` (what the tasks share), `read` (file reads
-//! and change detection), `single` (one PutObject), `multipart` (parts and
-//! completion), `resume` (continuing an earlier run's upload), `parts`
-//! (multipart state as plain data), `confirm` (the proof after each write)
-//! and `buffers` (reused read buffers).
+//! while being read, then the server-side copies (a duplicate's own object
+//! under `preserve`, once its source is in place), then an upload for each
+//! duplicate the server could not copy; every task's outcome, a panic
+//! included, is accounted to its file. The rest is split by
+//! responsibility: `job` (what goes in and comes out), `context` (what the
+//! tasks share), `read` (file reads and change detection), `single` (one
+//! PutObject), `multipart` (parts and completion), `resume` (continuing an
+//! earlier run's upload), `parts` (multipart state as plain data),
+//! `copy` (server-side copies), `confirm` (the proof after each write) and
+//! `buffers` (reused read buffers).
 //!
 //! The engine sees the store only as an [`ObjectStore`], so its unit tests
 //! run against an in-memory one.
@@ -17,6 +20,7 @@
 mod buffers;
 mod confirm;
 mod context;
+mod copy;
 mod job;
 mod multipart;
 mod parts;
@@ -26,14 +30,14 @@ mod resume;
 mod single;
 mod whole;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 use tokio::task::{Id, JoinError, JoinSet};
 
-pub use self::job::{Failed, Job, Outcome, UploadSettings, Uploaded};
+pub use self::job::{CopyFrom, Failed, Job, Outcome, UploadSettings, Uploaded};
 
 use self::context::Ctx;
 use self::job::JobError;
@@ -71,7 +75,8 @@ where
         journal,
         stop,
     ));
-    let first = pass(&ctx, jobs.into_iter()).await;
+    let jobs = jobs.into_iter();
+    let first = pass(&ctx, jobs.clone().filter(|j| j.copy.is_none())).await;
     let mut outcome = Outcome {
         uploaded: first.uploaded,
         failed: first.failed,
@@ -92,19 +97,57 @@ where
         outcome.failed.extend(second.failed);
         outcome.interrupted += second.interrupted;
         changed = second.changed;
-        if !ctx.halted() {
-            outcome.failed.extend(changed.drain(..).map(|(job, why)| {
-                let error = format!("{why}; not uploaded (it will be retried by the next run)");
-                ctx.record_failed(&job, &error);
-                job.failed(error)
-            }));
-        }
     }
-    // Changed files a stop left for the next run.
-    outcome.interrupted += changed.len();
+    // Changed twice: left for the next run.
+    settle_changed(&ctx, changed, &mut outcome);
+
+    // Duplicates' own objects, copied once their sources are in place.
+    let placed: HashSet<u32> = outcome.uploaded.iter().map(|u| u.object).collect();
+    let copies = copy_side(&ctx, jobs.filter(|j| j.copy.is_some()), &placed).await;
+    outcome.uploaded.extend(copies.uploaded);
+    outcome.failed.extend(copies.failed);
+    outcome.interrupted += copies.interrupted;
+    settle_changed(&ctx, copies.changed, &mut outcome);
+    // Those the server could not copy, and those whose source this run
+    // could not upload: from their own files.
+    let fallback = copies.fallback;
+    if !fallback.is_empty() && !ctx.halted() {
+        if let Some((_, why)) = fallback.iter().find(|(_, why)| !why.is_empty()) {
+            tracing::warn!(
+                "{} duplicate(s) are uploaded from their own files (a copy in the bucket could not be made; the first: {why})",
+                fallback.len()
+            );
+        }
+        let jobs: Vec<Job> = fallback.into_iter().map(|(job, _)| job).collect();
+        let last = pass(&ctx, jobs.into_iter()).await;
+        outcome.uploaded.extend(last.uploaded);
+        outcome.failed.extend(last.failed);
+        outcome.interrupted += last.interrupted;
+        settle_changed(&ctx, last.changed, &mut outcome);
+    } else {
+        outcome.interrupted += fallback.len();
+    }
     ctx.progress.finish();
     outcome.bytes_read = ctx.bytes_read();
     outcome
+}
+
+/// Files that changed while being read, with no try left in this run:
+/// failed, for the next run to retry (or, after a stop, interrupted).
+fn settle_changed<S: ObjectStore>(
+    ctx: &Ctx<S>,
+    changed: Vec<(Job, String)>,
+    outcome: &mut Outcome,
+) {
+    if ctx.halted() {
+        outcome.interrupted += changed.len();
+        return;
+    }
+    outcome.failed.extend(changed.into_iter().map(|(job, why)| {
+        let error = format!("{why}; not uploaded (it will be retried by the next run)");
+        ctx.record_failed(&job, &error);
+        job.failed(error)
+    }));
 }
 
 /// What one pass did: successes, files that changed while being read (with
@@ -115,6 +158,9 @@ struct PassResult {
     changed: Vec<(Job, String)>,
     failed: Vec<Failed>,
     interrupted: usize,
+    /// Copy jobs to upload from their own files instead, with why the
+    /// server could not copy (empty: their source was not placed).
+    fallback: Vec<(Job, String)>,
 }
 
 impl PassResult {
@@ -123,6 +169,7 @@ impl PassResult {
         self.changed.extend(other.changed);
         self.failed.extend(other.failed);
         self.interrupted += other.interrupted;
+        self.fallback.extend(other.fallback);
         self
     }
 }
@@ -174,6 +221,13 @@ impl<'c, S: ObjectStore> Tasks<'c, S> {
                 self.done.changed.push((Arc::unwrap_or_clone(job), why));
             }
             Err(JobError::Interrupted) => self.done.interrupted += 1,
+            Err(JobError::CannotCopy { why, wrote }) => {
+                let mut job = Arc::unwrap_or_clone(job);
+                job.copy = None;
+                // Replace what the copy left under the key.
+                job.must_not_exist &= !wrote;
+                self.done.fallback.push((job, why));
+            }
             Err(e) => {
                 let error = e.message();
                 self.ctx.progress.object_failed();
@@ -307,6 +361,51 @@ async fn large_side<S: ObjectStore>(
         let j = job.clone();
         tasks.spawn(job, async move {
             let r = multipart::put_multipart(&c, &j).await;
+            drop(slot);
+            r
+        });
+        tasks.reap();
+    }
+    tasks.finish(left).await
+}
+
+/// Copies: each duplicate's object from its source's, `concurrency` at a
+/// time (each call also takes a request slot). A copy whose source this
+/// run was to upload and did not (`placed` holds what it did) is handed
+/// back to be uploaded from its own file.
+async fn copy_side<S: ObjectStore>(
+    ctx: &Arc<Ctx<S>>,
+    mut jobs: impl Iterator<Item = Job>,
+    placed: &HashSet<u32>,
+) -> PassResult {
+    let slots = Arc::new(Semaphore::new(ctx.settings.concurrency.max(1)));
+    let mut tasks = Tasks::new(ctx);
+    let mut left = 0;
+    while let Some(mut job) = jobs.next() {
+        let Some(from) = job.copy.clone() else {
+            continue;
+        };
+        if ctx.halted() {
+            left = 1 + jobs.count();
+            break;
+        }
+        if from.uploaded_now && !placed.contains(&from.object) {
+            job.copy = None;
+            tasks.done.fallback.push((job, String::new()));
+            continue;
+        }
+        let slot = tokio::select! {
+            s = slots.clone().acquire_owned() => s.ok(),
+            () = ctx.stop.cancelled() => None,
+        };
+        let Some(slot) = slot.filter(|_| !ctx.halted()) else {
+            left = 1 + jobs.count();
+            break;
+        };
+        let (c, job) = (ctx.clone(), Arc::new(job));
+        let j = job.clone();
+        tasks.spawn(job, async move {
+            let r = copy::copy(&c, &j, &from).await;
             drop(slot);
             r
         });

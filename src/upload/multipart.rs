@@ -165,6 +165,7 @@ fn done<S>(ctx: &Ctx<S>, job: &Job, how: How, whole: Option<&BodyChecksum>) -> U
         object: job.object,
         verification: how,
         bytes: job.size,
+        copied: false,
     }
 }
 
@@ -221,7 +222,7 @@ async fn create<S: ObjectStore>(
 /// key is this migration's, and this job is about to start the only
 /// upload of it that counts. A failure is only a warning (`mediashift gc`
 /// cleans up).
-async fn sweep<S: ObjectStore>(ctx: &Ctx<S>, job: &Job) {
+pub(super) async fn sweep<S: ObjectStore>(ctx: &Ctx<S>, job: &Job) {
     let listed = ctx.permits.send(ctx.store.uploads_of(&job.key)).await;
     let stray = match listed {
         Ok(ids) => ids,

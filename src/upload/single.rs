@@ -65,5 +65,6 @@ pub(super) async fn put_small<S: ObjectStore>(
         object: job.object,
         verification: how,
         bytes: size,
+        copied: false,
     })
 }

@@ -24,6 +24,7 @@ fn settings(algorithm: Algorithm) -> UploadSettings {
         large_files: 2,
         hash_threads: 2,
         options: ObjectOptions::default(),
+        copy_limit: crate::limits::MAX_COPY_OBJECT,
     }
 }
 
@@ -62,7 +63,22 @@ impl Tree {
             must_not_exist: true,
             stray_upload: false,
             resume: None,
+            copy: None,
         });
+        self
+    }
+
+    /// A duplicate of job `source`'s file, made by copying its object
+    /// (uploaded by the same run when `uploaded_now`).
+    fn copy_of(mut self, rel: &str, source: usize, uploaded_now: bool) -> Self {
+        let content = std::fs::read(self.dir.path().join(&*self.jobs[source].rel)).unwrap();
+        self = self.file(rel, &content);
+        let from = CopyFrom {
+            object: source as u32,
+            key: self.jobs[source].key.clone(),
+            uploaded_now,
+        };
+        self.jobs.last_mut().unwrap().copy = Some(from);
         self
     }
 
@@ -541,4 +557,173 @@ async fn an_upload_a_killed_run_never_recorded_is_aborted() {
             store.uploads()
         );
     }
+}
+
+/// The upload of `object`, which must have succeeded.
+fn made(o: &Outcome, object: u32) -> &Uploaded {
+    o.uploaded
+        .iter()
+        .find(|u| u.object == object)
+        .unwrap_or_else(|| panic!("object {object} not made: {o:?}"))
+}
+
+fn calls(store: &MemoryStore, prefix: &str) -> usize {
+    store.log().iter().filter(|l| l.starts_with(prefix)).count()
+}
+
+#[tokio::test]
+async fn duplicates_are_copied_in_the_bucket_once_their_source_is_uploaded() {
+    let big = data(21, 12 * MIB);
+    let t = Tree::new()
+        .file("a.jpg", b"the same bytes")
+        .file("v.mp4", &big)
+        .copy_of("b.jpg", 0, true)
+        .copy_of("w.mp4", 1, true);
+    for alg in [Algorithm::Crc64nvme, Algorithm::Sha256, Algorithm::Crc32c] {
+        let store = MemoryStore::new();
+        let o = t.upload(&store, &settings(alg)).await;
+        assert!(o.failed.is_empty(), "{alg:?}: {o:?}");
+        // Each duplicate has its own object with the bytes, made by a copy:
+        // no PutObject or part was sent for it.
+        assert_eq!(store.object("p/b.jpg").unwrap().as_ref(), b"the same bytes");
+        assert_eq!(store.object("p/w.mp4").unwrap(), big);
+        assert!(made(&o, 2).copied && made(&o, 3).copied, "{o:?}");
+        assert!(!made(&o, 0).copied && !made(&o, 1).copied);
+        assert_eq!(calls(&store, "PutObject p/b.jpg"), 0);
+        assert_eq!(calls(&store, "CreateMultipartUpload p/w.mp4"), 0);
+        assert_eq!(calls(&store, "CopyObject p/a.jpg -> p/b.jpg"), 1);
+        assert_eq!(calls(&store, "CopyObject p/v.mp4 -> p/w.mp4"), 1);
+        // Proven by the checksum the copy's answer carries (AWS's way),
+        // where the file's digests can be compared with it; a CRC32C only
+        // by the source's HEAD showing the same value.
+        let expected = if alg == Algorithm::Crc32c {
+            How::ChecksumInHead
+        } else {
+            How::ChecksumInResponse
+        };
+        assert_eq!(made(&o, 2).verification, expected, "{alg:?}");
+        // The copy carries its own path, not its source's.
+        let head = store.head("p/b.jpg").await.unwrap().unwrap();
+        assert_eq!(head.metadata["source-path"], "b.jpg");
+        assert_eq!(
+            head.metadata["sha256"],
+            Digests::of_bytes(b"the same bytes").sha256.to_hex()
+        );
+    }
+}
+
+#[tokio::test]
+async fn copies_that_keep_the_source_checksum_are_proven_by_head() {
+    // SeaweedFS: the copy answers without a checksum and keeps the
+    // source's; a composite SHA-256 or a CRC32C cannot be compared with
+    // the digests, so the source's HEAD must show the same value.
+    let big = data(22, 12 * MIB);
+    let t = Tree::new()
+        .file("a.jpg", b"same")
+        .file("v.mp4", &big)
+        .copy_of("b.jpg", 0, true)
+        .copy_of("w.mp4", 1, true);
+    for alg in [Algorithm::Crc64nvme, Algorithm::Sha256, Algorithm::Crc32c] {
+        let store = MemoryStore::copying_as_seaweedfs();
+        let o = t.upload(&store, &settings(alg)).await;
+        assert!(o.failed.is_empty(), "{alg:?}: {o:?}");
+        assert!(made(&o, 2).copied && made(&o, 3).copied, "{alg:?}: {o:?}");
+        assert_eq!(made(&o, 3).verification, How::ChecksumInHead, "{alg:?}");
+        let asked_source = calls(&store, "HeadObject p/v.mp4") > 0;
+        assert_eq!(
+            asked_source,
+            alg == Algorithm::Sha256 || alg == Algorithm::Crc32c,
+            "{alg:?}: only a checksum the digests cannot decide needs the source"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_server_that_cannot_copy_gets_the_duplicates_uploaded_instead() {
+    let t = Tree::new()
+        .file("a.jpg", b"same")
+        .copy_of("b.jpg", 0, true)
+        .copy_of("c.jpg", 0, true);
+    // 501 NotImplemented: after the first, no copy is tried (one at a
+    // time here, so that the second starts after the first's answer).
+    let store = MemoryStore::new();
+    store.fault(Op::Copy, "", Fault::Fail(ErrorKind::Unsupported), 1);
+    let mut one_at_a_time = settings(Algorithm::Crc64nvme);
+    one_at_a_time.concurrency = 1;
+    let o = t.upload(&store, &one_at_a_time).await;
+    assert!(o.failed.is_empty(), "{o:?}");
+    for (object, key) in [(1, "p/b.jpg"), (2, "p/c.jpg")] {
+        assert_eq!(store.object(key).unwrap().as_ref(), b"same");
+        assert!(!made(&o, object).copied, "{key} uploaded: {o:?}");
+    }
+    assert_eq!(calls(&store, "CopyObject"), 1, "{:?}", store.log());
+
+    // A copy that holds other bytes is replaced by an upload.
+    let store = MemoryStore::new();
+    store.fault(Op::Copy, "b.jpg", Fault::Garble, 1);
+    let o = t.upload(&store, &settings(Algorithm::Crc64nvme)).await;
+    assert!(o.failed.is_empty(), "{o:?}");
+    assert_eq!(store.object("p/b.jpg").unwrap().as_ref(), b"same");
+    assert!(!made(&o, 1).copied && made(&o, 2).copied, "{o:?}");
+
+    // A copy whose source is gone (an object already in place that was
+    // deleted since): uploaded too.
+    let t = Tree::new().file("a.jpg", b"same").copy_of("b.jpg", 0, false);
+    let store = MemoryStore::new();
+    let only_copy = Tree {
+        dir: t.dir,
+        jobs: vec![t.jobs[1].clone()],
+    };
+    let o = only_copy
+        .upload(&store, &settings(Algorithm::Crc64nvme))
+        .await;
+    assert!(o.failed.is_empty(), "{o:?}");
+    assert_eq!(store.object("p/b.jpg").unwrap().as_ref(), b"same");
+    assert_eq!(calls(&store, "PutObject p/b.jpg"), 1);
+}
+
+#[tokio::test]
+async fn a_duplicate_whose_source_failed_is_uploaded_from_its_own_file() {
+    let t = Tree::new().file("a.jpg", b"same").copy_of("b.jpg", 0, true);
+    let store = MemoryStore::new();
+    store.fault(Op::Put, "a.jpg", Fault::Fail(ErrorKind::Fatal), 1);
+    let o = t.upload(&store, &settings(Algorithm::Crc64nvme)).await;
+    assert!(!error(&o, "a.jpg").is_empty());
+    assert_eq!(store.object("p/b.jpg").unwrap().as_ref(), b"same");
+    assert!(!made(&o, 1).copied);
+    assert_eq!(calls(&store, "CopyObject"), 0, "{:?}", store.log());
+}
+
+#[tokio::test]
+async fn copies_above_the_limit_go_in_parts() {
+    let big = data(23, 12 * MIB);
+    let t = Tree::new().file("v.mp4", &big).copy_of("w.mp4", 0, true);
+    let mut s = settings(Algorithm::Crc64nvme);
+    s.copy_limit = 6 << 20;
+    let store = MemoryStore::new();
+    let o = t.upload(&store, &s).await;
+    assert!(o.failed.is_empty(), "{o:?}");
+    assert!(made(&o, 1).copied);
+    assert_eq!(store.object("p/w.mp4").unwrap(), big);
+    assert_eq!(calls(&store, "UploadPartCopy p/v.mp4 -> p/w.mp4"), 2);
+    assert_eq!(calls(&store, "CopyObject"), 0);
+    assert!(store.uploads().is_empty(), "nothing left open");
+
+    // A server that gives no checksum for copied parts (Garage): with
+    // CRC64NVME the file's whole value, which the server checks at
+    // completion, stands for them; with SHA-256 (composite) nothing can,
+    // so the copy is abandoned (and aborted) and the file uploaded.
+    let store = MemoryStore::copying_as_seaweedfs();
+    let o = t.upload(&store, &s).await;
+    assert!(o.failed.is_empty(), "{o:?}");
+    assert!(made(&o, 1).copied, "{o:?}");
+    assert_eq!(store.object("p/w.mp4").unwrap(), big);
+    let mut sha = s.clone();
+    sha.algorithm = Algorithm::Sha256;
+    let store = MemoryStore::copying_as_seaweedfs();
+    let o = t.upload(&store, &sha).await;
+    assert!(o.failed.is_empty(), "{o:?}");
+    assert!(!made(&o, 1).copied, "{o:?}");
+    assert_eq!(store.object("p/w.mp4").unwrap(), big);
+    assert!(store.uploads().is_empty(), "the copy's upload aborted");
 }
