@@ -406,9 +406,18 @@ fn migrates_everything_once_and_proves_it() {
         .iter()
         .find(|r| r["old_url"].ends_with("/shoe%20copy.jpg"))
         .unwrap();
-    assert_eq!(copy["key"], shoe["key"], "duplicates share one object");
+    // Every file at its own key (BASE + its path serves it after a base
+    // switch): the duplicate's object is a copy of the first file's,
+    // made in the bucket, so its bytes were not sent again.
+    assert_eq!(copy["key"], format!("{}catalog/product/c/d/shoe copy.jpg", t.prefix));
+    assert_ne!(copy["key"], shoe["key"]);
     assert_eq!(copy["duplicate_of"], "catalog/product/a/b/shoe.jpg");
     assert_eq!(shoe["duplicate_of"], "");
+    assert_eq!(v["objects_copied"], 1);
+    assert_eq!(v["bytes_copied"], files["catalog/product/c/d/shoe copy.jpg"].len());
+    assert_eq!(v["requests"]["copy_object"], 1);
+    // SeaweedFS answers a copy without a checksum: HEAD proves it.
+    assert_eq!(v["verified"]["checksum_in_head"], 1, "{}", v["verified"]);
     let json: Value =
         serde_json::from_str(&std::fs::read_to_string(maps.path().join("map.json")).unwrap())
             .unwrap();
@@ -859,8 +868,9 @@ fn the_report_file_has_a_row_per_file_with_its_outcome_and_proof() {
     assert_eq!(rows["a.jpg"]["outcome"], "uploaded");
     assert_eq!(rows["a.jpg"]["verification"], "checksum_in_response");
     assert_eq!(rows["a.jpg"]["bytes"], 3000);
-    assert_eq!(rows["copy/a.jpg"]["outcome"], "duplicate");
-    assert_eq!(rows["copy/a.jpg"]["key"], rows["a.jpg"]["key"]);
+    assert_eq!(rows["copy/a.jpg"]["outcome"], "copied");
+    assert_eq!(rows["copy/a.jpg"]["verification"], "checksum_in_head");
+    assert_ne!(rows["copy/a.jpg"]["key"], rows["a.jpg"]["key"]);
     assert_eq!(rows["broken.jpg"]["outcome"], "failed");
     assert!(
         rows["broken.jpg"]["error"]

@@ -408,8 +408,8 @@ fn offload_moves_every_proven_file_to_the_quarantine_once() {
         shop.status()["offloaded"],
         json!({"files": 6, "bytes": shop.total_bytes()})
     );
-    // The objects are untouched.
-    assert_eq!(shop.target.objects().len(), 5);
+    // The objects are untouched: one per file, the duplicate's a copy.
+    assert_eq!(shop.target.objects().len(), 6);
 }
 
 #[test]
@@ -631,7 +631,7 @@ fn deep_finds_new_bytes_under_the_old_size_and_mtime() {
 }
 
 #[test]
-fn duplicates_go_only_with_their_canonical_object() {
+fn each_duplicate_goes_only_with_its_own_object() {
     let twin = bytes(41, 3500);
     let files = [
         ("p/first.jpg", twin.clone()),
@@ -640,46 +640,52 @@ fn duplicates_go_only_with_their_canonical_object() {
     ];
     let shop = Shop::new("offload-dups", &files);
     shop.migrate();
-    // Duplicates map to the object of the lexicographically first path.
+    // Every file has its own object (the duplicate's copied in the bucket).
     assert_eq!(
         shop.target.objects().into_keys().collect::<BTreeSet<_>>(),
-        set(&[&shop.key("p/first.jpg"), &shop.key("x.jpg")])
+        set(&[
+            &shop.key("p/first.jpg"),
+            &shop.key("q/second.jpg"),
+            &shop.key("x.jpg")
+        ])
     );
+    // The first file's object gone: that file stays; its duplicate, whose
+    // own object is proven, goes.
     shop.delete_object("p/first.jpg");
-
     let (out, v) = shop.offload_q(&[]);
     assert_eq!(out.status.code(), Some(1), "{}\n{v}", stderr(&out));
     assert_eq!(
         kept(&v),
-        reasons(&[
-            ("p/first.jpg", "object_missing"),
-            ("q/second.jpg", "object_missing"),
-        ]),
+        reasons(&[("p/first.jpg", "object_missing")]),
         "{v}"
     );
-    assert_eq!(paths(&v, "offloaded"), set(&["x.jpg"]), "{v}");
+    assert_eq!(paths(&v, "offloaded"), set(&["q/second.jpg", "x.jpg"]), "{v}");
     assert_eq!(
         std::fs::read(shop.source().join("p/first.jpg")).unwrap(),
         twin
     );
-    assert_eq!(
-        std::fs::read(shop.source().join("q/second.jpg")).unwrap(),
-        twin
-    );
+    assert!(!shop.source().join("q/second.jpg").exists());
 
-    // The object back (as mediashift writes it): both go.
+    // The object back (as mediashift writes it): the first file goes too.
     shop.target
         .put(&shop.key("p/first.jpg"), &twin, Some(&hex(&twin)));
     let (out, v) = shop.offload_q(&[]);
     assert!(out.status.success(), "{}\n{v}", stderr(&out));
-    assert_eq!(
-        paths(&v, "offloaded"),
-        set(&["p/first.jpg", "q/second.jpg"]),
-        "{v}"
-    );
-    assert_eq!(v["already_offloaded"], 1, "{v}");
-    assert_eq!(v["bytes_freed"], 7000, "{v}");
+    assert_eq!(paths(&v, "offloaded"), set(&["p/first.jpg"]), "{v}");
+    assert_eq!(v["already_offloaded"], 2, "{v}");
+    assert_eq!(v["bytes_freed"], 3500, "{v}");
     assert_eq!(contents(&shop.quarantine()), shop.files);
+
+    // Each copy holds its file's bytes: restore --from brings both back
+    // from their own objects.
+    shop.target.delete(&shop.key("p/first.jpg"));
+    let (out, v) = shop.restore_from(&[]);
+    assert_eq!(out.status.code(), Some(1), "{}\n{v}", stderr(&out));
+    assert_eq!(v["files_restored"], 2, "{v}");
+    assert_eq!(
+        std::fs::read(shop.source().join("q/second.jpg")).unwrap(),
+        twin
+    );
 }
 
 /// The files a rerun accounts for: offloaded now, by an earlier run, or

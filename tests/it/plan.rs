@@ -80,12 +80,16 @@ fn plan_counts_a_tree_with_duplicates_and_writes_nothing() {
     assert_eq!(v["duplicate_bytes"], bytes_total - bytes_unique);
     assert_eq!(v["objects_to_upload"], 5);
     assert_eq!(v["bytes_to_upload"], bytes_unique);
+    // Each duplicate gets its own object, copied in the bucket.
+    assert_eq!(v["objects_to_copy"], 5);
+    assert_eq!(v["bytes_to_copy"], bytes_total - bytes_unique);
     assert_eq!(v["objects_already_present"], 0);
     assert_eq!(v["multipart_objects"], 1);
-    // 20 MiB in 8 MiB parts: 3 parts.
+    // 20 MiB in 8 MiB parts: 3 parts; the 20 MiB duplicate: one copy.
     assert_eq!(
         v["requests"],
-        json!({"put_object": 4, "create_multipart": 1, "upload_part": 3, "complete_multipart": 1})
+        json!({"put_object": 4, "create_multipart": 1, "upload_part": 3, "complete_multipart": 1,
+               "copy_object": 5, "upload_part_copy": 0})
     );
     assert_eq!(v["skipped"]["not_media"]["count"], 1);
     assert_eq!(
@@ -94,7 +98,8 @@ fn plan_counts_a_tree_with_duplicates_and_writes_nothing() {
     );
     assert_eq!(v["skipped"]["excluded"]["count"], 1);
     assert_eq!(v["failed"], json!([]));
-    let expected_cost = 9.0 / 1000.0 * 0.005 + bytes_unique as f64 / (1u64 << 30) as f64 * 0.023;
+    // Copies are requests and stored bytes too.
+    let expected_cost = 14.0 / 1000.0 * 0.005 + bytes_total as f64 / (1u64 << 30) as f64 * 0.023;
     let cost = v["estimated_cost_usd"].as_f64().unwrap();
     assert!(
         (cost - expected_cost).abs() < 0.0001,
@@ -121,8 +126,9 @@ fn plan_text_report_is_readable() {
     let text = String::from_utf8(out.stdout).unwrap();
     for needle in [
         "media files",
-        "duplicates (not uploaded)",
+        "duplicates (copied, not sent)",
         "to upload",
+        "to copy in the bucket",
         "estimated cost",
         "Nothing was written",
     ] {

@@ -207,12 +207,14 @@ fn rows_relative(maps: &Path, t: &Target) -> (usize, BTreeSet<Vec<String>>) {
 }
 
 /// The keys a run's `--report` says it uploaded (outcome "uploaded").
-fn uploaded_keys(report: &Path) -> BTreeSet<String> {
+/// The keys a run's report says it wrote with `outcome` (`uploaded`,
+/// `copied`).
+fn written_keys(report: &Path, outcome: &str) -> BTreeSet<String> {
     read_json(report)["files"]
         .as_array()
         .expect("the report lists files")
         .iter()
-        .filter(|r| r["outcome"] == "uploaded")
+        .filter(|r| r["outcome"] == outcome)
         .map(|r| {
             r["key"]
                 .as_str()
@@ -319,12 +321,21 @@ fn three_shards_at_once_write_each_object_once_and_merge_into_the_unsharded_maps
             share.keys().cloned().collect::<BTreeSet<_>>(),
             "shard {i}/3's map rows"
         );
-        let keys = uploaded_keys(&reports[i]);
+        let mut keys = written_keys(&reports[i], "uploaded");
         assert_eq!(
             keys.len(),
             distinct(&share),
             "shard {i}/3 uploaded {keys:?}"
         );
+        // Its duplicates (identical files share a shard) are copies of
+        // its own uploads, at their own keys.
+        let copied = written_keys(&reports[i], "copied");
+        assert_eq!(
+            copied.len(),
+            share.len() - distinct(&share),
+            "shard {i}/3 copied {copied:?}"
+        );
+        keys.extend(copied);
         keys_by_shard.push(keys);
     }
     assert_eq!(
@@ -340,8 +351,11 @@ fn three_shards_at_once_write_each_object_once_and_merge_into_the_unsharded_maps
     }
     let union: BTreeSet<String> = keys_by_shard.iter().flatten().cloned().collect();
     let listed: BTreeSet<String> = t.objects().into_keys().collect();
-    assert_eq!(union, listed, "the bucket holds what the shards uploaded");
-    assert_eq!(listed.len(), unique);
+    assert_eq!(
+        union, listed,
+        "the bucket holds what the shards uploaded and copied"
+    );
+    assert_eq!(listed.len(), files.len(), "an object per file");
 
     // The merged maps prove the whole tree against the bucket.
     let merged = dir.path().join("merged");
@@ -416,7 +430,7 @@ fn three_shards_at_once_write_each_object_once_and_merge_into_the_unsharded_maps
         stderr(&out)
     );
     let v = doc(&out);
-    assert_eq!(v["objects_ok"], unique as u64, "{v}");
+    assert_eq!(v["objects_ok"], files.len() as u64, "every file's object: {v}");
     assert_eq!(v["unexpected_not_checked"], Value::Null, "{v}");
     assert_eq!(v["unexpected"], json!([]), "{v}");
 }

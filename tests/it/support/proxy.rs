@@ -27,6 +27,9 @@ pub struct Match {
     pub in_flight_above: Option<usize>,
     /// Only this share of the matching requests (0.0 to 1.0), by the seed.
     pub rate: Option<f64>,
+    /// Only requests carrying this header (e.g. `x-amz-copy-source`: a
+    /// CopyObject, not a PutObject to the same key).
+    pub header: Option<&'static str>,
 }
 
 impl Match {
@@ -46,6 +49,12 @@ impl Match {
     pub fn any() -> Self {
         Self::default()
     }
+
+    /// The request must also carry header `h`.
+    pub fn with_header(mut self, h: &'static str) -> Self {
+        self.header = Some(h);
+        self
+    }
 }
 
 /// What the proxy does with a matching request.
@@ -55,6 +64,8 @@ pub enum Fault {
     SlowDown,
     /// 500 InternalError.
     InternalError,
+    /// 501 NotImplemented, as a server that lacks an operation answers.
+    NotImplemented,
     /// Closes the connection after half the request body.
     ResetMidBody,
     /// Reads the request and never answers (the connection stays open).
@@ -385,12 +396,21 @@ impl State {
     }
 
     /// The fault for this request, if a rule fires.
-    fn fault(&self, method: &str, target: &str, in_flight: usize) -> Option<Fault> {
+    fn fault(
+        &self,
+        method: &str,
+        target: &str,
+        headers: &[&str],
+        in_flight: usize,
+    ) -> Option<Fault> {
         let mut rules = self.rules.lock().unwrap();
         for r in rules.iter_mut() {
             let m = &r.matches;
             let hit = m.method.is_none_or(|x| x == method)
                 && m.target.iter().all(|t| target.contains(t.as_str()))
+                && m
+                    .header
+                    .is_none_or(|h| headers.iter().any(|k| k.eq_ignore_ascii_case(h)))
                 && m.in_flight_above.is_none_or(|n| in_flight > n)
                 && r.times != Some(0);
             if hit && m.rate.is_none_or(|p| self.random() < p) {
@@ -463,7 +483,8 @@ fn serve(client: TcpStream, state: &State) -> std::io::Result<()> {
         if expect {
             to_client.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
         }
-        let fault = state.fault(&method, &target, n);
+        let names: Vec<&str> = headers.iter().map(|(k, _)| k.as_str()).collect();
+        let fault = state.fault(&method, &target, &names, n);
         if fault == Some(Fault::ResetMidBody) {
             let len: usize = headers
                 .iter()
@@ -504,6 +525,15 @@ fn serve(client: TcpStream, state: &State) -> std::io::Result<()> {
                     "We encountered an internal error.",
                 ))?;
                 state.answered(500);
+                continue;
+            }
+            Some(Fault::NotImplemented) => {
+                to_client.write_all(&answer(
+                    501,
+                    "NotImplemented",
+                    "A header you provided implies functionality that is not implemented.",
+                ))?;
+                state.answered(501);
                 continue;
             }
             Some(Fault::Stall) => {
