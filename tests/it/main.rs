@@ -22,3 +22,4 @@ mod shards;
 mod support;
 mod tls;
 mod trust;
+mod wordpress;

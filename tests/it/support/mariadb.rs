@@ -167,6 +167,12 @@ impl MariaDb {
         self.dir.path()
     }
 
+    /// The server's Unix socket (for clients other than `mariadb`, such as
+    /// PHP's mysqli: `localhost:/path/to/sock`).
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
     /// The `mariadb` client on this server's socket, as root, utf8mb4.
     fn client(&self, db: Option<&str>) -> Command {
         let mut c = Command::new("mariadb");

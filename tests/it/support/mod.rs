@@ -14,6 +14,7 @@ pub mod mariadb;
 pub mod proxy;
 pub mod tls;
 pub mod web;
+pub mod wordpress;
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
