@@ -152,6 +152,9 @@ mod tests {
         assert_eq!((l.part_size, l.parts, l.last_part_size), (GIB, 6, 1));
         // A lowered limit (the tests') cuts smaller parts.
         let l = copy_layout(12 * MIB, 10 * MIB).unwrap().unwrap();
-        assert_eq!((l.part_size, l.parts, l.last_part_size), (10 * MIB, 2, 2 * MIB));
+        assert_eq!(
+            (l.part_size, l.parts, l.last_part_size),
+            (10 * MIB, 2, 2 * MIB)
+        );
     }
 }

@@ -668,7 +668,9 @@ async fn a_server_that_cannot_copy_gets_the_duplicates_uploaded_instead() {
 
     // A copy whose source is gone (an object already in place that was
     // deleted since): uploaded too.
-    let t = Tree::new().file("a.jpg", b"same").copy_of("b.jpg", 0, false);
+    let t = Tree::new()
+        .file("a.jpg", b"same")
+        .copy_of("b.jpg", 0, false);
     let store = MemoryStore::new();
     let only_copy = Tree {
         dir: t.dir,

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use crate::support::{
     Target, Tree, bytes, json as doc, mediashift, mediashift_env, runtime, s3, stderr, stdout,
-    target,
+    strict_path, target,
 };
 
 const MIB: usize = 1024 * 1024;
@@ -258,25 +258,6 @@ fn expected_content_type(rel: &str) -> &'static str {
     }
 }
 
-/// RFC 3986's strict percent-encoding of each path segment: only
-/// `A-Z a-z 0-9 - . _ ~` stay as they are.
-fn strict_encode(path: &str) -> String {
-    path.split('/')
-        .map(|seg| {
-            seg.bytes()
-                .map(|b| {
-                    if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                        (b as char).to_string()
-                    } else {
-                        format!("%{b:02X}")
-                    }
-                })
-                .collect::<String>()
-        })
-        .collect::<Vec<_>>()
-        .join("/")
-}
-
 /// [`weird_tree`] migrated into a fresh target (the non-UTF-8 name is the
 /// one failure): the tree, its files, the target and the map directory.
 pub fn migrated_weird_tree(
@@ -348,7 +329,7 @@ pub fn check_migrated(
             None => assert_whole_checksum(t, key, data),
         }
         assert!(
-            row["new_url"].ends_with(&strict_encode(key)),
+            row["new_url"].ends_with(&strict_path(key)),
             "{rel}: {}",
             row["new_url"]
         );
@@ -409,12 +390,18 @@ fn migrates_everything_once_and_proves_it() {
     // Every file at its own key (BASE + its path serves it after a base
     // switch): the duplicate's object is a copy of the first file's,
     // made in the bucket, so its bytes were not sent again.
-    assert_eq!(copy["key"], format!("{}catalog/product/c/d/shoe copy.jpg", t.prefix));
+    assert_eq!(
+        copy["key"],
+        format!("{}catalog/product/c/d/shoe copy.jpg", t.prefix)
+    );
     assert_ne!(copy["key"], shoe["key"]);
     assert_eq!(copy["duplicate_of"], "catalog/product/a/b/shoe.jpg");
     assert_eq!(shoe["duplicate_of"], "");
     assert_eq!(v["objects_copied"], 1);
-    assert_eq!(v["bytes_copied"], files["catalog/product/c/d/shoe copy.jpg"].len());
+    assert_eq!(
+        v["bytes_copied"],
+        files["catalog/product/c/d/shoe copy.jpg"].len()
+    );
     assert_eq!(v["requests"]["copy_object"], 1);
     // SeaweedFS answers a copy without a checksum: HEAD proves it.
     assert_eq!(v["verified"]["checksum_in_head"], 1, "{}", v["verified"]);

@@ -659,7 +659,11 @@ fn each_duplicate_goes_only_with_its_own_object() {
         reasons(&[("p/first.jpg", "object_missing")]),
         "{v}"
     );
-    assert_eq!(paths(&v, "offloaded"), set(&["q/second.jpg", "x.jpg"]), "{v}");
+    assert_eq!(
+        paths(&v, "offloaded"),
+        set(&["q/second.jpg", "x.jpg"]),
+        "{v}"
+    );
     assert_eq!(
         std::fs::read(shop.source().join("p/first.jpg")).unwrap(),
         twin

@@ -430,7 +430,11 @@ fn three_shards_at_once_write_each_object_once_and_merge_into_the_unsharded_maps
         stderr(&out)
     );
     let v = doc(&out);
-    assert_eq!(v["objects_ok"], files.len() as u64, "every file's object: {v}");
+    assert_eq!(
+        v["objects_ok"],
+        files.len() as u64,
+        "every file's object: {v}"
+    );
     assert_eq!(v["unexpected_not_checked"], Value::Null, "{v}");
     assert_eq!(v["unexpected"], json!([]), "{v}");
 }

@@ -19,15 +19,13 @@
 //! and the attribute.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::{Value, json};
 
 use crate::support::mariadb::MariaDb;
 use crate::support::wordpress::WordPress;
-use crate::support::{Target, json as doc, mediashift, runtime, s3, server, stderr, target};
+use crate::support::{anonymous_get, browser_url, json as doc, mediashift, server, stderr, target};
 
 const HOST: &str = "shop.test";
 /// Where WordPress serves its uploads before the cutover, as it writes
@@ -512,45 +510,6 @@ fn old_rel(url: &str) -> Option<String> {
     rel_under(url, OLD_BASE).or_else(|| rel_under(url, OLD_ROOT))
 }
 
-/// A URL as a browser sends it: spaces, non-ASCII and the other bytes a
-/// path may not hold raw percent-encoded, `%` left alone.
-fn browser_url(url: &str) -> String {
-    let mut out = String::new();
-    for &b in url.as_bytes() {
-        if b <= b' ' || b >= 0x7f || b"\"<>`{}|\\^".contains(&b) {
-            write!(out, "%{b:02X}").unwrap();
-        } else {
-            out.push(b as char);
-        }
-    }
-    out
-}
-
-/// An anonymous GET, as a browser's: (status, body).
-fn http_get(url: &str) -> (u16, Vec<u8>) {
-    let out = Command::new("curl")
-        .args([
-            "-sS",
-            "--globoff",
-            "--path-as-is",
-            "-o",
-            "-",
-            "-w",
-            "\n%{http_code}",
-        ])
-        .arg(url)
-        .output()
-        .expect("run curl");
-    assert!(out.status.success(), "curl {url}: {}", stderr(&out));
-    let s = out.stdout;
-    let nl = s
-        .iter()
-        .rposition(|&b| b == b'\n')
-        .expect("curl's status line");
-    let code = std::str::from_utf8(&s[nl + 1..]).unwrap().parse().unwrap();
-    (code, s[..nl].to_vec())
-}
-
 /// Collects what is wrong, and checks URLs against the files on disk.
 struct Checks {
     uploads: PathBuf,
@@ -591,7 +550,7 @@ impl Checks {
         let (status, body) = self
             .gets
             .entry(sent.clone())
-            .or_insert_with(|| http_get(&sent))
+            .or_insert_with(|| anonymous_get(&sent))
             .clone();
         if status != 200 {
             self.fail(
@@ -627,34 +586,6 @@ fn files_under(dir: &Path) -> BTreeSet<String> {
         }
     }
     out
-}
-
-/// Lets anyone GET the objects under the target (a bucket policy, as a
-/// public bucket behind a CDN has).
-fn make_public(t: &Target) {
-    let policy = json!({
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Effect": "Allow",
-            "Principal": "*",
-            "Action": ["s3:GetObject"],
-            "Resource": [format!("arn:aws:s3:::{}/{}*", t.bucket, t.prefix)],
-        }],
-    });
-    runtime()
-        .block_on(
-            s3().put_bucket_policy()
-                .bucket(&t.bucket)
-                .policy(policy.to_string())
-                .send(),
-        )
-        .unwrap_or_else(|e| {
-            panic!(
-                "the WordPress test needs anonymous reads, but the server refused the bucket \
-                 policy that allows them on {}: {e:?}",
-                t.bucket
-            )
-        });
 }
 
 /// The fixture is what the test means it to be: WordPress named, sized
@@ -782,7 +713,7 @@ fn wordpress_cutover_renders_every_media_url_from_the_bucket() {
         Some(on_disk.len() as u64),
         "one map entry per file of the uploads: {on_disk:?}\n{v:#}"
     );
-    make_public(&t);
+    t.make_public();
 
     let mut checks = Checks {
         uploads: wp.uploads(),

@@ -197,6 +197,46 @@ pub struct Target {
 }
 
 impl Target {
+    /// Lets anyone GET the objects under the target (a bucket policy, as a
+    /// public bucket behind a CDN has). Fails, naming the bucket, on a
+    /// server that takes no bucket policy.
+    pub fn make_public(&self) {
+        let policy = serde_json::json!({
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Effect": "Allow",
+                "Principal": "*",
+                "Action": ["s3:GetObject"],
+                "Resource": [format!("arn:aws:s3:::{}/{}*", self.bucket, self.prefix)],
+            }],
+        });
+        runtime()
+            .block_on(
+                s3().put_bucket_policy()
+                    .bucket(&self.bucket)
+                    .policy(policy.to_string())
+                    .send(),
+            )
+            .unwrap_or_else(|e| {
+                panic!(
+                    "this test needs anonymous reads, but the server refused the bucket \
+                     policy that allows them on {}: {e:?}",
+                    self.bucket
+                )
+            });
+    }
+
+    /// The URL anyone may GET the object `key` at (path-style, once
+    /// [`Self::make_public`]).
+    pub fn public_url(&self, key: &str) -> String {
+        format!(
+            "{}/{}/{}",
+            server().endpoint,
+            self.bucket,
+            crate::support::strict_path(key)
+        )
+    }
+
     /// `s3://bucket/prefix`
     pub fn url(&self) -> String {
         format!("s3://{}/{}", self.bucket, self.prefix)
@@ -537,6 +577,66 @@ pub fn wait_with_timeout(mut child: std::process::Child, limit: std::time::Durat
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+}
+
+/// RFC 3986's strict percent-encoding of each path segment: only
+/// `A-Z a-z 0-9 - . _ ~` stay as they are.
+pub fn strict_path(path: &str) -> String {
+    path.split('/')
+        .map(|seg| {
+            seg.bytes()
+                .map(|b| {
+                    if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                        (b as char).to_string()
+                    } else {
+                        format!("%{b:02X}")
+                    }
+                })
+                .collect::<String>()
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// A URL as a browser sends it: spaces, non-ASCII and the other bytes a
+/// path may not hold raw percent-encoded, `%` left alone.
+pub fn browser_url(url: &str) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    for &b in url.as_bytes() {
+        if b <= b' ' || b >= 0x7f || b"\"<>`{}|\\^".contains(&b) {
+            write!(out, "%{b:02X}").unwrap();
+        } else {
+            out.push(b as char);
+        }
+    }
+    out
+}
+
+/// An anonymous GET of exactly `url` (no credentials, the path sent as
+/// given), as a browser's: (status, body).
+pub fn anonymous_get(url: &str) -> (u16, Vec<u8>) {
+    let out = std::process::Command::new("curl")
+        .args([
+            "-sS",
+            "--globoff",
+            "--path-as-is",
+            "-o",
+            "-",
+            "-w",
+            "\n%{http_code}",
+        ])
+        .arg(url)
+        .output()
+        .expect("run curl");
+    assert!(out.status.success(), "curl {url}: {}", stderr(&out));
+    let s = out.stdout;
+    let nl = s
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .expect("curl's status line");
+    let code = std::str::from_utf8(&s[nl + 1..]).unwrap().parse().unwrap();
+    (code, s[..nl].to_vec())
 }
 
 /// A raw HTTP/1.0 GET: (status, Location header).

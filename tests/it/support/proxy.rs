@@ -408,8 +408,7 @@ impl State {
             let m = &r.matches;
             let hit = m.method.is_none_or(|x| x == method)
                 && m.target.iter().all(|t| target.contains(t.as_str()))
-                && m
-                    .header
+                && m.header
                     .is_none_or(|h| headers.iter().any(|k| k.eq_ignore_ascii_case(h)))
                 && m.in_flight_above.is_none_or(|n| in_flight > n)
                 && r.times != Some(0);
