@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod apache;
+mod copies;
 mod deploy;
 mod faults;
 mod layout;
