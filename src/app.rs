@@ -16,8 +16,8 @@ use crate::commands;
 use crate::error::{Error, Result};
 use crate::report::{
     GcDoc, MergeDoc, MigrateDoc, OffloadDoc, PlanDoc, RestoreDoc, RewriteDoc, StatusDoc, UndoDoc,
-    VerifyDoc, gc_text, merge_text, migrate_text, offload_text, plan_text, restore_text,
-    rewrite_text, status_text, undo_text, verify_text,
+    VerifyDoc, VisitedDoc, gc_text, merge_text, migrate_text, offload_text, plan_text,
+    restore_text, rewrite_text, status_text, undo_text, verify_text, visited_text,
 };
 use crate::settings::{
     GcSettings, JOB_INDEX_VAR, MergeSettings, MigrateSettings, OffloadSettings, RestoreSettings,
@@ -141,10 +141,18 @@ fn dispatch(runtime: &tokio::runtime::Runtime, command: &Resolved, quiet: bool) 
         Resolved::Verify(settings) => {
             let progress =
                 out.progress(settings.output.progress, settings.output.progress_interval);
-            let checked = runtime.block_on(commands::verify::run(settings, &progress))?;
-            let doc = VerifyDoc::new(&checked, settings);
-            out.print(settings.output.json, &doc, verify_text)?;
-            Ok(Exit::of(doc.is_clean()))
+            if let Some(base) = &settings.via_url {
+                let visited =
+                    runtime.block_on(commands::verify::run_via_url(settings, base, &progress))?;
+                let doc = VisitedDoc::new(&visited, settings);
+                out.print(settings.output.json, &doc, visited_text)?;
+                Ok(Exit::of(doc.is_clean()))
+            } else {
+                let checked = runtime.block_on(commands::verify::run(settings, &progress))?;
+                let doc = VerifyDoc::new(&checked, settings);
+                out.print(settings.output.json, &doc, verify_text)?;
+                Ok(Exit::of(doc.is_clean()))
+            }
         }
         Resolved::Gc(settings) => {
             let collected = runtime.block_on(commands::gc::run(settings))?;

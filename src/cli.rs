@@ -529,6 +529,17 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub deep: bool,
 
+    /// Check the switch before flipping it: fetch every file over plain
+    /// HTTP(S), without credentials, as the application's visitors will
+    /// (HEAD; with --deep, GET and hash), at BASE + its path as the
+    /// application writes it (the new media base: the bucket's or CDN's
+    /// URL and the prefix), and report what a browser gets: status,
+    /// length, Content-Type, Cache-Control. With --key-layout content, at
+    /// BASE + its object's key (its new_url in the maps, BASE being
+    /// --public-base-url).
+    #[arg(long, value_name = "BASE")]
+    pub via_url: Option<String>,
+
     /// Requests in flight at once.
     #[arg(long, value_name = "N", default_value_t = 32)]
     pub concurrency: usize,

@@ -46,6 +46,7 @@ mod ui;
 mod upload;
 mod urls;
 mod verify;
+mod visitor;
 
 pub use app::{Exit, run};
 pub use error::{Error, Result};

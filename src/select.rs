@@ -250,6 +250,27 @@ impl ContentTypes {
         );
     }
 
+    /// The overrides as text, one `ext=type` per line in order (what the
+    /// journal keeps); [`Self::from_lines`] reads it back.
+    pub fn to_lines(&self) -> String {
+        let mut lines: Vec<String> = self
+            .by_ext
+            .iter()
+            .map(|(ext, t)| format!("{ext}={t}"))
+            .collect();
+        lines.sort();
+        lines.join("\n")
+    }
+
+    /// Overrides from [`Self::to_lines`] (a line without `=` is ignored).
+    pub fn from_lines(text: &str) -> Self {
+        let mut c = Self::default();
+        for (ext, t) in text.lines().filter_map(|l| l.split_once('=')) {
+            c.set(ext, t);
+        }
+        c
+    }
+
     /// The Content-Type an object for `rel_path` gets.
     pub fn of(&self, rel_path: &str) -> String {
         let name = rel_path.rsplit('/').next().unwrap_or(rel_path);
@@ -331,6 +352,10 @@ mod tests {
         assert_eq!(over.of("x.bin"), "application/x-test");
         assert_eq!(over.of("a.jpg"), "image/jpeg");
         assert_eq!(over.of("heic"), "application/octet-stream");
+        let back = ContentTypes::from_lines(&over.to_lines());
+        assert_eq!(back.of("a/b.heic"), "image/heif");
+        assert_eq!(back.of("x.bin"), "application/x-test");
+        assert_eq!(over.to_lines(), "bin=application/x-test\nheic=image/heif");
     }
 
     #[test]

@@ -870,6 +870,9 @@ pub struct VerifySettings {
     /// One journal, or every shard's (`--state` repeated).
     pub state_dirs: Vec<PathBuf>,
     pub deep: bool,
+    /// `--via-url BASE`: check what a visitor gets at BASE instead of
+    /// proving objects through the S3 API. Ends with `/`.
+    pub via_url: Option<String>,
     pub concurrency: usize,
     pub output: OutputSettings,
 }
@@ -891,6 +894,7 @@ impl VerifySettings {
                 .map(|d| resolved("--state", d))
                 .collect::<Result<_, _>>()?,
             deep: args.deep,
+            via_url: args.via_url.as_deref().map(via_url).transpose()?,
             concurrency: args.concurrency,
             output: OutputSettings {
                 json: args.json,
@@ -900,6 +904,33 @@ impl VerifySettings {
             },
         })
     }
+}
+
+/// `--via-url BASE`: an http(s) URL with a host, no query or fragment,
+/// ending with `/` (added if missing).
+fn via_url(base: &str) -> Result<String, SettingsError> {
+    let bad_url = |why: &str| {
+        bad(format!(
+            "--via-url {base}: {why}: give the URL the application will use for the media, such as https://cdn.example/media/"
+        ))
+    };
+    let Some((scheme, rest)) = base.split_once("://") else {
+        return Err(bad_url("not a URL"));
+    };
+    if !matches!(scheme, "http" | "https") {
+        return Err(bad_url("only http:// and https:// URLs are fetched"));
+    }
+    if rest.is_empty() || rest.starts_with('/') {
+        return Err(bad_url("no host"));
+    }
+    if base.contains(['?', '#']) || base.contains(char::is_whitespace) {
+        return Err(bad_url("a base URL carries no query, fragment or space"));
+    }
+    let mut base = base.to_string();
+    if !base.ends_with('/') {
+        base.push('/');
+    }
+    Ok(base)
 }
 
 /// Everything `gc` needs.

@@ -32,6 +32,35 @@ pub fn join(base: &str, encoded_path: &str) -> String {
     )
 }
 
+/// What a browser requests for a URL an application writes raw, as its
+/// base and a file's path: the path up to a `#` (a fragment, not sent) and
+/// a `?` (a query), with spaces, control characters, non-ASCII bytes and
+/// the few characters a request line may not carry percent-encoded; a
+/// `\` becomes `/` (WHATWG URL parsing). `+`, `%` and the rest go as they
+/// are, so what the server makes of them is what a visitor gets.
+pub fn as_a_browser_sends(raw: &str) -> String {
+    let (raw, _fragment) = raw.split_once('#').unwrap_or((raw, ""));
+    let (path, query) = match raw.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (raw, None),
+    };
+    let mut out = String::with_capacity(path.len());
+    for &b in path.as_bytes() {
+        match b {
+            b'\\' => out.push('/'),
+            b if b <= b' ' || b >= 0x7f || b"\"<>`{}|^[]".contains(&b) => {
+                out.push_str(&format!("%{b:02X}"));
+            }
+            b => out.push(b as char),
+        }
+    }
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
 /// The URL a file is served at: base URL plus its encoded relative path.
 pub fn url_for(base: &str, path: &str) -> String {
     join(base, &encode_path(path))
@@ -40,6 +69,22 @@ pub fn url_for(base: &str, path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_raw_path_is_sent_as_a_browser_sends_it() {
+        assert_eq!(
+            as_a_browser_sends("2024/11/sunset beach-café.jpg"),
+            "2024/11/sunset%20beach-caf%C3%A9.jpg"
+        );
+        // What S3 makes of these is what a visitor gets.
+        assert_eq!(
+            as_a_browser_sends("red+blue 100%25.png"),
+            "red+blue%20100%25.png"
+        );
+        assert_eq!(as_a_browser_sends("a#b.jpg"), "a");
+        assert_eq!(as_a_browser_sends("a?b.jpg"), "a?b.jpg");
+        assert_eq!(as_a_browser_sends("a\\b|c.jpg"), "a/b%7Cc.jpg");
+    }
 
     #[test]
     fn unreserved_characters_stay() {

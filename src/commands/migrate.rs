@@ -16,7 +16,8 @@ use crate::audit;
 use crate::cancel::Stop;
 use crate::error::{Error, Result};
 use crate::journal::{
-    FileRow, FileState, Identity, Journal, PlacedFile, Record, Recorder, UploadRow,
+    FileRow, FileState, Identity, Journal, ObjectSettingsRow, PlacedFile, Record, Recorder,
+    UploadRow,
 };
 use crate::maps::{self, Entry, MapMeta, MapWriter};
 use crate::plan::{Action, KeyLayout};
@@ -106,6 +107,11 @@ pub async fn run(settings: &MigrateSettings, progress: &Progress, stop: Stop) ->
         })?;
     }
     let mut journal = Journal::open(&settings.run.state_dir, &identity(settings))?;
+    // What a visitor should get with the objects (`verify --via-url`).
+    journal.set_object_settings(&ObjectSettingsRow {
+        cache_control: settings.upload.options.cache_control.clone(),
+        content_types: settings.content_types.to_lines(),
+    })?;
     if !settings.run.output.json && !settings.run.output.quiet {
         eprintln!("mediashift: journal {}", journal.path().display());
     }

@@ -4,6 +4,10 @@
 //! digests; with `--deep` its bytes are downloaded and hashed. Objects that
 //! offer no evidence are reported as unproven. Objects under the prefix
 //! that no file maps to are reported as unexpected.
+//!
+//! With `--via-url BASE` it checks the switch instead: every file fetched
+//! as the application's visitors will fetch it, with no credentials
+//! (`visitor`), judged against what migrate wrote.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
@@ -15,11 +19,15 @@ use tokio::task::JoinSet;
 
 use crate::digest::Digests;
 use crate::error::{Error, Result};
-use crate::journal::{Identity, JournalError, Reader, VerifiedObject};
+use crate::journal::{Identity, JournalError, PlacedFile, Reader, VerifiedObject};
 use crate::progress::Progress;
+use crate::select::ContentTypes;
 use crate::settings::VerifySettings;
+use crate::store::Trust;
 use crate::store::{BodyChecksum, ObjectStore, S3, StoreError};
+use crate::urls;
 use crate::verify::{self, How, Local, Proof};
+use crate::visitor::{self, Expected, Visit, VisitError, Visitor};
 
 /// An object that did not check out.
 #[derive(Debug, Serialize)]
@@ -161,6 +169,141 @@ pub async fn run(settings: &VerifySettings, progress: &Progress) -> Result<Check
     for list in [&mut doc.missing, &mut doc.mismatched, &mut doc.unproven] {
         list.sort_by(|a, b| a.key.cmp(&b.key));
     }
+    Ok(doc)
+}
+
+/// A file a visitor would not get as migrated.
+#[derive(Debug, Serialize)]
+pub struct Unserved {
+    pub path: String,
+    pub url: String,
+    /// What came back (`None`: no answer at all).
+    #[serde(flatten)]
+    pub visit: Option<Visit>,
+    pub detail: String,
+}
+
+/// What `verify --via-url` found.
+#[derive(Debug, Serialize)]
+pub struct Visited {
+    pub via_url: String,
+    pub files_checked: u64,
+    pub files_ok: u64,
+    /// Answers by HTTP status (`0`: no answer).
+    pub statuses: BTreeMap<u16, u64>,
+    pub problems: Vec<Unserved>,
+}
+
+impl Visited {
+    pub fn is_clean(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// Fetches every placed file of the journals at BASE as a visitor would,
+/// and judges what came back against what migrate wrote (`--via-url`).
+pub async fn run_via_url(
+    settings: &VerifySettings,
+    base: &str,
+    progress: &Progress,
+) -> Result<Visited> {
+    let mut files = Vec::new();
+    let mut object_settings = None;
+    let mut layout = String::new();
+    for dir in &settings.state_dirs {
+        let journal = Reader::open(dir)?;
+        same_migration(
+            journal.identity(),
+            dir,
+            &settings.source,
+            &settings.destination.to_string(),
+        )?;
+        layout.clone_from(&journal.identity().key_layout);
+        object_settings = object_settings.or(journal.object_settings()?);
+        files.extend(journal.placed()?);
+    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    files.dedup_by(|a, b| a.path == b.path);
+    let object_settings = object_settings.unwrap_or_default();
+    let types = ContentTypes::from_lines(&object_settings.content_types);
+    let prefix = &settings.destination.prefix;
+    // Where a visitor finds each file: the application writes BASE and
+    // the path raw (preserve); under the content layout, its new URL.
+    let url_of = |f: &PlacedFile| match layout.as_str() {
+        "content" => urls::url_for(base, &f.key),
+        _ => format!(
+            "{base}{}",
+            urls::as_a_browser_sends(f.key.strip_prefix(prefix.as_str()).unwrap_or(&f.path))
+        ),
+    };
+    let trust = if settings.connection.verify_ssl {
+        settings
+            .connection
+            .ca_bundle
+            .as_deref()
+            .map_or(Trust::System, |b| Trust::Bundle(b.clone()))
+    } else {
+        Trust::Unchecked
+    };
+    let visitor = Arc::new(Visitor::new(&trust, settings.connection.request_timeout)?);
+    let mut doc = Visited {
+        via_url: base.to_string(),
+        files_checked: files.len() as u64,
+        files_ok: 0,
+        statuses: BTreeMap::new(),
+        problems: Vec::new(),
+    };
+    let bar = progress.items("visiting", files.len() as u64);
+    let limit = Arc::new(Semaphore::new(settings.concurrency));
+    type Answer = std::result::Result<Visit, VisitError>;
+    let mut tasks: JoinSet<(usize, String, Answer)> = JoinSet::new();
+    for (i, f) in files.iter().enumerate() {
+        let (visitor, limit, url, deep) =
+            (visitor.clone(), limit.clone(), url_of(f), settings.deep);
+        tasks.spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            let answer = visitor.visit(&url, deep).await;
+            (i, url, answer)
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        let (i, url, answer) = joined.map_err(|source| Error::Task {
+            what: "a visit",
+            source,
+        })?;
+        bar.inc(1);
+        let f = &files[i];
+        let unserved = |visit: Option<Visit>, detail: String| Unserved {
+            path: f.path.clone(),
+            url: url.clone(),
+            visit,
+            detail,
+        };
+        match answer {
+            Err(e) => {
+                *doc.statuses.entry(0).or_default() += 1;
+                doc.problems.push(unserved(None, e.to_string()));
+            }
+            Ok(visit) => {
+                *doc.statuses.entry(visit.status).or_default() += 1;
+                let content_type = types.of(&f.path);
+                let expected = Expected {
+                    size: f.size,
+                    sha256: f.sha256,
+                    content_type: &content_type,
+                    cache_control: object_settings.cache_control.as_deref(),
+                };
+                let wrong = visitor::judge(&visit, &expected, settings.deep);
+                if wrong.is_empty() {
+                    doc.files_ok += 1;
+                } else {
+                    doc.problems.push(unserved(Some(visit), wrong.join("; ")));
+                }
+            }
+        }
+    }
+    bar.finish();
+    doc.problems.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(doc)
 }
 

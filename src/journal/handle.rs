@@ -9,7 +9,7 @@ use std::time::Duration;
 use rusqlite::Connection;
 
 use super::read::{self, PlacedFacts, PlacedFile};
-use super::records::{FileRow, Identity, JournalError, OffloadRow, UploadRow};
+use super::records::{FileRow, Identity, JournalError, ObjectSettingsRow, OffloadRow, UploadRow};
 use super::schema;
 use super::writer::{Recorder, Writer};
 
@@ -49,6 +49,19 @@ impl Journal {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Records what this run writes objects with (replacing an earlier
+    /// run's).
+    pub fn set_object_settings(&self, row: &ObjectSettingsRow) -> Result<(), JournalError> {
+        self.conn
+            .execute(
+                "INSERT INTO object_settings (id, cache_control, content_types) VALUES (1, ?1, ?2)
+                 ON CONFLICT (id) DO UPDATE SET cache_control = ?1, content_types = ?2",
+                rusqlite::params![row.cache_control, row.content_types],
+            )
+            .map_err(JournalError::sql(&self.path))?;
+        Ok(())
     }
 
     /// Files `offload` took out of SOURCE_DIR or is taking, by path.

@@ -36,7 +36,8 @@ pub use read::{
     FailedFile, InFlight, OffloadCount, PlacedFile, Reader, StateCount, VerifiedObject,
 };
 pub use records::{
-    FileRow, FileState, Identity, JournalError, OffloadRow, PartRow, Record, UploadRow, now,
+    FileRow, FileState, Identity, JournalError, ObjectSettingsRow, OffloadRow, PartRow, Record,
+    UploadRow, now,
 };
 pub use schema::exists;
 pub use writer::Recorder;

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use rusqlite::Connection;
 use serde::Serialize;
 
-use super::records::{FileRow, FileState, Identity, JournalError, OffloadRow, PartRow, UploadRow};
+use super::records::{
+    FileRow, FileState, Identity, JournalError, ObjectSettingsRow, OffloadRow, PartRow, UploadRow,
+};
 use super::schema;
 use crate::digest::Digests;
 use crate::types::{Crc64Nvme, Sha256Digest, UploadId};
@@ -515,6 +517,39 @@ impl Reader {
                 })
             },
         )
+    }
+
+    /// Every file whose object is in place (verified, with a key and its
+    /// digests), in path order.
+    pub fn placed(&self) -> Result<Vec<PlacedFile>, JournalError> {
+        let mut all = Vec::new();
+        each_placed(&self.conn, &self.path, |p| {
+            all.push(p);
+            Ok::<_, JournalError>(())
+        })?;
+        Ok(all)
+    }
+
+    /// What the last `migrate` wrote objects with; `None` for a journal
+    /// made before it was recorded.
+    pub fn object_settings(&self) -> Result<Option<ObjectSettingsRow>, JournalError> {
+        let sql = JournalError::sql(&self.path);
+        if !schema::has_table(&self.conn, "object_settings").map_err(&sql)? {
+            return Ok(None);
+        }
+        Ok(query_all(
+            &self.conn,
+            &self.path,
+            "SELECT cache_control, content_types FROM object_settings WHERE id = 1",
+            [],
+            |r| {
+                Ok(ObjectSettingsRow {
+                    cache_control: r.get(0)?,
+                    content_types: r.get(1)?,
+                })
+            },
+        )?
+        .pop())
     }
 
     /// Files offloaded (moved to a quarantine or deleted) and their bytes.

@@ -191,6 +191,17 @@ pub struct UploadRow {
     pub parts: Vec<PartRow>,
 }
 
+/// What every object of the migration was written with, beyond its bytes:
+/// what a visitor should get with them (`verify --via-url`). The last
+/// `migrate`'s.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObjectSettingsRow {
+    /// `--cache-control`, if given.
+    pub cache_control: Option<String>,
+    /// `--content-type EXT=TYPE` overrides, one `ext=type` per line.
+    pub content_types: String,
+}
+
 /// A file `offload` took out of SOURCE_DIR, or is taking (`done` false:
 /// the intent was recorded before the move, so a rerun after a crash knows
 /// whose move it was).

@@ -72,6 +72,11 @@ CREATE TABLE IF NOT EXISTS offloads (
     gid INTEGER NOT NULL,
     at INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS object_settings (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    cache_control TEXT,
+    content_types TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS upload_intents (
     key TEXT PRIMARY KEY,
     path TEXT NOT NULL,

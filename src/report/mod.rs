@@ -20,4 +20,4 @@ pub use offload::{OffloadDoc, RestoreDoc, offload_text, restore_text};
 pub use plan::{PlanDoc, plan_text};
 pub use rewrite::{RewriteDoc, UndoDoc, rewrite_text, undo_text};
 pub use status::{StatusDoc, status_text};
-pub use verify::{VerifyDoc, verify_text};
+pub use verify::{VerifyDoc, VisitedDoc, verify_text, visited_text};

@@ -30,10 +30,10 @@ mod watch;
 mod write;
 
 pub use connect::{ConnectionSettings, S3};
-pub use error::{ErrorKind, StoreError};
+pub use error::{ErrorKind, StoreError, chain};
 pub use interface::{
     BodyChecksum, ChecksumType, Checksums, DonePart, ListedPart, NewObject, ObjectOptions,
     ObjectStore, RemoteObject, Written,
 };
 pub use pace::{Caps, PaceStats};
-pub use tls::{CaBundle, CaBundleFrom};
+pub use tls::{CaBundle, CaBundleFrom, Trust, client_config};

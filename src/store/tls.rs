@@ -180,6 +180,49 @@ pub fn http_client(trust: &Trust) -> Result<Option<SharedHttpClient>, StoreError
     }
 }
 
+/// A rustls configuration for `trust`, for plain HTTPS requests outside
+/// the SDK (`verify --via-url`): the system's roots, a bundle's
+/// certificates, or no check.
+pub fn client_config(trust: &Trust) -> Result<rustls::ClientConfig, StoreError> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let fail = |what: String| StoreError::new(ErrorKind::Fatal, "tls", what);
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| fail(format!("cannot set up TLS: {e}")))?;
+    let mut roots = rustls::RootCertStore::empty();
+    match trust {
+        Trust::Unchecked => {
+            return Ok(builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+                .with_no_client_auth());
+        }
+        Trust::Bundle(bundle) => {
+            let pem = read_bundle(bundle)?;
+            for cert in CertificateDer::pem_slice_iter(&pem).flatten() {
+                roots
+                    .add(cert)
+                    .map_err(|e| bundle_error(bundle, format!("cannot be used: {e}")))?;
+            }
+        }
+        Trust::System => {
+            let found = rustls_native_certs::load_native_certs();
+            for cert in found.certs {
+                // A system certificate rustls cannot use is left out, as the
+                // SDK's client does.
+                let _ = roots.add(cert);
+            }
+            if roots.is_empty() {
+                return Err(fail(format!(
+                    "no CA certificates found on this system ({:?}): install the ca-certificates package, or give --ca-bundle",
+                    found.errors
+                )));
+            }
+        }
+    }
+    Ok(builder.with_root_certificates(roots).with_no_client_auth())
+}
+
 /// The SDK's default HTTPS client (rustls with aws-lc, the proxy from the
 /// environment), trusting `context`'s certificates.
 fn bundle_client(context: TlsContext) -> SharedHttpClient {

@@ -23,4 +23,5 @@ mod shards;
 mod support;
 mod tls;
 mod trust;
+mod via_url;
 mod wordpress;
