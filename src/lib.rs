@@ -46,7 +46,6 @@ mod ui;
 mod upload;
 mod urls;
 mod verify;
-mod visitor;
 
 pub use app::{Exit, run};
 pub use error::{Error, Result};

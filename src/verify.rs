@@ -27,7 +27,7 @@ use serde::Serialize;
 use crate::checksum::Algorithm;
 use crate::digest::Digests;
 use crate::limits::PartLayout;
-use crate::store::{BodyChecksum, ChecksumType, Checksums, RemoteObject, Written};
+use crate::store::{BodyChecksum, ChecksumType, Checksums, RemoteObject, Visit, Written};
 use crate::types::Sha256Digest;
 
 /// The user metadata key holding the file's hex SHA-256.
@@ -243,6 +243,85 @@ pub fn whole_checksum(object: &RemoteObject) -> Option<BodyChecksum> {
         }),
         (None, None) => None,
     }
+}
+
+/// What a visitor should get for a file.
+#[derive(Debug, Clone)]
+pub struct Expected<'a> {
+    pub size: u64,
+    pub sha256: Sha256Digest,
+    pub content_type: &'a str,
+    /// As set at migrate (`--cache-control`); not judged when `None`.
+    pub cache_control: Option<&'a str>,
+}
+
+/// What is wrong with what a visitor got, if anything (each reason in
+/// words).
+pub fn judge_visit(visit: &Visit, expected: &Expected<'_>, deep: bool) -> Vec<String> {
+    let mut wrong = Vec::new();
+    match visit.status {
+        200 => {}
+        401 | 403 => {
+            wrong.push(format!(
+                "HTTP {}: the bucket or CDN does not let anonymous visitors read it (make the objects public, or the CDN's origin access right)",
+                visit.status
+            ));
+            return wrong;
+        }
+        404 => {
+            wrong.push(
+                "HTTP 404: nothing at this URL (a wrong --via-url or prefix, or a name the URL cannot carry: S3 reads a raw + as a space)"
+                    .into(),
+            );
+            return wrong;
+        }
+        s => {
+            wrong.push(format!("HTTP {s}"));
+            return wrong;
+        }
+    }
+    if let Some(len) = visit.length
+        && len != expected.size
+    {
+        wrong.push(format!("{len} bytes, the file has {}", expected.size));
+    }
+    let media_type = |v: &str| {
+        v.split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase()
+    };
+    match &visit.content_type {
+        Some(t) if media_type(t) == media_type(expected.content_type) => {}
+        Some(t) => wrong.push(format!(
+            "served as {t}, not {} (what migrate gave the object)",
+            expected.content_type
+        )),
+        None => wrong.push(format!(
+            "no Content-Type (migrate gave the object {})",
+            expected.content_type
+        )),
+    }
+    if let Some(want) = expected.cache_control {
+        match &visit.cache_control {
+            Some(got) if got.trim() == want.trim() => {}
+            Some(got) => wrong.push(format!(
+                "Cache-Control {got}, not {want} (as set at migrate)"
+            )),
+            None => wrong.push(format!("no Cache-Control (set at migrate: {want})")),
+        }
+    }
+    if deep
+        && let Some(sha) = visit.sha256
+        && sha != expected.sha256
+    {
+        wrong.push(format!(
+            "its bytes hash to {sha}, the file's SHA-256 is {}",
+            expected.sha256
+        ));
+    }
+    wrong
 }
 
 /// What a listing alone tells of an object (`size`: its size in the
@@ -782,5 +861,51 @@ mod tests {
         let mut crc = remote();
         crc.checksums.crc64nvme = Some(local().crc64.to_base64());
         assert_eq!(whole_checksum(&crc), None);
+    }
+
+    fn ok_visit() -> Visit {
+        Visit {
+            url: "https://cdn.example/a.jpg".into(),
+            status: 200,
+            length: Some(5),
+            content_type: Some("image/jpeg".into()),
+            cache_control: Some("max-age=60".into()),
+            sha256: Some(Sha256Digest([1; 32])),
+        }
+    }
+
+    fn expected() -> Expected<'static> {
+        Expected {
+            size: 5,
+            sha256: Sha256Digest([1; 32]),
+            content_type: "image/jpeg",
+            cache_control: Some("max-age=60"),
+        }
+    }
+
+    #[test]
+    fn a_visit_is_judged_by_status_length_type_cache_and_bytes() {
+        assert!(judge_visit(&ok_visit(), &expected(), true).is_empty());
+        let mut v = ok_visit();
+        v.status = 403;
+        assert!(judge_visit(&v, &expected(), false)[0].contains("anonymous"));
+        v.status = 404;
+        assert!(judge_visit(&v, &expected(), false)[0].contains("raw +"));
+        let mut v = ok_visit();
+        v.length = Some(4);
+        v.content_type = Some("binary/octet-stream".into());
+        v.cache_control = None;
+        v.sha256 = Some(Sha256Digest([2; 32]));
+        let wrong = judge_visit(&v, &expected(), true);
+        assert_eq!(wrong.len(), 4, "{wrong:?}");
+        // The bytes are only judged with --deep; parameters and case of a
+        // content type do not matter; an unset cache header is not judged.
+        let mut v = ok_visit();
+        v.sha256 = Some(Sha256Digest([2; 32]));
+        v.content_type = Some("Image/JPEG; charset=binary".into());
+        v.cache_control = None;
+        let mut e = expected();
+        e.cache_control = None;
+        assert!(judge_visit(&v, &e, false).is_empty());
     }
 }

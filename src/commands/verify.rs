@@ -23,11 +23,9 @@ use crate::journal::{Identity, JournalError, PlacedFile, Reader, VerifiedObject}
 use crate::progress::Progress;
 use crate::select::ContentTypes;
 use crate::settings::VerifySettings;
-use crate::store::Trust;
-use crate::store::{BodyChecksum, ObjectStore, S3, StoreError};
+use crate::store::{BodyChecksum, ObjectStore, S3, StoreError, Trust, Visit, VisitError, Visitor};
 use crate::urls;
-use crate::verify::{self, How, Local, Proof};
-use crate::visitor::{self, Expected, Visit, VisitError, Visitor};
+use crate::verify::{self, Expected, How, Local, Proof};
 
 /// An object that did not check out.
 #[derive(Debug, Serialize)]
@@ -293,7 +291,7 @@ pub async fn run_via_url(
                     content_type: &content_type,
                     cache_control: object_settings.cache_control.as_deref(),
                 };
-                let wrong = visitor::judge(&visit, &expected, settings.deep);
+                let wrong = verify::judge_visit(&visit, &expected, settings.deep);
                 if wrong.is_empty() {
                     doc.files_ok += 1;
                 } else {

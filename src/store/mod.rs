@@ -5,7 +5,9 @@
 //! meaning in one tested place (`error`), so the rest of the program decides
 //! on "not found", "access denied", "throttled" or "unreachable" without
 //! knowing the SDK's types. Writes (`write`), listings with one pagination
-//! helper (`list`) and reads (`read`) are split by what they do.
+//! helper (`list`) and reads (`read`) are split by what they do; `public`
+//! reads objects as visitors will, at public URLs with no credentials
+//! (`verify --via-url`), the only HTTP client beside the SDK's.
 //!
 //! Every call goes through the run's retry policy (`retry`) and pace
 //! (`pace`: adaptive concurrency, the bandwidth and request-rate caps);
@@ -23,6 +25,7 @@ mod list;
 #[cfg(test)]
 pub(crate) mod memory;
 mod pace;
+mod public;
 mod read;
 mod retry;
 mod tls;
@@ -30,10 +33,11 @@ mod watch;
 mod write;
 
 pub use connect::{ConnectionSettings, S3};
-pub use error::{ErrorKind, StoreError, chain};
+pub use error::{ErrorKind, StoreError};
 pub use interface::{
     BodyChecksum, ChecksumType, Checksums, DonePart, ListedPart, NewObject, ObjectOptions,
     ObjectStore, RemoteObject, Written,
 };
 pub use pace::{Caps, PaceStats};
-pub use tls::{CaBundle, CaBundleFrom, Trust, client_config};
+pub use public::{Visit, VisitError, Visitor};
+pub use tls::{CaBundle, CaBundleFrom, Trust};

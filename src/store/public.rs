@@ -1,12 +1,8 @@
-//! What a visitor's browser gets at a URL, checked before the switch
-//! (`verify --via-url`): a bucket or CDN that is not public, a wrong
-//! prefix, a name the URL cannot carry, a content type or cache header a
-//! CDN changed, all show here before any customer sees them.
-//!
-//! Plain HTTP(S) with no credentials, redirects followed as a browser
-//! follows them: a HEAD, or with `deep` a GET whose body is hashed as it
-//! arrives. This and the SDK's client (in `store`) are the only code that
-//! speaks HTTP; the certificates it trusts come from `store::client_config`.
+//! Reading objects as the application's visitors will, at public URLs:
+//! plain HTTP(S) with no credentials, redirects followed as a browser
+//! follows them, a HEAD or a GET whose body is hashed as it arrives
+//! (`verify --via-url`). Beside the SDK's client, the only HTTP client; it
+//! trusts the certificates `tls` says.
 
 use std::future::poll_fn;
 use std::pin::Pin;
@@ -22,7 +18,8 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
-use crate::store::{StoreError, Trust, client_config};
+use super::error::{StoreError, chain};
+use super::tls::{Trust, client_config};
 use crate::types::Sha256Digest;
 
 /// Redirects followed at most, as browsers bound them too.
@@ -52,16 +49,6 @@ pub struct Visit {
     /// With `deep` and a 200: the SHA-256 of the body.
     #[serde(skip)]
     pub sha256: Option<Sha256Digest>,
-}
-
-/// What a visitor should get for a file.
-#[derive(Debug, Clone)]
-pub struct Expected<'a> {
-    pub size: u64,
-    pub sha256: Sha256Digest,
-    pub content_type: &'a str,
-    /// As set at migrate (`--cache-control`); not judged when `None`.
-    pub cache_control: Option<&'a str>,
 }
 
 /// An anonymous HTTP(S) client.
@@ -118,7 +105,7 @@ impl Visitor {
             let response = tokio::time::timeout(self.timeout, self.client.request(request))
                 .await
                 .map_err(|_| no_answer(format!("nothing within {:?}", self.timeout)))?
-                .map_err(|e| no_answer(crate::store::chain(&e)))?;
+                .map_err(|e| no_answer(chain(&e)))?;
             let status = response.status().as_u16();
             let header = |name| {
                 response
@@ -204,124 +191,9 @@ fn resolve(from: &str, location: &str) -> String {
     }
 }
 
-/// What is wrong with what a visitor got, if anything (each reason in
-/// words).
-pub fn judge(visit: &Visit, expected: &Expected<'_>, deep: bool) -> Vec<String> {
-    let mut wrong = Vec::new();
-    match visit.status {
-        200 => {}
-        401 | 403 => {
-            wrong.push(format!(
-                "HTTP {}: the bucket or CDN does not let anonymous visitors read it (make the objects public, or the CDN's origin access right)",
-                visit.status
-            ));
-            return wrong;
-        }
-        404 => {
-            wrong.push(
-                "HTTP 404: nothing at this URL (a wrong --via-url or prefix, or a name the URL cannot carry: S3 reads a raw + as a space)"
-                    .into(),
-            );
-            return wrong;
-        }
-        s => {
-            wrong.push(format!("HTTP {s}"));
-            return wrong;
-        }
-    }
-    if let Some(len) = visit.length
-        && len != expected.size
-    {
-        wrong.push(format!("{len} bytes, the file has {}", expected.size));
-    }
-    let media_type = |v: &str| {
-        v.split(';')
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_lowercase()
-    };
-    match &visit.content_type {
-        Some(t) if media_type(t) == media_type(expected.content_type) => {}
-        Some(t) => wrong.push(format!(
-            "served as {t}, not {} (what migrate gave the object)",
-            expected.content_type
-        )),
-        None => wrong.push(format!(
-            "no Content-Type (migrate gave the object {})",
-            expected.content_type
-        )),
-    }
-    if let Some(want) = expected.cache_control {
-        match &visit.cache_control {
-            Some(got) if got.trim() == want.trim() => {}
-            Some(got) => wrong.push(format!(
-                "Cache-Control {got}, not {want} (as set at migrate)"
-            )),
-            None => wrong.push(format!("no Cache-Control (set at migrate: {want})")),
-        }
-    }
-    if deep
-        && let Some(sha) = visit.sha256
-        && sha != expected.sha256
-    {
-        wrong.push(format!(
-            "its bytes hash to {sha}, the file's SHA-256 is {}",
-            expected.sha256
-        ));
-    }
-    wrong
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ok_visit() -> Visit {
-        Visit {
-            url: "https://cdn.example/a.jpg".into(),
-            status: 200,
-            length: Some(5),
-            content_type: Some("image/jpeg".into()),
-            cache_control: Some("max-age=60".into()),
-            sha256: Some(Sha256Digest([1; 32])),
-        }
-    }
-
-    fn expected() -> Expected<'static> {
-        Expected {
-            size: 5,
-            sha256: Sha256Digest([1; 32]),
-            content_type: "image/jpeg",
-            cache_control: Some("max-age=60"),
-        }
-    }
-
-    #[test]
-    fn a_visit_is_judged_by_status_length_type_cache_and_bytes() {
-        assert!(judge(&ok_visit(), &expected(), true).is_empty());
-        let mut v = ok_visit();
-        v.status = 403;
-        assert!(judge(&v, &expected(), false)[0].contains("anonymous"));
-        v.status = 404;
-        assert!(judge(&v, &expected(), false)[0].contains("raw +"));
-        let mut v = ok_visit();
-        v.length = Some(4);
-        v.content_type = Some("binary/octet-stream".into());
-        v.cache_control = None;
-        v.sha256 = Some(Sha256Digest([2; 32]));
-        let wrong = judge(&v, &expected(), true);
-        assert_eq!(wrong.len(), 4, "{wrong:?}");
-        // The bytes are only judged with --deep; parameters and case of a
-        // content type do not matter; an unset cache header is not judged.
-        let mut v = ok_visit();
-        v.sha256 = Some(Sha256Digest([2; 32]));
-        v.content_type = Some("Image/JPEG; charset=binary".into());
-        v.cache_control = None;
-        let mut e = expected();
-        e.cache_control = None;
-        assert!(judge(&v, &e, false).is_empty());
-    }
 
     #[test]
     fn redirects_resolve_against_the_url_asked() {
