@@ -82,10 +82,10 @@ impl Checked {
     }
 }
 
-pub async fn run(settings: &VerifySettings, progress: &Progress) -> Result<Checked> {
-    let mut expected = Vec::new();
-    let mut known_keys = HashSet::new();
-    let mut shards = Vec::new();
+/// The journals of `--state` (one, or every shard's), each checked to be
+/// this migration's.
+fn journals(settings: &VerifySettings) -> Result<Vec<Reader>> {
+    let mut all = Vec::new();
     for dir in &settings.state_dirs {
         let journal = Reader::open(dir)?;
         same_migration(
@@ -94,6 +94,16 @@ pub async fn run(settings: &VerifySettings, progress: &Progress) -> Result<Check
             &settings.source,
             &settings.destination.to_string(),
         )?;
+        all.push(journal);
+    }
+    Ok(all)
+}
+
+pub async fn run(settings: &VerifySettings, progress: &Progress) -> Result<Checked> {
+    let mut expected = Vec::new();
+    let mut known_keys = HashSet::new();
+    let mut shards = Vec::new();
+    for journal in journals(settings)? {
         shards.push(journal.identity().shard.clone());
         expected.extend(journal.verified()?);
         known_keys.extend(journal.keys()?);
@@ -208,14 +218,7 @@ pub async fn run_via_url(
     let mut files = Vec::new();
     let mut object_settings = None;
     let mut layout = String::new();
-    for dir in &settings.state_dirs {
-        let journal = Reader::open(dir)?;
-        same_migration(
-            journal.identity(),
-            dir,
-            &settings.source,
-            &settings.destination.to_string(),
-        )?;
+    for journal in journals(settings)? {
         layout.clone_from(&journal.identity().key_layout);
         object_settings = object_settings.or(journal.object_settings()?);
         files.extend(journal.placed()?);

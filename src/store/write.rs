@@ -63,6 +63,19 @@ macro_rules! signing {
     }};
 }
 
+/// Sends a request built on any operation's builder with the time it may
+/// take, as for a body of `work` bytes (`S3::timeout_for`), naming the
+/// operation in its error.
+macro_rules! send_within {
+    ($store:expr, $req:expr, $work:expr, $operation:expr) => {
+        $req.customize()
+            .config_override($store.timeout_for($work))
+            .send()
+            .await
+            .map_err(|e| $store.err($operation, e))
+    };
+}
+
 /// The checksums of any output or HeadObject answer (same getter names on
 /// all), with the checksum type where the output has one.
 macro_rules! checksums {
@@ -297,13 +310,7 @@ impl ObjectStore for S3 {
                     req = req.if_none_match("*");
                 }
                 let operation = &operation;
-                async move {
-                    req.customize()
-                        .config_override(self.timeout_for(work))
-                        .send()
-                        .await
-                        .map_err(|e| self.err(operation, e))
-                }
+                async move { send_within!(self, req, work, operation) }
             })
             .await?;
         Ok(Written {
@@ -359,13 +366,7 @@ impl ObjectStore for S3 {
                     req = req.if_none_match("*");
                 }
                 let operation = &operation;
-                async move {
-                    req.customize()
-                        .config_override(self.timeout_for(COPY_WORK))
-                        .send()
-                        .await
-                        .map_err(|e| self.err(operation, e))
-                }
+                async move { send_within!(self, req, COPY_WORK, operation) }
             })
             .await?;
         let result = out.copy_object_result();
@@ -400,13 +401,7 @@ impl ObjectStore for S3 {
                     .copy_source(&source)
                     .copy_source_range(&bytes);
                 let operation = &operation;
-                async move {
-                    req.customize()
-                        .config_override(self.timeout_for(COPY_WORK))
-                        .send()
-                        .await
-                        .map_err(|e| self.err(operation, e))
-                }
+                async move { send_within!(self, req, COPY_WORK, operation) }
             })
             .await?;
         let result = out.copy_part_result();

@@ -135,8 +135,28 @@ impl<S> Ctx<S> {
         });
     }
 
+    /// The job's object is proven (`how`; `whole`, its whole checksum):
+    /// recorded, counted (`bytes` not yet counted as sent), and reported.
+    pub(super) fn proven(
+        &self,
+        job: &Job,
+        how: How,
+        whole: Option<&BodyChecksum>,
+        bytes: u64,
+        copied: bool,
+    ) -> super::job::Uploaded {
+        self.record_verified(job, how, whole);
+        self.progress.object_done(bytes);
+        super::job::Uploaded {
+            object: job.object,
+            verification: how,
+            bytes: job.size,
+            copied,
+        }
+    }
+
     /// The object is proven (`how`); `whole` is its whole checksum.
-    pub(super) fn record_verified(&self, job: &Job, how: How, whole: Option<&BodyChecksum>) {
+    fn record_verified(&self, job: &Job, how: How, whole: Option<&BodyChecksum>) {
         self.record(Record::KeyState {
             key: job.key.clone(),
             state: FileState::Verified,

@@ -96,14 +96,7 @@ pub(super) async fn copy<S: ObjectStore>(
     };
     // A file that changed meanwhile is not what was copied.
     unchanged(job, &path, "while being copied")?;
-    ctx.record_verified(job, how, whole.as_ref());
-    ctx.progress.object_done(0);
-    Ok(Uploaded {
-        object: job.object,
-        verification: how,
-        bytes: job.size,
-        copied: true,
-    })
+    Ok(ctx.proven(job, how, whole.as_ref(), 0, true))
 }
 
 /// One CopyObject, then the proof: the answer's checksum, else HeadObject

@@ -34,7 +34,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::{Id, JoinError, JoinSet};
 
 pub use self::job::{CopyFrom, Failed, Job, Outcome, UploadSettings, Uploaded};
@@ -340,6 +340,16 @@ async fn small_side<S: ObjectStore>(
     tasks.finish(left).await
 }
 
+/// One of `slots` for a task, once free; `None` when the run stops
+/// meanwhile (nothing new may start).
+async fn task_slot<S>(ctx: &Ctx<S>, slots: &Arc<Semaphore>) -> Option<OwnedSemaphorePermit> {
+    let slot = tokio::select! {
+        s = slots.clone().acquire_owned() => s.ok(),
+        () = ctx.stop.cancelled() => None,
+    };
+    slot.filter(|_| !ctx.halted())
+}
+
 /// Large files: `large_files` at once; their parts share the request slots.
 async fn large_side<S: ObjectStore>(
     ctx: &Arc<Ctx<S>>,
@@ -349,11 +359,7 @@ async fn large_side<S: ObjectStore>(
     let mut tasks = Tasks::new(ctx);
     let mut left = 0;
     while let Some(job) = jobs.next() {
-        let slot = tokio::select! {
-            s = slots.clone().acquire_owned() => s.ok(),
-            () = ctx.stop.cancelled() => None,
-        };
-        let Some(slot) = slot.filter(|_| !ctx.halted()) else {
+        let Some(slot) = task_slot(ctx, &slots).await else {
             left = 1 + jobs.count();
             break;
         };
@@ -394,11 +400,7 @@ async fn copy_side<S: ObjectStore>(
             tasks.done.fallback.push((job, String::new()));
             continue;
         }
-        let slot = tokio::select! {
-            s = slots.clone().acquire_owned() => s.ok(),
-            () = ctx.stop.cancelled() => None,
-        };
-        let Some(slot) = slot.filter(|_| !ctx.halted()) else {
+        let Some(slot) = task_slot(ctx, &slots).await else {
             left = 1 + jobs.count();
             break;
         };

@@ -157,16 +157,10 @@ fn from_parts(sha: Option<Arc<InOrder>>, crc64: &str, layout: PartLayout) -> Opt
     })
 }
 
-/// Records a proven large file and reports it done.
+/// Records a proven large file and reports it done (its parts' bytes were
+/// counted as they went).
 fn done<S>(ctx: &Ctx<S>, job: &Job, how: How, whole: Option<&BodyChecksum>) -> Uploaded {
-    ctx.record_verified(job, how, whole);
-    ctx.progress.object_done(0);
-    Uploaded {
-        object: job.object,
-        verification: how,
-        bytes: job.size,
-        copied: false,
-    }
+    ctx.proven(job, how, whole, 0, false)
 }
 
 /// Starts a new multipart upload and records it for resume. The intent is

@@ -59,12 +59,5 @@ pub(super) async fn put_small<S: ObjectStore>(
         Err(e) => return Err(e.into()),
     };
     ctx.record_digests(job, digests);
-    ctx.record_verified(job, how, Some(&sent));
-    ctx.progress.object_done(size);
-    Ok(Uploaded {
-        object: job.object,
-        verification: how,
-        bytes: size,
-        copied: false,
-    })
+    Ok(ctx.proven(job, how, Some(&sent), size, false))
 }

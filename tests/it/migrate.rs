@@ -381,7 +381,11 @@ fn migrates_everything_once_and_proves_it() {
         "the server returns checksums: {}",
         v["verified"]
     );
-    assert!(proven("checksum_in_response") >= unique, "{}", v["verified"]);
+    assert!(
+        proven("checksum_in_response") >= unique,
+        "{}",
+        v["verified"]
+    );
 
     let rows = check_migrated(&t, maps.path(), &files);
     let shoe = rows

@@ -8,6 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::migrate::{csv_rows, hex, migrate_in, migrated_weird_tree};
+use crate::support::web::nginx_conf;
 use crate::support::{Tree, bytes, get_raw, signed_get, stderr, target};
 
 struct Nginx {
@@ -47,21 +48,10 @@ fn config(map: &std::path::Path) -> (tempfile::TempDir, u16) {
         .local_addr()
         .unwrap()
         .port();
-    let d = dir.path().display();
-    let conf = format!(
-        r#"daemon off;
-master_process off;
-pid {d}/nginx.pid;
-error_log {d}/error.log;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {d}/body;
-    proxy_temp_path {d}/proxy;
-    fastcgi_temp_path {d}/fastcgi;
-    uwsgi_temp_path {d}/uwsgi;
-    scgi_temp_path {d}/scgi;
-    map_hash_bucket_size 512;
+    let conf = nginx_conf(
+        dir.path(),
+        &format!(
+            r#"    map_hash_bucket_size 512;
     map $uri $mediashift_url {{
         default "";
         include {map};
@@ -75,9 +65,9 @@ http {{
             return 404;
         }}
     }}
-}}
 "#,
-        map = map.display()
+            map = map.display()
+        ),
     );
     std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
     (dir, port)

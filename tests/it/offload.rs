@@ -14,7 +14,9 @@ use std::time::{Duration, UNIX_EPOCH};
 use serde_json::{Value, json};
 
 use crate::migrate::{csv_rows, hex};
-use crate::support::web::{WebServer, apache, free_port, nginx_in, readable};
+use crate::support::web::{
+    WebServer, apache, free_port, nginx_http_prelude, nginx_in, nginx_main, readable,
+};
 use crate::support::{
     ChecksumAlgorithm, SmallDisk, Target, bytes, json as doc, mediashift, mediashift_env,
     signed_get, stderr, stdout, target,
@@ -1435,7 +1437,6 @@ fn start_nginx(shop: &Shop) -> WebServer {
         .tempdir()
         .unwrap();
     let port = free_port();
-    let d = dir.path().display();
     let snippet = readme_snippet("offload-nginx")
         .replace(
             "/etc/nginx/mediashift/nginx.map",
@@ -1446,11 +1447,7 @@ fn start_nginx(shop: &Shop) -> WebServer {
     let snippet = snippet
         .replacen(
             "http {",
-            &format!(
-                "http {{\n    access_log off;\n    client_body_temp_path {d}/body;\n    \
-                 proxy_temp_path {d}/proxy;\n    fastcgi_temp_path {d}/fastcgi;\n    \
-                 uwsgi_temp_path {d}/uwsgi;\n    scgi_temp_path {d}/scgi;"
-            ),
+            &format!("http {{\n{}", nginx_http_prelude(dir.path())),
             1,
         )
         .replacen(
@@ -1458,10 +1455,7 @@ fn start_nginx(shop: &Shop) -> WebServer {
             &format!("server {{\n        listen 127.0.0.1:{port};"),
             1,
         );
-    let conf = format!(
-        "daemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
-         events {{ worker_connections 64; }}\n{snippet}\n"
-    );
+    let conf = format!("{}{snippet}\n", nginx_main(dir.path()));
     nginx_in(dir, port, &conf)
 }
 

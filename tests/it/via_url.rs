@@ -9,7 +9,7 @@ use std::process::Output;
 use serde_json::Value;
 
 use crate::migrate::{csv_rows, migrate_args};
-use crate::support::web::{WebServer, free_port, nginx_in};
+use crate::support::web::{WebServer, free_port, nginx_conf, nginx_in};
 use crate::support::{Target, Tree, bytes, json as doc, mediashift, server, stderr, target};
 
 const CACHE: &str = "public, max-age=31536000, immutable";
@@ -67,22 +67,11 @@ fn all_say(v: &Value, needle: &str) {
 fn cdn() -> WebServer {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let d = dir.path().display();
     let upstream = server().endpoint.trim_start_matches("http://").to_string();
-    let conf = format!(
-        r#"daemon off;
-master_process off;
-pid {d}/nginx.pid;
-error_log {d}/error.log;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {d}/body;
-    proxy_temp_path {d}/proxy;
-    fastcgi_temp_path {d}/fastcgi;
-    uwsgi_temp_path {d}/uwsgi;
-    scgi_temp_path {d}/scgi;
-    server {{
+    let conf = nginx_conf(
+        dir.path(),
+        &format!(
+            r#"    server {{
         listen 127.0.0.1:{port};
         location / {{
             proxy_pass http://{upstream};
@@ -90,8 +79,8 @@ http {{
             add_header Cache-Control "max-age=300";
         }}
     }}
-}}
 "#
+        ),
     );
     nginx_in(dir, port, &conf)
 }

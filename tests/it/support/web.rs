@@ -143,6 +143,36 @@ StartServers 1
     }
 }
 
+/// The top of a test nginx's configuration in `dir`: in the foreground,
+/// one process, its pid file and error log in `dir`.
+pub fn nginx_main(dir: &Path) -> String {
+    let d = dir.display();
+    format!(
+        "daemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+         events {{ worker_connections 64; }}\n"
+    )
+}
+
+/// The lines a test nginx's `http` block starts with: no access log, its
+/// temporary files in `dir`.
+pub fn nginx_http_prelude(dir: &Path) -> String {
+    let d = dir.display();
+    format!(
+        "    access_log off;\n    client_body_temp_path {d}/body;\n    proxy_temp_path {d}/proxy;\n    \
+         fastcgi_temp_path {d}/fastcgi;\n    uwsgi_temp_path {d}/uwsgi;\n    scgi_temp_path {d}/scgi;\n"
+    )
+}
+
+/// A whole test nginx configuration in `dir` whose `http` block holds
+/// `http` (maps, servers).
+pub fn nginx_conf(dir: &Path, http: &str) -> String {
+    format!(
+        "{}http {{\n{}{http}}}\n",
+        nginx_main(dir),
+        nginx_http_prelude(dir)
+    )
+}
+
 /// nginx (Debian's nginx-light) from a configuration `conf` in `dir`,
 /// listening on `port`, stopped with SIGQUIT when dropped.
 pub fn nginx_in(dir: tempfile::TempDir, port: u16, conf: &str) -> WebServer {
