@@ -77,13 +77,8 @@ where
     ));
     let jobs = jobs.into_iter();
     let first = pass(&ctx, jobs.clone().filter(|j| j.copy.is_none())).await;
-    let mut outcome = Outcome {
-        uploaded: first.uploaded,
-        failed: first.failed,
-        interrupted: first.interrupted,
-        bytes_read: 0,
-    };
-    let mut changed = first.changed;
+    let mut outcome = Outcome::default();
+    let (mut changed, _) = absorb(&mut outcome, first);
     if !changed.is_empty() && !ctx.halted() {
         tracing::warn!(
             "{} file(s) changed while being uploaded; trying them once more",
@@ -93,10 +88,7 @@ where
         // matched to its old content must not be uploaded with new content.
         let again: Vec<Job> = changed.into_iter().map(|(job, _)| job).collect();
         let second = pass(&ctx, again.into_iter()).await;
-        outcome.uploaded.extend(second.uploaded);
-        outcome.failed.extend(second.failed);
-        outcome.interrupted += second.interrupted;
-        changed = second.changed;
+        changed = absorb(&mut outcome, second).0;
     }
     // Changed twice: left for the next run.
     settle_changed(&ctx, changed, &mut outcome);
@@ -104,13 +96,10 @@ where
     // Duplicates' own objects, copied once their sources are in place.
     let placed: HashSet<u32> = outcome.uploaded.iter().map(|u| u.object).collect();
     let copies = copy_side(&ctx, jobs.filter(|j| j.copy.is_some()), &placed).await;
-    outcome.uploaded.extend(copies.uploaded);
-    outcome.failed.extend(copies.failed);
-    outcome.interrupted += copies.interrupted;
-    settle_changed(&ctx, copies.changed, &mut outcome);
+    let (changed, fallback) = absorb(&mut outcome, copies);
+    settle_changed(&ctx, changed, &mut outcome);
     // Those the server could not copy, and those whose source this run
     // could not upload: from their own files.
-    let fallback = copies.fallback;
     if !fallback.is_empty() && !ctx.halted() {
         if let Some((_, why)) = fallback.iter().find(|(_, why)| !why.is_empty()) {
             tracing::warn!(
@@ -120,16 +109,24 @@ where
         }
         let jobs: Vec<Job> = fallback.into_iter().map(|(job, _)| job).collect();
         let last = pass(&ctx, jobs.into_iter()).await;
-        outcome.uploaded.extend(last.uploaded);
-        outcome.failed.extend(last.failed);
-        outcome.interrupted += last.interrupted;
-        settle_changed(&ctx, last.changed, &mut outcome);
+        let (changed, _) = absorb(&mut outcome, last);
+        settle_changed(&ctx, changed, &mut outcome);
     } else {
         outcome.interrupted += fallback.len();
     }
     ctx.progress.finish();
     outcome.bytes_read = ctx.bytes_read();
     outcome
+}
+
+/// Takes a pass's successes, failures and interruptions into `outcome`;
+/// hands back the jobs still to settle: those whose file changed, and
+/// copies to upload instead (each with why).
+fn absorb(outcome: &mut Outcome, r: PassResult) -> (Vec<(Job, String)>, Vec<(Job, String)>) {
+    outcome.uploaded.extend(r.uploaded);
+    outcome.failed.extend(r.failed);
+    outcome.interrupted += r.interrupted;
+    (r.changed, r.fallback)
 }
 
 /// Files that changed while being read, with no try left in this run:
