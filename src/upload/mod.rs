@@ -122,7 +122,7 @@ where
 /// Takes a pass's successes, failures and interruptions into `outcome`;
 /// hands back the jobs still to settle: those whose file changed, and
 /// copies to upload instead (each with why).
-fn absorb(outcome: &mut Outcome, r: PassResult) -> (Vec<(Job, String)>, Vec<(Job, String)>) {
+fn absorb(outcome: &mut Outcome, r: PassResult) -> (Vec<WithWhy>, Vec<WithWhy>) {
     outcome.uploaded.extend(r.uploaded);
     outcome.failed.extend(r.failed);
     outcome.interrupted += r.interrupted;
@@ -131,11 +131,7 @@ fn absorb(outcome: &mut Outcome, r: PassResult) -> (Vec<(Job, String)>, Vec<(Job
 
 /// Files that changed while being read, with no try left in this run:
 /// failed, for the next run to retry (or, after a stop, interrupted).
-fn settle_changed<S: ObjectStore>(
-    ctx: &Ctx<S>,
-    changed: Vec<(Job, String)>,
-    outcome: &mut Outcome,
-) {
+fn settle_changed<S: ObjectStore>(ctx: &Ctx<S>, changed: Vec<WithWhy>, outcome: &mut Outcome) {
     if ctx.halted() {
         outcome.interrupted += changed.len();
         return;
@@ -147,17 +143,20 @@ fn settle_changed<S: ObjectStore>(
     }));
 }
 
+/// A job, and why it is not done yet.
+type WithWhy = (Job, String);
+
 /// What one pass did: successes, files that changed while being read (with
 /// why), failures, and jobs a stop left undone.
 #[derive(Default)]
 struct PassResult {
     uploaded: Vec<Uploaded>,
-    changed: Vec<(Job, String)>,
+    changed: Vec<WithWhy>,
     failed: Vec<Failed>,
     interrupted: usize,
     /// Copy jobs to upload from their own files instead, with why the
     /// server could not copy (empty: their source was not placed).
-    fallback: Vec<(Job, String)>,
+    fallback: Vec<WithWhy>,
 }
 
 impl PassResult {
