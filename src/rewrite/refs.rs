@@ -71,9 +71,24 @@ pub struct Stats {
     /// Serialized values left unchanged because their lengths were
     /// already wrong, with where.
     pub serialized_errors: Vec<String>,
+    /// The report these are added to has its examples: make none.
+    skip_examples: bool,
 }
 
 impl Stats {
+    /// Stats for a part of a file (a dump's literal) whose own are
+    /// `whole`: examples are made only while `whole` takes more.
+    pub fn part_of(whole: &Stats) -> Self {
+        Self {
+            skip_examples: whole.skip_examples || whole.examples.len() >= KEEP_EXAMPLES,
+            ..Self::default()
+        }
+    }
+
+    fn wants_example(&self) -> bool {
+        !self.skip_examples && self.examples.len() < KEEP_EXAMPLES
+    }
+
     pub fn add(&mut self, other: &Stats) {
         self.replacements += other.replacements;
         for e in &other.examples {
@@ -96,7 +111,7 @@ impl Stats {
     /// examples are still kept.
     fn replaced(&mut self, example: impl FnOnce() -> (String, String)) {
         self.replacements += 1;
-        if self.examples.len() < KEEP_EXAMPLES {
+        if self.wants_example() {
             let (old, new) = example();
             if !self.examples.iter().any(|(o, _)| *o == old) {
                 self.examples.push((old, new));
@@ -506,11 +521,12 @@ impl<'a> Rewriter<'a> {
             let (at, read) = written_at(text, from, m.end, esc, &u[..m.len], tail, m.literal)?;
             Some((head, at, read))
         });
+        let mut with = Vec::with_capacity(url.len() + m.end - from + 16);
         let Some((head, at, read)) = kept else {
-            let with = escaping.apply(url).into_bytes();
+            escaping.apply_into(url, &mut with);
             return (with, example.then(|| url.to_string()));
         };
-        let mut with = escaping.apply(head).into_bytes();
+        escaping.apply_into(head, &mut with);
         keep_path(text, at, m.end, esc, m.literal, &mut with);
         let shown = example.then(|| {
             let mut p = head.as_bytes().to_vec();
@@ -552,7 +568,7 @@ impl<'a> Rewriter<'a> {
                         continue;
                     };
                     let u = &s.u[..m.len];
-                    let example = stats.examples.len() < KEEP_EXAMPLES;
+                    let example = stats.wants_example();
                     let (with, shown) = self.replacement(text, end, escaping, &m, u, example);
                     stats.replaced(|| {
                         let mut d = Vec::new();
@@ -1024,6 +1040,36 @@ pub(super) mod tests {
             )
         );
         assert_eq!(s.replacements, 4);
+    }
+
+    #[test]
+    fn a_part_of_a_report_that_has_its_examples_makes_none() {
+        let t = table();
+        let f = Finder::new(&t.bases, true).unwrap();
+        let rw = Rewriter {
+            table: &t,
+            finder: &f,
+        };
+        let mut whole = Stats::default();
+        let text = (0..6)
+            .map(|i| format!("/media/a.jpg?{i} /media/x/caf%C3%A9.jpg#{i} /media/v%201.mp4 "))
+            .collect::<String>();
+        rw.rewrite(text.as_bytes(), &mut whole);
+        assert_eq!(whole.examples.len(), 3, "one per distinct old URL");
+        let mut part = Stats::part_of(&whole);
+        assert!(part.wants_example(), "the whole has room for more");
+        whole.examples.extend(whole.examples.clone());
+        let mut part_of_full = Stats::part_of(&whole);
+        rw.rewrite(b"/media/b&c.png", &mut part_of_full);
+        rw.rewrite(b"/media/b&c.png", &mut part);
+        assert_eq!(part_of_full.replacements, 1);
+        assert!(part_of_full.examples.is_empty());
+        assert_eq!(part.examples.len(), 1);
+        assert!(
+            Stats::part_of(&part_of_full).examples.is_empty()
+                && !Stats::part_of(&part_of_full).wants_example(),
+            "a part of a part"
+        );
     }
 
     #[test]
