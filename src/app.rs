@@ -167,11 +167,12 @@ fn dispatch(runtime: &tokio::runtime::Runtime, command: &Resolved, quiet: bool) 
             reverse,
             include_guid,
             dry_run,
+            strict,
             json,
         }) => {
             // Files are streamed on this thread: no runtime needed.
             let done = commands::rewrite::run(map, bases, jobs, *reverse, *include_guid, *dry_run)?;
-            let doc = RewriteDoc::new(&done);
+            let doc = RewriteDoc::new(&done, *strict);
             out.print(*json, &doc, rewrite_text)?;
             Ok(Exit::of(doc.is_clean()))
         }

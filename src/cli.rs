@@ -51,7 +51,12 @@ pub enum Command {
 
     /// Point the application's own data at the new URLs: rewrite every
     /// reference to a migrated file in database dumps (mysqldump, pg_dump)
-    /// and content files, in any encoding, with a record to undo it.
+    /// and content files, in any encoding and keeping its form, with a
+    /// record to undo it.
+    ///
+    /// Exit code 1 if a file could not be rewritten whole (unreadable, a
+    /// serialized value with wrong lengths, bytes not UTF-8), or, with
+    /// --strict, if a reference under a base is not in the map.
     Rewrite(RewriteArgs),
 
     /// Free the server's disk: move to a quarantine (or delete) each file
@@ -275,9 +280,17 @@ pub struct RewriteArgs {
     #[arg(long, short = 'n', visible_alias = "dryrun")]
     pub dry_run: bool,
 
+    /// Exit 1 if a reference under a base is not in the map. Without it
+    /// such references are listed (in the report, --json's not_in_map),
+    /// left as they are, and do not change the exit code: a file the
+    /// migration did not take (a PDF under the media base) is still served
+    /// from the old URL.
+    #[arg(long)]
+    pub strict: bool,
+
     /// Undo a rewrite: give the record, then the rewritten file as INPUT
     /// and -o ORIGINAL.
-    #[arg(long, value_name = "ROLLBACK", conflicts_with_all = ["map", "bases", "output_dir", "in_place", "dry_run"])]
+    #[arg(long, value_name = "ROLLBACK", conflicts_with_all = ["map", "bases", "output_dir", "in_place", "dry_run", "strict"])]
     pub undo: Option<PathBuf>,
 
     /// Print one JSON document on stdout.

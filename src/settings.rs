@@ -670,6 +670,8 @@ pub enum RewriteSettings {
         reverse: bool,
         include_guid: bool,
         dry_run: bool,
+        /// Unknown references make the exit code 1.
+        strict: bool,
         json: bool,
     },
     Undo {
@@ -801,6 +803,7 @@ impl RewriteSettings {
             reverse: args.reverse,
             include_guid: args.include_guid,
             dry_run: args.dry_run,
+            strict: args.strict,
             json: args.json,
         })
     }

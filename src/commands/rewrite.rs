@@ -75,7 +75,14 @@ pub fn run(
             }
             r
         })
-        .collect();
+        .collect::<Vec<FileResult>>();
+    let unknown: u64 = files.iter().map(|f| f.stats.not_in_map_total).sum();
+    if unknown > 0 {
+        tracing::warn!(
+            "{unknown} reference(s) under a base are not in the map ({}) and were left as they are (listed in the report)",
+            map.display()
+        );
+    }
     Ok(Rewritten {
         map: map.display().to_string(),
         entries: table.len(),

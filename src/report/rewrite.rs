@@ -54,13 +54,17 @@ pub struct RewriteDoc {
     pub bases: Vec<String>,
     pub reverse: bool,
     pub dry_run: bool,
+    /// Whether references not in the map make the exit code 1.
+    pub strict: bool,
     /// Replacements in all files.
     pub replacements: u64,
+    /// References under a base not in the map, in all files.
+    pub not_in_map_total: u64,
     pub files: Vec<FileDoc>,
 }
 
 impl RewriteDoc {
-    pub fn new(r: &Rewritten) -> Self {
+    pub fn new(r: &Rewritten, strict: bool) -> Self {
         let files: Vec<FileDoc> = r.files.iter().map(file_doc).collect();
         Self {
             command: "rewrite",
@@ -69,16 +73,21 @@ impl RewriteDoc {
             bases: r.bases.clone(),
             reverse: r.reverse,
             dry_run: r.dry_run,
+            strict,
             replacements: files.iter().map(|f| f.replacements).sum(),
+            not_in_map_total: files.iter().map(|f| f.not_in_map_total).sum(),
             files,
         }
     }
 
+    /// Whether every file was rewritten whole. References not in the map
+    /// are listed but count only with --strict: the output is right
+    /// without them (their files are still served where they were).
     pub fn is_clean(&self) -> bool {
         self.files.iter().all(|f| {
             f.error.is_none()
                 && f.invalid_utf8_at.is_none()
-                && f.not_in_map_total == 0
+                && (f.not_in_map_total == 0 || !self.strict)
                 && f.serialized_errors.is_empty()
         })
     }
@@ -212,6 +221,11 @@ pub fn rewrite_text(doc: &RewriteDoc) -> String {
     }
     if !doc.is_clean() {
         let _ = writeln!(o, "\nSome references were left unchanged (listed above).");
+    } else if doc.not_in_map_total > 0 {
+        let _ = writeln!(
+            o,
+            "\nReferences not in the map were left as they are (listed above); --strict makes them an error."
+        );
     }
     o
 }

@@ -40,6 +40,24 @@ impl Escaping {
             Self::DumpJson => s.replace('/', "\\\\/"),
         }
     }
+
+    /// `s` written this way, into `out`.
+    pub fn apply_into(self, s: &str, out: &mut Vec<u8>) {
+        let slash: &[u8] = match self {
+            Self::Plain => return out.extend_from_slice(s.as_bytes()),
+            Self::Json => b"\\/",
+            Self::DumpJson => b"\\\\/",
+        };
+        for piece in s.as_bytes().split_inclusive(|&b| b == b'/') {
+            match piece.strip_suffix(b"/") {
+                Some(p) => {
+                    out.extend_from_slice(p);
+                    out.extend_from_slice(slash);
+                }
+                None => out.extend_from_slice(piece),
+            }
+        }
+    }
 }
 
 /// What a pattern stands for.
@@ -151,5 +169,16 @@ mod tests {
         assert_eq!(found[2].hit, Hit::Directive);
         assert!(f.may_hold(br#"'{\"u\":\"https:\\/\\/shop.example\\/media\\/b.jpg\"}'"#));
         assert!(!f.may_hold(b"nothing here: https://other.example/media/"));
+    }
+
+    #[test]
+    fn apply_into_writes_what_apply_gives() {
+        for e in [Escaping::Plain, Escaping::Json, Escaping::DumpJson] {
+            for s in ["", "/", "https://cdn.example/a/b.jpg", "a//b/", "no slash"] {
+                let mut out = b"x".to_vec();
+                e.apply_into(s, &mut out);
+                assert_eq!(out, format!("x{}", e.apply(s)).into_bytes(), "{e:?} {s}");
+            }
+        }
     }
 }

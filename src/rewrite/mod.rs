@@ -4,13 +4,16 @@
 //! is written, and keeps a record to undo it byte for byte.
 //!
 //! The stages, each its own module:
-//! - `table`: the map as a lookup (old path to new URL), and the forms
-//!   (bases) under which the application writes the old URLs.
+//! - `table`: the map as a lookup (old path to new URL, and whether that
+//!   URL ends with the path), and the forms (bases) under which the
+//!   application writes the old URLs.
 //! - `find`: one multi-pattern search (aho-corasick) for every base in
 //!   every escaping, so bytes without a reference cost almost nothing.
-//! - `refs`: what follows a base, decoded (JSON `\/` and `\u00XX`, HTML
-//!   `&amp;`, percent-encoding), looked up, and replaced in the same
-//!   escaping; Magento `{{media url=...}}` directives.
+//! - `refs`: after a base, the longest path the map holds that ends where
+//!   the URL ends, read as its context writes it (JSON `\/` and `\uXXXX`,
+//!   HTML `&amp;`, percent-encoding), and replaced keeping that form: the
+//!   new URL's head, then the path as it was written; Magento
+//!   `{{media url=...}}` directives.
 //! - `serialized`: PHP-serialized values, rewritten with their byte lengths
 //!   recomputed, nested serialized strings included.
 //! - `sql`: dumps (mysqldump, pg_dump) split into string literals, which are

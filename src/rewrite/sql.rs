@@ -456,7 +456,7 @@ impl Scanner<'_, '_> {
         } else {
             undouble(inner, quote)
         };
-        let mut stats = Stats::default();
+        let mut stats = Stats::part_of(&self.stats.stats);
         let new = match self.value(&value, &mut stats, start) {
             Some(v) => v,
             None => {
@@ -494,7 +494,7 @@ impl Scanner<'_, '_> {
     /// dump escapes it (`\\/`), so nothing is decoded and only the
     /// references change.
     fn literal_as_written(&mut self, start: usize, end: usize) -> io::Result<()> {
-        let mut stats = Stats::default();
+        let mut stats = Stats::part_of(&self.stats.stats);
         let inner = &self.buf[start + 1..end - 1];
         let edits = self.rw.edits(inner, inner.len(), &mut stats);
         if edits.is_empty() {
@@ -528,7 +528,7 @@ impl Scanner<'_, '_> {
     fn value(&mut self, v: &[u8], stats: &mut Stats, at: usize) -> Option<Vec<u8>> {
         if serialized::looks_serialized(v) {
             let rw = self.rw;
-            let mut inner = Stats::default();
+            let mut inner = Stats::part_of(stats);
             match serialized::rewrite(v, &mut |t| rw.rewrite(t, &mut inner)) {
                 Ok(new) => {
                     stats.add(&inner);
@@ -563,7 +563,7 @@ impl Scanner<'_, '_> {
         let body = &row[..row.len() - 1];
         let mut new_row = Vec::with_capacity(row.len() + 64);
         let mut changed = false;
-        let mut stats = Stats::default();
+        let mut stats = Stats::part_of(&self.stats.stats);
         for (i, field) in body.split(|&b| b == b'\t').enumerate() {
             if i > 0 {
                 new_row.push(b'\t');

@@ -1,8 +1,17 @@
 //! The map as the rewriter sees it: each old path (decoded, relative to the
 //! source base) and what replaces a reference to it, plus the bases under
-//! which the application writes those paths.
+//! which the application writes those paths, and what the matcher needs to
+//! know about the paths as a whole (how long one can be written, which
+//! characters that end a URL some path holds).
 //!
-//! Forward, a reference `BASE + path` becomes the path's `new_url`; a
+//! Forward, a reference `BASE + path` becomes the path's `new_url`; when
+//! that URL ends with the path itself, strictly percent-encoded (the
+//! `preserve` key layout: public base, prefix, path), the entry keeps the
+//! length of the URL's head, so the reference can keep its path as it is
+//! written (raw, percent-encoded, JSON-escaped) after the new head. Under
+//! the `content` layout (or a duplicate whose URL names another file's
+//! object) the whole new URL replaces it. This is decided per entry, here,
+//! once. A
 //! Magento directive `{{media url="path"}}` becomes the object's path
 //! relative to the new media base (the public base plus the destination's
 //! prefix), which differs from the old path only with the content key
@@ -10,11 +19,12 @@
 //! plus the path of the file that owns the object (duplicates share one
 //! object, so they come back as that file's URL).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use serde::Deserialize;
 
+use super::refs::continues;
 use crate::urls;
 
 /// A map that cannot be used, or a base that cannot be matched.
@@ -128,6 +138,45 @@ pub struct Target {
     pub url: Box<str>,
     /// The path a `{{media url=...}}` directive becomes.
     pub media_path: Box<str>,
+    /// Set when `url` ends with the path (less its first `skip` bytes)
+    /// strictly percent-encoded: a reference may then keep that part of
+    /// its path as written, after `url`'s head.
+    pub tail: Option<Tail>,
+}
+
+/// `url[..head]` followed by the path from its byte `skip` on, strictly
+/// percent-encoded, is the whole URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tail {
+    pub head: u32,
+    pub skip: u32,
+}
+
+impl Target {
+    /// A target for `path`, whose references may keep their path as
+    /// written from its byte `skip` on (a segment's start) if `url` ends
+    /// with that part of it, percent-encoded, after a `/`.
+    pub fn new(path: &str, url: String, media_path: String, skip: usize) -> Self {
+        let tail = path
+            .get(skip..)
+            .filter(|_| skip == 0 || path.as_bytes()[skip - 1] == b'/')
+            .and_then(|kept| {
+                let encoded = urls::encode_path(kept);
+                let head = url.strip_suffix(&encoded)?;
+                (head.ends_with('/') && !kept.is_empty()).then_some(head.len())
+            })
+            .and_then(|head| {
+                Some(Tail {
+                    head: u32::try_from(head).ok()?,
+                    skip: u32::try_from(skip).ok()?,
+                })
+            });
+        Self {
+            url: url.into(),
+            media_path: media_path.into(),
+            tail,
+        }
+    }
 }
 
 /// The lookup: decoded path to target.
@@ -136,6 +185,25 @@ pub struct Table {
     paths: HashMap<Box<str>, u32>,
     targets: Vec<Target>,
     pub bases: Vec<Base>,
+    /// The most bytes a path can take written in any form (each character
+    /// percent-encoded, or as a JSON `\\uXXXX` in a dump): how far after
+    /// a base the matcher reads.
+    pub window: usize,
+    /// Characters that end a URL (`refs::continues` says no) and that
+    /// some path holds: one of them after a base may be inside the path.
+    inner_ends: [u64; 2],
+    /// Every path's beginnings up to and including such a character: the
+    /// text must match one of them to read on past that character.
+    stems: HashSet<Box<[u8]>>,
+}
+
+/// The most bytes `path` can take as a reference writes it: each character
+/// percent-encoded (3 bytes per UTF-8 byte) or as JSON `\\uXXXX` escapes
+/// inside a dump (7 bytes per UTF-16 unit), whichever is longer.
+fn longest_written(path: &str) -> usize {
+    path.chars()
+        .map(|c| (3 * c.len_utf8()).max(7 * c.len_utf16()))
+        .sum()
 }
 
 /// `url` without `base` (and the one `/` that joins them), decoded: the
@@ -213,22 +281,19 @@ impl Table {
                     owner_of_key.insert(&e.key, rel.clone());
                 }
                 let owner = owner_of_key[e.key.as_str()].clone();
-                table.insert(
-                    object,
-                    Target {
-                        url: urls::url_for(&first.url, &owner).into(),
-                        media_path: owner.into(),
-                    },
-                );
+                // The owner's path is the object's less the prefix (the
+                // preserve layout): a reference keeps that part as written.
+                let skip = object
+                    .strip_suffix(owner.as_str())
+                    .filter(|p| p.is_empty() || p.ends_with('/'))
+                    .map_or(0, str::len);
+                let url = urls::url_for(&first.url, &owner);
+                let target = Target::new(&object, url, owner, skip);
+                table.insert(object, target);
             } else {
                 let media_path = e.key.strip_prefix(&prefix).unwrap_or(&e.key).to_string();
-                table.insert(
-                    rel,
-                    Target {
-                        url: e.new_url.clone().into(),
-                        media_path: media_path.into(),
-                    },
-                );
+                let target = Target::new(&rel, e.new_url.clone(), media_path, 0);
+                table.insert(rel, target);
             }
         }
         table.bases = if reverse {
@@ -243,12 +308,16 @@ impl Table {
 
     /// A table from (path, new URL, media path) rows.
     #[cfg(test)]
-    pub fn from_rows(bases: &[&str], rows: impl IntoIterator<Item = (String, Target)>) -> Self {
+    pub fn from_rows(
+        bases: &[&str],
+        rows: impl IntoIterator<Item = (String, String, String)>,
+    ) -> Self {
         let mut t = Self {
             bases: bases.iter().filter_map(|b| Base::parse(b).ok()).collect(),
             ..Self::default()
         };
-        for (p, target) in rows {
+        for (p, url, media_path) in rows {
+            let target = Target::new(&p, url, media_path, 0);
             t.insert(p, target);
         }
         t
@@ -256,6 +325,13 @@ impl Table {
 
     fn insert(&mut self, path: String, target: Target) {
         use std::collections::hash_map::Entry;
+        self.window = self.window.max(longest_written(&path));
+        for (i, b) in path.bytes().enumerate() {
+            if b.is_ascii() && !continues(b) {
+                self.inner_ends[usize::from(b >> 6)] |= 1 << (b & 63);
+                self.stems.insert(path.as_bytes()[..=i].into());
+            }
+        }
         let next = self.targets.len() as u32;
         match self.paths.entry(path.into_boxed_str()) {
             // A later row for the same path wins, as in the maps.
@@ -269,6 +345,17 @@ impl Table {
 
     pub fn get(&self, path: &str) -> Option<&Target> {
         self.paths.get(path).map(|&i| &self.targets[i as usize])
+    }
+
+    /// Whether some path holds `b`, a character that ends a URL.
+    pub fn inside_some_path(&self, b: u8) -> bool {
+        b.is_ascii() && self.inner_ends[usize::from(b >> 6)] & (1 << (b & 63)) != 0
+    }
+
+    /// Whether some path begins with `prefix`, which ends with a character
+    /// that ends a URL.
+    pub fn is_stem(&self, prefix: &[u8]) -> bool {
+        !self.stems.is_empty() && self.stems.contains(prefix)
     }
 
     pub fn len(&self) -> usize {
@@ -328,6 +415,53 @@ mod tests {
     }
 
     #[test]
+    fn an_entry_keeps_its_written_path_only_when_its_url_ends_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut d = doc();
+        d["entries"] = serde_json::json!([
+            // preserve: the URL ends with the path.
+            {"old_url": "https://old.example/media/x/caf%C3%A9%2B1.jpg", "new_url": "https://cdn.example/shop/x/caf%C3%A9%2B1.jpg",
+             "key": "shop/x/café+1.jpg", "sha256": "", "size": 1, "content_type": "image/jpeg", "duplicate_of": ""},
+            // a duplicate with its own object (its own path) ...
+            {"old_url": "https://old.example/media/x/caf%C3%A9%2B1-1.jpg", "new_url": "https://cdn.example/shop/x/caf%C3%A9%2B1-1.jpg",
+             "key": "shop/x/café+1-1.jpg", "sha256": "", "size": 1, "content_type": "image/jpeg", "duplicate_of": "x/café+1.jpg"},
+            // ... and one whose URL names another file's object.
+            {"old_url": "https://old.example/media/x/b.jpg", "new_url": "https://cdn.example/shop/x/caf%C3%A9%2B1.jpg",
+             "key": "shop/x/café+1.jpg", "sha256": "", "size": 1, "content_type": "image/jpeg", "duplicate_of": "x/café+1.jpg"},
+            // the content layout; and a name that only ends like its key.
+            {"old_url": "https://old.example/media/y/ab.jpg", "new_url": "https://cdn.example/shop/12/34/ab.jpg",
+             "key": "shop/12/34/ab.jpg", "sha256": "", "size": 1, "content_type": "image/jpeg", "duplicate_of": ""},
+            {"old_url": "https://old.example/media/b.jpg", "new_url": "https://cdn.example/shop/12/34/ab.jpg",
+             "key": "shop/12/34/ab.jpg", "sha256": "", "size": 1, "content_type": "image/jpeg", "duplicate_of": "y/ab.jpg"}
+        ]);
+        write_map(dir.path(), &d);
+        let t = Table::load(dir.path(), &[], false).unwrap();
+        let tail = |p: &str| t.get(p).unwrap().tail;
+        let head = "https://cdn.example/shop/".len() as u32;
+        assert_eq!(tail("x/café+1.jpg"), Some(Tail { head, skip: 0 }));
+        assert_eq!(tail("x/café+1-1.jpg"), Some(Tail { head, skip: 0 }));
+        assert_eq!(tail("x/b.jpg"), None, "another file's object");
+        assert_eq!(tail("y/ab.jpg"), None, "content layout");
+        assert_eq!(
+            tail("b.jpg"),
+            None,
+            "ab.jpg ends with b.jpg, but not after a /"
+        );
+        assert!(t.window >= 7 * "x/café+1-1.jpg".chars().count());
+
+        // Reversed: the object's path less the prefix is the file's path.
+        let r = Table::load(dir.path(), &["/media/".into()], true).unwrap();
+        assert_eq!(
+            r.get("shop/x/café+1.jpg").unwrap().tail,
+            Some(Tail {
+                head: "/media/".len() as u32,
+                skip: "shop/".len() as u32
+            })
+        );
+        assert_eq!(r.get("shop/12/34/ab.jpg").unwrap().tail, None);
+    }
+
+    #[test]
     fn bad_maps_and_bases_are_refused_clearly() {
         let dir = tempfile::tempdir().unwrap();
         let mut old = doc();
@@ -364,10 +498,8 @@ mod tests {
         let rows = (0..1_000_000u32).map(|i| {
             (
                 format!("catalog/product/{}/{}/img-{i}.jpg", i % 16, i % 7),
-                Target {
-                    url: format!("https://cdn.example/shop/img-{i}.jpg").into(),
-                    media_path: format!("img-{i}.jpg").into(),
-                },
+                format!("https://cdn.example/shop/img-{i}.jpg"),
+                format!("img-{i}.jpg"),
             )
         });
         let t = Table::from_rows(&["/media/"], rows);

@@ -1,7 +1,8 @@
 //! Any file that is not a dump (HTML, CSS, JSON, CSV, theme files),
 //! streamed in chunks. A chunk's last bytes (the longest base plus the
-//! longest path) are carried into the next, so a reference cut by a buffer
-//! boundary is still found whole. Bytes that are not valid UTF-8 are kept
+//! most a path can take written, or an unknown path's report) are carried
+//! into the next, so a reference cut by a buffer boundary is still found
+//! whole. Bytes that are not valid UTF-8 are kept
 //! as they are, and where the first one is is reported.
 
 use std::io::{self, Read};
@@ -83,7 +84,7 @@ pub fn rewrite(
     rw: &Rewriter<'_>,
     stats: &mut Stats,
 ) -> io::Result<Option<u64>> {
-    let keep = rw.finder.longest + MAX_PATH + 16;
+    let keep = rw.finder.longest + rw.table.window.max(MAX_PATH) + 16;
     let mut buf = Vec::with_capacity(CHUNK + keep);
     let mut utf8 = Utf8Check::default();
     loop {

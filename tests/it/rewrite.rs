@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::support::{Tree, bytes, json as doc, mediashift, mediashift_env, stderr, target};
+use crate::support::{
+    Tree, bytes, json as doc, mediashift, mediashift_env, signed_get, stderr, target,
+};
 
 const BASE: &str = "https://shop.example/media/";
 
@@ -157,11 +159,13 @@ fn content_files_in_every_encoding_are_rewritten_and_undone() {
             ".a{{background:url({a})}} .b{{background:url('{cafe}')}} .c{{background:url(\"{a}\")}}"
         )
     );
+    // JSON's `\u00e9` stays as it was written, after the new URL's head.
+    let cafe_head = cafe.strip_suffix("x/caf%C3%A9.jpg").unwrap();
     assert_eq!(
         read("blocks.json"),
         format!(
-            r#"{{"url":"{}","other":"https:\/\/elsewhere.example\/media\/a.jpg"}}"#,
-            cafe.replace('/', "\\/")
+            r#"{{"url":"{}x\/caf\u00e9.jpg","other":"https:\/\/elsewhere.example\/media\/a.jpg"}}"#,
+            cafe_head.replace('/', "\\/")
         )
     );
     // Each output undone gives back its input, byte for byte.
@@ -377,4 +381,146 @@ fn bad_input_is_said_clearly_and_the_other_files_carry_on() {
         assert!(err.contains(says), "{all:?}: {err}");
         assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
     }
+}
+
+/// `url` as a browser requests it: a raw space and non-ASCII bytes in the
+/// path percent-encoded (the WHATWG path percent-encode set, for what a
+/// rewrite leaves raw).
+fn as_requested(url: &str) -> String {
+    let mut out = String::new();
+    for b in url.bytes() {
+        if b == b' ' || b >= 0x80 {
+            out.push_str(&format!("%{b:02X}"));
+        } else {
+            out.push(char::from(b));
+        }
+    }
+    out
+}
+
+#[test]
+fn raw_names_keep_their_form_and_unknown_paths_are_listed_with_exit_0_unless_strict() {
+    let files = [
+        "2024/11/café-crème-300x225.jpg",
+        "2024/11/sunset beach.jpg",
+        "weird/100%.jpg",
+        "a+b.jpg",
+    ];
+    let m = migrated("rw-forms", &files, &[]);
+    let head = {
+        let url = &m.new_urls["a+b.jpg"];
+        url.strip_suffix("a%2Bb.jpg").unwrap().to_string()
+    };
+    for f in files {
+        assert!(m.new_urls[f].starts_with(&head), "{f}: one head for all");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let original = concat!(
+        r#"<img src="https://shop.example/media/2024/11/café-crème-300x225.jpg" srcset="https://shop.example/media/2024/11/café-crème-300x225.jpg 300w, https://shop.example/media/2024/11/caf%C3%A9-cr%C3%A8me-300x225.jpg 301w">"#,
+        "\n",
+        r#"<a href="https://shop.example/media/2024/11/sunset beach.jpg">Sunset</a>"#,
+        "\n",
+        r#"<img src="https://shop.example/media/weird/100%25.jpg"><img src="https://shop.example/media/weird/100%25.jpg.webp">"#,
+        "\n",
+        r#"<img src="https://shop.example/media/a+b.jpg?v=3">"#,
+        "\n",
+        r#"<a href="https://shop.example/media/catalogue.pdf">The catalogue</a>"#,
+        "\n",
+        r#"{"u":"https:\/\/shop.example\/media\/2024\/11\/sunset beach.jpg"}"#,
+    );
+    let page = write(dir.path(), "page.html", original);
+    let out_file = dir.path().join("page.new.html");
+    let (out, v) = rewrite(&m, &[&s(&page), "-o", &s(&out_file)]);
+    assert_eq!(out.status.code(), Some(0), "{}\n{v:#}", stderr(&out));
+    assert_eq!(v["replacements"], 7, "{v:#}");
+    assert_eq!(v["strict"], false);
+    let f = &v["files"][0];
+    assert_eq!(
+        f["not_in_map"],
+        serde_json::json!([
+            {"path": "catalogue.pdf", "count": 1},
+            {"path": "weird/100%.jpg.webp", "count": 1}
+        ]),
+        "{f:#}"
+    );
+    assert!(
+        stderr(&out).contains("2 reference(s) under a base are not in the map"),
+        "{}",
+        stderr(&out)
+    );
+    let hj = head.replace('/', "\\/");
+    let want = format!(
+        concat!(
+            r#"<img src="{h}2024/11/café-crème-300x225.jpg" srcset="{h}2024/11/café-crème-300x225.jpg 300w, {h}2024/11/caf%C3%A9-cr%C3%A8me-300x225.jpg 301w">"#,
+            "\n",
+            r#"<a href="{h}2024/11/sunset beach.jpg">Sunset</a>"#,
+            "\n",
+            r#"<img src="{h}weird/100%25.jpg"><img src="https://shop.example/media/weird/100%25.jpg.webp">"#,
+            "\n",
+            r#"<img src="{h}a%2Bb.jpg?v=3">"#,
+            "\n",
+            r#"<a href="https://shop.example/media/catalogue.pdf">The catalogue</a>"#,
+            "\n",
+            r#"{{"u":"{hj}2024\/11\/sunset beach.jpg"}}"#,
+        ),
+        h = head,
+        hj = hj
+    );
+    let got = std::fs::read_to_string(&out_file).unwrap();
+    assert_eq!(got, want);
+    // Each new URL, as a browser requests it, is the map's and serves the
+    // file.
+    for (i, f) in files.iter().enumerate() {
+        let written = format!(
+            "{head}{}",
+            if *f == "a+b.jpg" {
+                "a%2Bb.jpg"
+            } else if *f == "weird/100%.jpg" {
+                "weird/100%25.jpg"
+            } else {
+                f
+            }
+        );
+        assert!(got.contains(&written), "{written}");
+        assert_eq!(as_requested(&written), m.new_urls[*f]);
+        assert!(
+            signed_get(&m.new_urls[*f]) == bytes(900 + i as u64, 1500 + i),
+            "{f}"
+        );
+    }
+    // The undo gives the input back, byte for byte.
+    let restored = dir.path().join("page.restored.html");
+    let u = undo(&out_file, &restored);
+    assert!(u.status.success(), "{}", stderr(&u));
+    assert_eq!(std::fs::read(&restored).unwrap(), original.as_bytes());
+
+    // --strict: the same references make the exit code 1 (and the text
+    // report says why).
+    let strict_out = dir.path().join("page.strict.html");
+    let (out, v) = rewrite(&m, &[&s(&page), "-o", &s(&strict_out), "--strict"]);
+    assert_eq!(out.status.code(), Some(1), "{}\n{v:#}", stderr(&out));
+    assert_eq!(
+        (v["strict"].clone(), v["not_in_map_total"].clone()),
+        (true.into(), 2.into())
+    );
+    assert_eq!(
+        std::fs::read_to_string(&strict_out).unwrap(),
+        want,
+        "the same output"
+    );
+    let text = mediashift([
+        "rewrite",
+        "--map",
+        &s(m.maps.path()),
+        &s(&page),
+        "--dry-run",
+    ]);
+    assert_eq!(text.status.code(), Some(0), "{}", stderr(&text));
+    let report = String::from_utf8_lossy(&text.stdout).into_owned();
+    assert!(
+        report.contains("2 reference(s) under a base are not in the map")
+            && report.contains("catalogue.pdf (1)")
+            && report.contains("--strict makes them an error"),
+        "{report}"
+    );
 }
