@@ -50,6 +50,7 @@
 use std::collections::BTreeMap;
 
 use super::find::{DIRECTIVE, Escaping, Finder, Found, Hit};
+use super::table::continues;
 use super::table::{Anchor, Table, Target};
 
 /// The longest path (as written) read for a directive or an unknown path.
@@ -142,26 +143,6 @@ pub struct Edit {
 pub struct Rewriter<'a> {
     pub table: &'a Table,
     pub finder: &'a Finder,
-}
-
-/// Which bytes, written raw, continue a path (see the module's doc).
-const CONTINUES: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut b = 0;
-    while b < 256 {
-        let c = b as u8;
-        t[b] = c >= 0x80
-            || c.is_ascii_alphanumeric()
-            || matches!(c, b'.' | b'-' | b'_' | b'~' | b'%' | b'/' | b'+' | b'@');
-        b += 1;
-    }
-    t
-};
-
-/// Whether `b`, written raw, continues a path: after a path, it says the
-/// URL goes on, so the path is not the URL's.
-pub fn continues(b: u8) -> bool {
-    CONTINUES[usize::from(b)]
 }
 
 /// Whether the base found at `start` stands on its own, not inside a

@@ -24,8 +24,28 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::refs::continues;
 use crate::urls;
+
+/// Which bytes, written raw, continue a path (see `refs`' module doc): kept with the table, which
+/// needs it to know where a mapped path may stop, and which `refs` reads.
+const CONTINUES: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c >= 0x80
+            || c.is_ascii_alphanumeric()
+            || matches!(c, b'.' | b'-' | b'_' | b'~' | b'%' | b'/' | b'+' | b'@');
+        b += 1;
+    }
+    t
+};
+
+/// Whether `b`, written raw, continues a path: after a path, it says the
+/// URL goes on, so the path is not the URL's.
+pub fn continues(b: u8) -> bool {
+    CONTINUES[usize::from(b)]
+}
 
 /// A map that cannot be used, or a base that cannot be matched.
 #[derive(Debug, thiserror::Error)]
