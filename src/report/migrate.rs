@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::format::{proofs, rows, thousands, unhandled};
 use super::plan::{PlanDoc, duplicates_label};
 use crate::commands::migrate::Migrated;
-use crate::plan::Failure;
+use crate::plan::{Failure, KeyLayout};
 use crate::settings::MigrateSettings;
 use crate::types::ByteSize;
 use crate::verify::How;
@@ -148,17 +148,20 @@ pub fn migrate_text(doc: &MigrateDoc<'_>) -> String {
         p.source, p.destination, p.endpoint
     );
     let _ = writeln!(o);
+    let made = match p.key_layout {
+        KeyLayout::Preserve => ("copied in the bucket", doc.objects_copied, doc.bytes_copied),
+        KeyLayout::Content => (
+            duplicates_label(p.key_layout),
+            s.duplicate_files,
+            s.duplicate_bytes,
+        ),
+    };
     rows(
         &mut o,
         &[
             ("media files", s.files_total, s.bytes_total),
             ("uploaded", doc.objects_uploaded, doc.bytes_uploaded),
-            ("copied in the bucket", doc.objects_copied, doc.bytes_copied),
-            (
-                duplicates_label(p.key_layout),
-                s.duplicate_files,
-                s.duplicate_bytes,
-            ),
+            made,
             (
                 "already in the bucket",
                 doc.objects_skipped_existing,

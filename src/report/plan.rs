@@ -133,8 +133,8 @@ const SHOWN_NAMES: usize = 20;
 /// What happens to duplicates under a key layout.
 pub fn duplicates_label(layout: KeyLayout) -> &'static str {
     match layout {
-        KeyLayout::Preserve => "duplicates (copied, not sent)",
-        KeyLayout::Content => "duplicates (share an object)",
+        KeyLayout::Preserve => "duplicates (copied)",
+        KeyLayout::Content => "duplicates (shared)",
     }
 }
 

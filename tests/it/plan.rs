@@ -126,7 +126,7 @@ fn plan_text_report_is_readable() {
     let text = String::from_utf8(out.stdout).unwrap();
     for needle in [
         "media files",
-        "duplicates (copied, not sent)",
+        "duplicates (copied)",
         "to upload",
         "to copy in the bucket",
         "estimated cost",
