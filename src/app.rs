@@ -267,9 +267,11 @@ fn migrate(
     let doc = MigrateDoc::new(&migrated, settings);
     out.print(settings.run.output.json, &doc, migrate_text)?;
     if let Some(report) = &settings.report {
-        crate::audit::write(report, &doc, &migrated.files).map_err(|source| Error::Report {
-            path: report.display().to_string(),
-            source,
+        crate::report::audit::write(report, &doc, &migrated.files).map_err(|source| {
+            Error::Report {
+                path: report.display().to_string(),
+                source,
+            }
         })?;
     }
     if stop.requested() || migrated.interrupted > 0 {

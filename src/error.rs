@@ -61,9 +61,9 @@ pub enum Error {
     #[error("cannot write to stdout: {0}")]
     Output(#[source] std::io::Error),
     #[error(transparent)]
-    Map(#[from] crate::rewrite::MapError),
+    Map(#[from] crate::cutover::rewrite::MapError),
     #[error(transparent)]
-    Undo(#[from] crate::rewrite::rollback::UndoError),
+    Undo(#[from] crate::cutover::rewrite::rollback::UndoError),
 }
 
 impl Error {

@@ -17,35 +17,26 @@
 //! ties them together for `main`.
 
 mod app;
-mod audit;
 mod cancel;
 mod checksum;
 pub mod cli;
 mod commands;
-mod dedup;
+mod cutover;
 mod digest;
 mod error;
 mod faults;
 mod journal;
 mod limits;
-mod maps;
-mod offload;
-mod plan;
 mod priority;
 mod progress;
 mod report;
-mod rewrite;
-mod scan;
-mod select;
 mod settings;
-mod shard;
 mod staged;
+mod stages;
 mod store;
 mod types;
 mod ui;
-mod upload;
 mod urls;
-mod verify;
 
 pub use app::{Exit, run};
 pub use error::{Error, Result};

@@ -13,13 +13,13 @@ use crate::cli::{
     RestoreArgs, RewriteArgs, RunArgs, StatusArgs, VerifyArgs,
 };
 use crate::limits::{MAX_PART_SIZE, MAX_PUT_SIZE, MIN_PART_SIZE};
-use crate::plan::{KeyLayout, PlanRules, Prices};
-use crate::scan::ScanOptions;
-use crate::select::Selector;
-use crate::shard::{MAX_SHARDS, Shard};
+use crate::stages::plan::{KeyLayout, PlanRules, Prices};
+use crate::stages::scan::ScanOptions;
+use crate::stages::select::Selector;
+use crate::stages::shard::{MAX_SHARDS, Shard};
+use crate::stages::upload::UploadSettings;
 use crate::store::{CaBundle, CaBundleFrom, Caps, ConnectionSettings, ObjectOptions};
 use crate::types::{ByteSize, Destination};
-use crate::upload::UploadSettings;
 
 /// A problem with the command line or configuration (exit code 2).
 #[derive(Debug, thiserror::Error)]
@@ -432,7 +432,7 @@ pub struct MigrateSettings {
     /// Lowest CPU and I/O priority.
     pub low_priority: bool,
     /// Content types the user set by extension.
-    pub content_types: crate::select::ContentTypes,
+    pub content_types: crate::stages::select::ContentTypes,
     /// Where the audit trail goes (`--report FILE`).
     pub report: Option<PathBuf>,
     /// Ask the bucket about every object on a rerun (`--recheck`).
@@ -468,7 +468,9 @@ fn metadata_flags(items: &[String]) -> Result<Vec<(String, String)>, SettingsErr
                 "--metadata '{item}': the key must be letters, digits, '-' or '_'"
             )));
         }
-        if key == crate::verify::SHA256_METADATA || key == crate::verify::SOURCE_PATH_METADATA {
+        if key == crate::stages::verify::SHA256_METADATA
+            || key == crate::stages::verify::SOURCE_PATH_METADATA
+        {
             return Err(bad(format!(
                 "--metadata '{item}': '{key}' is mediashift's own (the file's proof and path); use another key"
             )));
@@ -482,8 +484,10 @@ fn metadata_flags(items: &[String]) -> Result<Vec<(String, String)>, SettingsErr
 }
 
 /// `--content-type EXT=TYPE`s.
-fn content_type_flags(items: &[String]) -> Result<crate::select::ContentTypes, SettingsError> {
-    let mut out = crate::select::ContentTypes::default();
+fn content_type_flags(
+    items: &[String],
+) -> Result<crate::stages::select::ContentTypes, SettingsError> {
+    let mut out = crate::stages::select::ContentTypes::default();
     for item in items {
         let ok = item.split_once('=').filter(|(ext, ty)| {
             let ext = ext.trim_start_matches('.');
@@ -980,7 +984,7 @@ pub struct OffloadSettings {
     pub to: OffloadTo,
     pub deep: bool,
     /// Files left alone (`--exclude`).
-    pub exclude: Option<crate::select::Rules>,
+    pub exclude: Option<crate::stages::select::Rules>,
     pub dry_run: bool,
     pub concurrency: usize,
     pub json: bool,
@@ -1037,7 +1041,7 @@ impl OffloadSettings {
                 None
             } else {
                 Some(
-                    crate::select::Rules::new("--exclude", &args.exclude)
+                    crate::stages::select::Rules::new("--exclude", &args.exclude)
                         .map_err(|e| bad(e.to_string()))?,
                 )
             },
@@ -1064,7 +1068,7 @@ pub struct RestoreSettings {
     pub source: PathBuf,
     pub state_dir: PathBuf,
     pub from: RestoreFrom,
-    pub only: Option<crate::select::Rules>,
+    pub only: Option<crate::stages::select::Rules>,
     pub concurrency: usize,
     pub json: bool,
 }
@@ -1095,7 +1099,7 @@ impl RestoreSettings {
             None
         } else {
             Some(
-                crate::select::Rules::paths("--only", &args.only)
+                crate::stages::select::Rules::paths("--only", &args.only)
                     .map_err(|e| bad(e.to_string()))?,
             )
         };

@@ -2,8 +2,8 @@
 //! reasons they cannot be (nothing is written then).
 
 use crate::error::{Error, Result};
-use crate::maps::{self, MergeRefusal};
 use crate::settings::MergeSettings;
+use crate::stages::maps::{self, MergeRefusal};
 
 /// What a merge did.
 #[derive(Debug)]

@@ -11,22 +11,23 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::plan::{self, Planned};
-use crate::audit;
 use crate::cancel::Stop;
 use crate::error::{Error, Result};
 use crate::journal::{
     FileRow, FileState, Identity, Journal, ObjectSettingsRow, PlacedFile, Record, Recorder,
     UploadRow,
 };
-use crate::maps::{self, Entry, MapMeta, MapWriter};
-use crate::plan::{Action, KeyLayout};
 use crate::progress::{Progress, Transfer, phase_done};
-use crate::select;
+use crate::report::audit;
 use crate::settings::{MigrateSettings, Sharding};
+use crate::stages::maps::{self, Entry, MapMeta, MapWriter};
+use crate::stages::plan::{Action, KeyLayout};
+use crate::stages::select;
+use crate::stages::survey::{Earlier, Planned, survey};
+use crate::stages::upload::{self, CopyFrom, Failed, Job, Uploaded};
+use crate::stages::verify::{How, Proof};
 use crate::store::PaceStats;
-use crate::upload::{self, CopyFrom, Failed, Job, Uploaded};
-use crate::verify::{How, Proof};
+use crate::store::S3;
 
 /// Everything a migration did, for the report.
 pub struct Migrated {
@@ -118,11 +119,17 @@ pub async fn run(settings: &MigrateSettings, progress: &Progress, stop: Stop) ->
     let uploads = journal.uploads()?;
     let intents = journal.upload_intents()?;
 
-    let earlier = plan::Earlier {
+    let store = S3::open(
+        &settings.run.connection,
+        &settings.run.destination.bucket,
+        progress,
+    )
+    .await?;
+    let earlier = Earlier {
         journal: &journal,
         recheck: settings.recheck,
     };
-    let planned = plan::run_with(&settings.run, progress, Some(earlier)).await?;
+    let planned = survey(&settings.run, &store, progress, Some(earlier)).await?;
     let recorder = journal.recorder()?;
     tokio::task::block_in_place(|| sync_rows(&planned, &journal, &recorder))?;
     phase_done("journal rows");
@@ -150,7 +157,7 @@ pub async fn run(settings: &MigrateSettings, progress: &Progress, stop: Stop) ->
     );
     stop.uploading();
     let outcome = upload::run(
-        &planned.store,
+        &store,
         &settings.run.scan.root,
         jobs(&planned, &settings.content_types, &uploads, &intents),
         &settings.upload,
@@ -198,7 +205,7 @@ pub async fn run(settings: &MigrateSettings, progress: &Progress, stop: Stop) ->
         elapsed: started.elapsed(),
         journal: journal_path,
         journal_write,
-        pace: planned.store.pace_stats(),
+        pace: store.pace_stats(),
         bytes_read: outcome.bytes_read,
         planned,
     })

@@ -24,14 +24,13 @@ use serde::Serialize;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use super::verify::{prove_now, same_migration};
+use crate::cutover::offload::{self, MoveError, Sameness};
 use crate::error::{Error, Result};
 use crate::journal::{FileRow, FileState, Journal, OffloadRow, Record, Recorder};
-use crate::offload::{self, MoveError, Sameness};
 use crate::progress::Progress;
 use crate::settings::{OffloadSettings, OffloadTo};
-use crate::store::{S3, StoreError};
-use crate::verify::Proof;
+use crate::stages::verify::{self, Proof};
+use crate::store::{ObjectStore, S3, StoreError};
 
 /// Why a file stays in SOURCE_DIR.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -96,9 +95,18 @@ pub struct Offloaded {
 }
 
 pub async fn run(settings: &OffloadSettings, progress: &Progress) -> Result<Offloaded> {
+    let store = S3::open(&settings.connection, &settings.destination.bucket, progress).await?;
+    run_on(settings, &store, progress).await
+}
+
+/// `offload` against `store`.
+pub async fn run_on<S: ObjectStore>(
+    settings: &OffloadSettings,
+    store: &S,
+    progress: &Progress,
+) -> Result<Offloaded> {
     let (mut journal, identity) = Journal::open_existing(&settings.state_dir)?;
-    same_migration(
-        &identity,
+    identity.check_same(
         &settings.state_dir,
         &settings.source,
         &settings.destination.to_string(),
@@ -140,9 +148,6 @@ pub async fn run(settings: &OffloadSettings, progress: &Progress) -> Result<Offl
     let known: HashSet<&str> = rows.iter().map(|r| r.path.as_str()).collect();
     doc.kept.extend(strangers(settings, &known));
 
-    let store = S3::connect(&settings.connection, &settings.destination.bucket).await?;
-    super::plan::report_pace(progress, &store);
-    store.check_bucket().await?;
     doc.endpoint = store.endpoint().to_string();
 
     let bar = progress.items(
@@ -163,7 +168,8 @@ pub async fn run(settings: &OffloadSettings, progress: &Progress) -> Result<Offl
         let deep = settings.deep;
         tasks.spawn(async move {
             let _permit = limit.acquire_owned().await;
-            let proof = prove_now(&store, &key, size, digests, checksum.as_deref(), deep).await;
+            let proof =
+                verify::prove_now(&store, &key, size, digests, checksum.as_deref(), deep).await;
             (key, proof)
         });
     }
@@ -215,7 +221,7 @@ fn strangers(settings: &OffloadSettings, known: &HashSet<&str>) -> Vec<Kept> {
         let Some(rel) = rel.to_str() else {
             continue;
         };
-        if !known.contains(rel) && crate::select::is_media(rel) && !settings.excluded(rel) {
+        if !known.contains(rel) && crate::stages::select::is_media(rel) && !settings.excluded(rel) {
             out.push(Kept {
                 path: rel.to_string(),
                 reason: Reason::NotMigrated,

@@ -16,13 +16,12 @@ use serde::Serialize;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use super::verify::same_migration;
+use crate::cutover::offload::{self, Facts, MoveError, NewFile, Place};
 use crate::error::{Error, Result};
 use crate::journal::{FileRow, Journal, OffloadRow, Record, Recorder};
-use crate::offload::{self, Facts, MoveError, NewFile, Place};
 use crate::progress::Progress;
 use crate::settings::{RestoreFrom, RestoreSettings};
-use crate::store::S3;
+use crate::store::{ObjectStore, S3};
 use crate::types::Sha256Digest;
 
 /// Why a file was not put back.
@@ -93,17 +92,44 @@ impl Wanted {
 }
 
 pub async fn run(settings: &RestoreSettings, progress: &Progress) -> Result<Restored> {
+    match &settings.from {
+        RestoreFrom::Bucket {
+            destination,
+            connection,
+        } => {
+            let store = S3::open(connection, &destination.bucket, progress).await?;
+            let from = Source::Bucket {
+                store: &store,
+                bucket: &destination.bucket,
+            };
+            run_on(settings, from, progress).await
+        }
+        RestoreFrom::Quarantine(q) => run_on::<S3>(settings, Source::Quarantine(q), progress).await,
+    }
+}
+
+/// Where `restore` takes the files from.
+pub enum Source<'a, S> {
+    Quarantine(&'a Path),
+    /// Downloads from `store`, the bucket `bucket`.
+    Bucket {
+        store: &'a S,
+        bucket: &'a str,
+    },
+}
+
+/// `restore` from `from`.
+pub async fn run_on<S: ObjectStore>(
+    settings: &RestoreSettings,
+    from: Source<'_, S>,
+    progress: &Progress,
+) -> Result<Restored> {
     let (mut journal, identity) = Journal::open_existing(&settings.state_dir)?;
     let destination = match &settings.from {
         RestoreFrom::Bucket { destination, .. } => destination.to_string(),
         RestoreFrom::Quarantine(_) => identity.destination.clone(),
     };
-    same_migration(
-        &identity,
-        &settings.state_dir,
-        &settings.source,
-        &destination,
-    )?;
+    identity.check_same(&settings.state_dir, &settings.source, &destination)?;
     let rows: HashMap<String, FileRow> = journal
         .files()?
         .into_iter()
@@ -136,8 +162,8 @@ pub async fn run(settings: &RestoreSettings, progress: &Progress) -> Result<Rest
     }
     let rec = journal.recorder()?;
     let bar = progress.items("restoring", wanted.len() as u64);
-    match &settings.from {
-        RestoreFrom::Quarantine(q) => {
+    match from {
+        Source::Quarantine(q) => {
             tokio::task::block_in_place(|| {
                 for w in &wanted {
                     from_quarantine(&settings.source, q, w, &rec, &mut doc);
@@ -145,12 +171,7 @@ pub async fn run(settings: &RestoreSettings, progress: &Progress) -> Result<Rest
                 }
             });
         }
-        RestoreFrom::Bucket {
-            destination,
-            connection,
-        } => {
-            let store = S3::connect(connection, &destination.bucket).await?;
-            store.check_bucket().await?;
+        Source::Bucket { store, bucket } => {
             let limit = Arc::new(Semaphore::new(settings.concurrency));
             let mut tasks: JoinSet<(usize, Outcome)> = JoinSet::new();
             let wanted = Arc::new(wanted);
@@ -168,11 +189,7 @@ pub async fn run(settings: &RestoreSettings, progress: &Progress) -> Result<Rest
                     source,
                 })?;
                 let w = &wanted[i];
-                let url = format!(
-                    "s3://{}/{}",
-                    destination.bucket,
-                    w.key.as_deref().unwrap_or_default()
-                );
+                let url = format!("s3://{bucket}/{}", w.key.as_deref().unwrap_or_default());
                 settle(&settings.source, w, outcome.map(|()| url), &rec, &mut doc);
                 bar.inc(1);
             }
@@ -270,7 +287,7 @@ fn from_quarantine(root: &Path, q: &Path, w: &Wanted, rec: &Recorder, doc: &mut 
 }
 
 /// Downloads the file's object into a new file at its path.
-async fn download(store: &S3, root: &Path, w: &Wanted) -> Outcome {
+async fn download<S: ObjectStore>(store: &S, root: &Path, w: &Wanted) -> Outcome {
     let to: PathBuf = root.join(&w.offload.path);
     if to.symlink_metadata().is_ok() {
         return Err(kept(

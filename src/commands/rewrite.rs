@@ -8,14 +8,14 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
 
+use crate::cutover::rewrite::find::Finder;
+use crate::cutover::rewrite::pipe::ReadAhead;
+use crate::cutover::rewrite::refs::{Rewriter, Stats};
+use crate::cutover::rewrite::rollback::{self, Header, Out};
+use crate::cutover::rewrite::sql::{self, Dialect};
+use crate::cutover::rewrite::text;
+use crate::cutover::rewrite::{MapError, Table};
 use crate::error::Result;
-use crate::rewrite::find::Finder;
-use crate::rewrite::pipe::ReadAhead;
-use crate::rewrite::refs::{Rewriter, Stats};
-use crate::rewrite::rollback::{self, Header, Out};
-use crate::rewrite::sql::{self, Dialect};
-use crate::rewrite::text;
-use crate::rewrite::{MapError, Table};
 use crate::settings::RewriteJob;
 
 /// What happened to one INPUT.

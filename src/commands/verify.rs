@@ -10,22 +10,20 @@
 //! (`visitor`), judged against what migrate wrote.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::Path;
 use std::sync::Arc;
 
 use serde::Serialize;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::digest::Digests;
 use crate::error::{Error, Result};
-use crate::journal::{Identity, JournalError, PlacedFile, Reader, VerifiedObject};
+use crate::journal::{JournalError, PlacedFile, Reader, VerifiedObject};
 use crate::progress::Progress;
-use crate::select::ContentTypes;
 use crate::settings::VerifySettings;
-use crate::store::{BodyChecksum, ObjectStore, S3, StoreError, Trust, Visit, VisitError, Visitor};
+use crate::stages::select::ContentTypes;
+use crate::stages::verify::{self, Expected, How, Local, Proof};
+use crate::store::{ObjectStore, S3, StoreError, Trust, Visit, VisitError, Visitor};
 use crate::urls;
-use crate::verify::{self, Expected, How, Local, Proof};
 
 /// An object that did not check out.
 #[derive(Debug, Serialize)]
@@ -88,18 +86,25 @@ fn journals(settings: &VerifySettings) -> Result<Vec<Reader>> {
     let mut all = Vec::new();
     for dir in &settings.state_dirs {
         let journal = Reader::open(dir)?;
-        same_migration(
-            journal.identity(),
-            dir,
-            &settings.source,
-            &settings.destination.to_string(),
-        )?;
+        journal
+            .identity()
+            .check_same(dir, &settings.source, &settings.destination.to_string())?;
         all.push(journal);
     }
     Ok(all)
 }
 
 pub async fn run(settings: &VerifySettings, progress: &Progress) -> Result<Checked> {
+    let store = S3::open(&settings.connection, &settings.destination.bucket, progress).await?;
+    run_on(settings, &store, progress).await
+}
+
+/// `verify` against `store`.
+pub async fn run_on<S: ObjectStore>(
+    settings: &VerifySettings,
+    store: &S,
+    progress: &Progress,
+) -> Result<Checked> {
     let mut expected = Vec::new();
     let mut known_keys = HashSet::new();
     let mut shards = Vec::new();
@@ -112,9 +117,6 @@ pub async fn run(settings: &VerifySettings, progress: &Progress) -> Result<Check
     // A file two overlapping shards both recorded is checked once.
     expected.sort_by(|a, b| (&a.key, &a.path).cmp(&(&b.key, &b.path)));
     expected.dedup_by(|a, b| a.key == b.key && a.path == b.path);
-    let store = S3::connect(&settings.connection, &settings.destination.bucket).await?;
-    super::plan::report_pace(progress, &store);
-    store.check_bucket().await?;
 
     let wanted: HashMap<&str, &VerifiedObject> =
         expected.iter().map(|o| (o.key.as_str(), o)).collect();
@@ -320,7 +322,8 @@ fn shards_left_out(shards: &[String]) -> std::result::Result<Option<String>, Jou
         }
         return Ok(None);
     }
-    let parsed: Vec<Option<crate::shard::Shard>> = shards.iter().map(|s| s.parse().ok()).collect();
+    let parsed: Vec<Option<crate::stages::shard::Shard>> =
+        shards.iter().map(|s| s.parse().ok()).collect();
     let Some(Some(first)) = parsed.first().copied() else {
         return bad(
             "the --state journals mix a whole migration and shards: give the shards' journals only"
@@ -354,31 +357,12 @@ fn shards_left_out(shards: &[String]) -> std::result::Result<Option<String>, Jou
     }))
 }
 
-/// Refuses a journal of another migration than SOURCE_DIR -> destination.
-pub fn same_migration(
-    identity: &Identity,
-    state_dir: &Path,
-    source: &Path,
-    destination: &str,
-) -> std::result::Result<(), JournalError> {
-    let source = source.display().to_string();
-    if identity.source != source || identity.destination != destination {
-        return Err(JournalError::Other(format!(
-            "the journal in {} is for {} -> {}, not {source} -> {destination}: give the --state of this migration",
-            state_dir.display(),
-            identity.source,
-            identity.destination
-        )));
-    }
-    Ok(())
-}
-
-async fn check(
-    store: &S3,
+async fn check<S: ObjectStore>(
+    store: &S,
     o: &VerifiedObject,
     deep: bool,
 ) -> std::result::Result<Proof, StoreError> {
-    prove_now(
+    verify::prove_now(
         store,
         &o.key,
         o.size,
@@ -387,30 +371,4 @@ async fn check(
         deep,
     )
     .await
-}
-
-/// The proof now that the object `key` holds a file of `size` bytes with
-/// `digests`: HeadObject, then with `deep` its bytes. `checksum` is the
-/// whole checksum that proved it at upload, as the journal records it.
-pub async fn prove_now(
-    store: &S3,
-    key: &str,
-    size: u64,
-    digests: Option<Digests>,
-    checksum: Option<&str>,
-    deep: bool,
-) -> std::result::Result<Proof, StoreError> {
-    // The whole checksum that proved it at upload decides where the
-    // digests cannot (CRC32C, composite SHA-256).
-    let recorded = checksum.and_then(BodyChecksum::from_record);
-    let local = Local::file(size, digests).with_checksum(recorded.as_ref());
-    let head = store.head(key).await?;
-    let proof = verify::prove(head.as_ref(), &local);
-    if !deep || matches!(proof, Proof::Different { .. } | Proof::Missing) {
-        return Ok(proof);
-    }
-    Ok(match store.read_sha256(key).await? {
-        None => Proof::Missing,
-        Some((len, sha)) => verify::prove_download(len, sha, &local),
-    })
 }

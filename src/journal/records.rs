@@ -96,6 +96,26 @@ pub struct Identity {
 }
 
 impl Identity {
+    /// Refuses a journal (in `state_dir`) of another migration than
+    /// `source` -> `destination`.
+    pub fn check_same(
+        &self,
+        state_dir: &Path,
+        source: &Path,
+        destination: &str,
+    ) -> Result<(), JournalError> {
+        let source = source.display().to_string();
+        if self.source != source || self.destination != destination {
+            return Err(JournalError::Other(format!(
+                "the journal in {} is for {} -> {}, not {source} -> {destination}: give the --state of this migration",
+                state_dir.display(),
+                self.source,
+                self.destination
+            )));
+        }
+        Ok(())
+    }
+
     pub(super) fn describe(&self) -> String {
         let mut d = format!(
             "{} -> {}, key layout {}, checksum {}",

@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use crate::plan::{Conflict, Failure};
+use crate::stages::plan::{Conflict, Failure};
+use crate::stages::verify::How;
 use crate::types::ByteSize;
-use crate::verify::How;
 
 /// Objects by how they were proven, for a text report: "3 by checksum by
 /// HeadObject, 1 by ...".

@@ -6,8 +6,8 @@ use serde::Serialize;
 
 use super::format::thousands;
 use crate::commands::maps::Merged;
-use crate::maps::MergeRefusal;
 use crate::settings::MergeSettings;
+use crate::stages::maps::MergeRefusal;
 
 /// The `maps merge --json` document.
 #[derive(Serialize)]

@@ -9,10 +9,10 @@ use serde::Serialize;
 use super::format::{proofs, rows, thousands, unhandled};
 use super::plan::{PlanDoc, duplicates_label};
 use crate::commands::migrate::Migrated;
-use crate::plan::{Failure, KeyLayout};
 use crate::settings::MigrateSettings;
+use crate::stages::plan::{Failure, KeyLayout};
+use crate::stages::verify::How;
 use crate::types::ByteSize;
-use crate::verify::How;
 
 /// The `migrate --json` document: the plan's fields plus what happened.
 #[derive(Serialize)]

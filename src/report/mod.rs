@@ -3,6 +3,7 @@
 //! Reports are built from the commands' results and depend on them and on
 //! the stages, never the reverse.
 
+pub mod audit;
 mod format;
 mod gc;
 mod maps;

@@ -5,11 +5,11 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::format::{proofs, rows, thousands, unhandled};
-use crate::commands::plan::Planned;
-use crate::plan::{Conflict, Failure, KeyLayout, NameProblems, Summary};
-use crate::scan::SkipLog;
 use crate::settings::RunSettings;
-use crate::shard::ShardPlan;
+use crate::stages::plan::{Conflict, Failure, KeyLayout, NameProblems, Summary};
+use crate::stages::scan::SkipLog;
+use crate::stages::shard::ShardPlan;
+use crate::stages::survey::Planned;
 use crate::types::ByteSize;
 
 /// The `plan --json` document. Field names are a contract.
@@ -68,7 +68,7 @@ impl<'a> PlanDoc<'a> {
             command: "plan",
             source: s.scan.root.display().to_string(),
             destination: s.destination.to_string(),
-            endpoint: p.store.endpoint(),
+            endpoint: &p.endpoint,
             key_layout: s.rules.key_layout,
             source_base_url: &s.urls.source_base,
             public_base_url: &p.public_base,

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::format::thousands;
 use crate::commands::rewrite::{FileResult, Rewritten};
-use crate::rewrite::rollback::Header;
+use crate::cutover::rewrite::rollback::Header;
 
 #[derive(Serialize)]
 pub struct Example {

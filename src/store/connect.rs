@@ -393,6 +393,27 @@ impl S3 {
         self.pace.stats()
     }
 
+    /// Connects to `bucket`, shows how the store answers in `progress`, and
+    /// checks the bucket may be used: what every command does first.
+    pub async fn open(
+        conn: &ConnectionSettings,
+        bucket: &str,
+        progress: &crate::progress::Progress,
+    ) -> Result<Self, StoreError> {
+        let store = Self::connect(conn, bucket).await?;
+        store.report_pace(progress);
+        store.head_bucket().await?;
+        tracing::debug!(endpoint = store.endpoint(), bucket, "bucket is reachable");
+        Ok(store)
+    }
+
+    /// Puts how the store answers (concurrency, throttling, an outage) in
+    /// the progress status.
+    pub fn report_pace(&self, progress: &crate::progress::Progress) {
+        let pace = self.pace.clone();
+        progress.status(Box::new(move || pace.stats().status()));
+    }
+
     pub fn endpoint(&self) -> &str {
         &self.endpoint
     }
@@ -459,7 +480,7 @@ impl S3 {
 
     /// Checks that the bucket exists and the credentials may use it,
     /// within seconds even when the endpoint does not answer.
-    pub async fn check_bucket(&self) -> Result<(), StoreError> {
+    pub(super) async fn head_bucket(&self) -> Result<(), StoreError> {
         let result = self
             .client
             .head_bucket()

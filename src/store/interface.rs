@@ -1,6 +1,7 @@
-//! What the upload engine sees of a store: the [`ObjectStore`] operations
-//! and the plain data they take and return. No SDK type appears here, so an
-//! in-memory store can stand in for S3 in unit tests.
+//! What every stage sees of a store: the [`ObjectStore`] operations and
+//! the plain data they take and return. No SDK type appears here, so an
+//! in-memory store can stand in for S3 in unit tests, and one conformance
+//! suite holds both to the same behaviour.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -9,10 +10,40 @@ use bytes::Bytes;
 
 use super::error::StoreError;
 use crate::checksum::Algorithm;
-use crate::types::UploadId;
+use crate::types::{Sha256Digest, UploadId};
 
-/// The operations the upload engine needs.
+/// One bucket (and the prefix a stage works under), as every stage uses it.
 pub trait ObjectStore: Clone + Send + Sync + 'static {
+    /// Where the store is, for reports ("http://127.0.0.1:8333").
+    fn endpoint(&self) -> &str;
+
+    /// The URL at which the endpoint itself serves the bucket's objects
+    /// (the default `--public-base-url`).
+    fn bucket_url(&self) -> String;
+
+    /// Calls `each(key, size)` for every object under `prefix`, in key
+    /// order; how many there were.
+    fn list(
+        &self,
+        prefix: &str,
+        each: impl FnMut(&str, u64) + Send,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// GetObject, handing each piece to `sink` as it arrives and hashing
+    /// it: (size, SHA-256), or `None` when there is no such object. An
+    /// error from `sink` ends the download.
+    fn download(
+        &self,
+        key: &str,
+        sink: impl FnMut(&[u8]) -> std::io::Result<()> + Send,
+    ) -> impl Future<Output = Result<Option<(u64, Sha256Digest)>, StoreError>> + Send;
+
+    /// Every multipart upload in progress under `prefix`.
+    fn list_uploads(
+        &self,
+        prefix: &str,
+    ) -> impl Future<Output = Result<Vec<ListedUpload>, StoreError>> + Send;
+
     /// HeadObject with checksums; `None` when there is no such object.
     fn head(
         &self,

@@ -51,7 +51,7 @@ fn url_decoded(key: &str) -> Option<String> {
 impl S3 {
     /// Calls `f(key, size)` for every object under `prefix`; returns how
     /// many there were.
-    pub async fn list(
+    pub(super) async fn list_keys(
         &self,
         prefix: &str,
         mut f: impl FnMut(&str, u64),
@@ -162,7 +162,10 @@ impl S3 {
 
     /// Multipart uploads in progress under `prefix`, each once. Where a
     /// server omits a marker, the last upload listed stands in for it.
-    pub async fn list_uploads(&self, prefix: &str) -> Result<Vec<ListedUpload>, StoreError> {
+    pub(super) async fn uploads_under(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<ListedUpload>, StoreError> {
         let operation = format!("ListMultipartUploads s3://{}/{prefix}", self.bucket());
         let mut out: Vec<ListedUpload> = Vec::new();
         each_page(

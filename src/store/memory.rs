@@ -13,11 +13,11 @@ use bytes::Bytes;
 
 use super::error::{ErrorKind, StoreError};
 use super::interface::{
-    BodyChecksum, ChecksumType, Checksums, DonePart, ListedPart, NewObject, ObjectStore,
-    RemoteObject, Written,
+    BodyChecksum, ChecksumType, Checksums, DonePart, ListedPart, ListedUpload, NewObject,
+    ObjectStore, RemoteObject, Written,
 };
 use crate::checksum::{self, Algorithm, Summer};
-use crate::types::UploadId;
+use crate::types::{Sha256Digest, UploadId};
 
 /// Which call a fault applies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +32,8 @@ pub enum Op {
     ListUploads,
     Copy,
     PartCopy,
+    List,
+    Get,
 }
 
 /// What a faulty call does.
@@ -65,6 +67,8 @@ struct Upload {
     algorithm: Algorithm,
     content_type: String,
     metadata: HashMap<String, String>,
+    /// When it was created (seconds since the epoch).
+    initiated: i64,
     /// Every part received, in order; a re-sent number is kept twice when
     /// `keeps_resent_parts` (SeaweedFS), replaced otherwise (AWS).
     parts: Vec<(u32, Bytes, String)>,
@@ -222,6 +226,82 @@ fn check(body: &[u8], c: &BodyChecksum, operation: &str) -> Result<(), StoreErro
 }
 
 impl ObjectStore for MemoryStore {
+    fn endpoint(&self) -> &str {
+        "memory"
+    }
+
+    fn bucket_url(&self) -> String {
+        "memory://bucket".into()
+    }
+
+    async fn list(
+        &self,
+        prefix: &str,
+        mut each: impl FnMut(&str, u64) + Send,
+    ) -> Result<u64, StoreError> {
+        let operation = format!("ListObjectsV2 {prefix}");
+        if let Some(Fault::Fail(kind) | Fault::StoreThenFail(kind)) =
+            self.call(Op::List, prefix, operation.clone())
+        {
+            return Err(error(kind, operation));
+        }
+        let mut listed: Vec<(String, u64)> = self
+            .lock()
+            .objects
+            .iter()
+            .filter(|(k, _)| k.starts_with(prefix))
+            .map(|(k, o)| (k.clone(), o.data.len() as u64))
+            .collect();
+        listed.sort();
+        for (k, size) in &listed {
+            each(k, *size);
+        }
+        Ok(listed.len() as u64)
+    }
+
+    async fn download(
+        &self,
+        key: &str,
+        mut sink: impl FnMut(&[u8]) -> std::io::Result<()> + Send,
+    ) -> Result<Option<(u64, Sha256Digest)>, StoreError> {
+        let operation = format!("GetObject {key}");
+        if let Some(Fault::Fail(kind) | Fault::StoreThenFail(kind)) =
+            self.call(Op::Get, key, operation.clone())
+        {
+            return Err(error(kind, operation));
+        }
+        let Some(data) = self.object(key) else {
+            return Ok(None);
+        };
+        // In pieces, as a body arrives.
+        for piece in data.chunks(64 * 1024) {
+            sink(piece).map_err(|e| error(ErrorKind::Fatal, format!("{operation}: {e}")))?;
+        }
+        let d = crate::digest::Digests::of_bytes(&data);
+        Ok(Some((data.len() as u64, d.sha256)))
+    }
+
+    async fn list_uploads(&self, prefix: &str) -> Result<Vec<ListedUpload>, StoreError> {
+        let operation = format!("ListMultipartUploads {prefix}");
+        if let Some(Fault::Fail(kind) | Fault::StoreThenFail(kind)) =
+            self.call(Op::ListUploads, prefix, operation.clone())
+        {
+            return Err(error(kind, operation));
+        }
+        let mut out: Vec<ListedUpload> = self
+            .lock()
+            .uploads
+            .iter()
+            .filter(|(_, u)| u.key.starts_with(prefix))
+            .map(|(id, u)| ListedUpload {
+                key: u.key.clone(),
+                upload_id: UploadId(id.clone()),
+                initiated: Some(u.initiated),
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.key, &a.upload_id.0).cmp(&(&b.key, &b.upload_id.0)));
+        Ok(out)
+    }
     async fn head(&self, key: &str) -> Result<Option<RemoteObject>, StoreError> {
         if let Some(Fault::Fail(kind) | Fault::StoreThenFail(kind)) =
             self.call(Op::Head, key, format!("HeadObject {key}"))
@@ -307,6 +387,7 @@ impl ObjectStore for MemoryStore {
                 algorithm,
                 content_type: obj.content_type.to_string(),
                 metadata: metadata(obj),
+                initiated: crate::journal::now(),
                 parts: Vec::new(),
             },
         );

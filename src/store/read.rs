@@ -1,5 +1,5 @@
 //! Reads: HeadObject with its checksums, and a streamed download that
-//! hashes what it receives (`verify --deep`).
+//! hashes what it receives (`verify --deep`, `restore --from`).
 
 use aws_sdk_s3::types::ChecksumMode;
 use sha2::{Digest as _, Sha256};
@@ -44,16 +44,10 @@ impl S3 {
         }
     }
 
-    /// Downloads an object and hashes it as it streams: (size, SHA-256),
-    /// or `None` when there is no such object.
-    pub async fn read_sha256(&self, key: &str) -> Result<Option<(u64, Sha256Digest)>, StoreError> {
-        self.download(key, |_| Ok(())).await
-    }
-
     /// Downloads an object, handing each piece to `sink` as it arrives,
     /// and hashes it: (size, SHA-256), or `None` when there is no such
     /// object. An error from `sink` ends the download.
-    pub async fn download(
+    pub(super) async fn get_object(
         &self,
         key: &str,
         mut sink: impl FnMut(&[u8]) -> std::io::Result<()>,

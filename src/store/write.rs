@@ -16,8 +16,8 @@ use bytes::Bytes;
 use super::connect::S3;
 use super::error::{ErrorKind, StoreError};
 use super::interface::{
-    BodyChecksum, ChecksumType, Checksums, DonePart, ListedPart, NewObject, ObjectStore,
-    RemoteObject, Written,
+    BodyChecksum, ChecksumType, Checksums, DonePart, ListedPart, ListedUpload, NewObject,
+    ObjectStore, RemoteObject, Written,
 };
 use super::watch::Watch;
 use crate::checksum::Algorithm;
@@ -153,6 +153,33 @@ impl S3 {
 }
 
 impl ObjectStore for S3 {
+    fn endpoint(&self) -> &str {
+        S3::endpoint(self)
+    }
+
+    fn bucket_url(&self) -> String {
+        S3::bucket_url(self)
+    }
+
+    async fn list(
+        &self,
+        prefix: &str,
+        each: impl FnMut(&str, u64) + Send,
+    ) -> Result<u64, StoreError> {
+        self.list_keys(prefix, each).await
+    }
+
+    async fn download(
+        &self,
+        key: &str,
+        sink: impl FnMut(&[u8]) -> std::io::Result<()> + Send,
+    ) -> Result<Option<(u64, crate::types::Sha256Digest)>, StoreError> {
+        self.get_object(key, sink).await
+    }
+
+    async fn list_uploads(&self, prefix: &str) -> Result<Vec<ListedUpload>, StoreError> {
+        self.uploads_under(prefix).await
+    }
     async fn put_object(
         &self,
         obj: &NewObject<'_>,
@@ -412,7 +439,7 @@ impl ObjectStore for S3 {
     }
 
     async fn uploads_of(&self, key: &str) -> Result<Vec<UploadId>, StoreError> {
-        let listed = self.list_uploads(key).await?;
+        let listed = self.uploads_under(key).await?;
         Ok(listed
             .into_iter()
             .filter(|u| u.key == key)

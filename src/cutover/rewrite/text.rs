@@ -114,8 +114,8 @@ pub fn rewrite(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rewrite::find::Finder;
-    use crate::rewrite::refs::tests::table;
+    use crate::cutover::rewrite::find::Finder;
+    use crate::cutover::rewrite::refs::tests::table;
 
     /// A reader that hands out at most `n` bytes per read.
     struct Trickle<'a>(&'a [u8], usize);

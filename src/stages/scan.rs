@@ -24,7 +24,7 @@ use serde::Serialize;
 use walkdir::WalkDir;
 
 use crate::progress::Phase;
-use crate::select::{Selector, Verdict};
+use crate::stages::select::{Selector, Verdict};
 
 /// One file that the run takes.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,10 +7,10 @@ use super::*;
 use crate::checksum::{Algorithm, Summer};
 use crate::digest::Digests;
 use crate::journal::{PartRow, UploadRow};
+use crate::stages::verify::How;
 use crate::store::memory::{Fault, MemoryStore, Op};
 use crate::store::{ErrorKind, ObjectOptions, ObjectStore};
 use crate::types::UploadId;
-use crate::verify::How;
 
 const MIB: usize = 1 << 20;
 

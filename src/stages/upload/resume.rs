@@ -19,9 +19,9 @@ use crate::checksum::{self, Algorithm};
 use crate::digest::Digests;
 use crate::journal::{PartRow, Record};
 use crate::limits::PartLayout;
+use crate::stages::verify::{How, Local};
 use crate::store::{DonePart, ListedPart, ObjectStore};
 use crate::types::UploadId;
-use crate::verify::{How, Local};
 
 /// What becomes of the upload an earlier run left for a key.
 pub(super) enum Resumed {

@@ -6,8 +6,8 @@
 
 use super::context::Ctx;
 use super::job::{Job, JobError};
+use crate::stages::verify::{self, How, Local, Proof};
 use crate::store::{ObjectStore, Written};
-use crate::verify::{self, How, Local, Proof};
 
 /// Whether the object under `job`'s key already holds what `local`
 /// describes: `Some(how)` when proven. Used where a write failed but our own

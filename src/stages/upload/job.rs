@@ -7,8 +7,8 @@ use std::sync::Arc;
 use crate::checksum::Algorithm;
 use crate::digest::Digests;
 use crate::journal::UploadRow;
+use crate::stages::verify::How;
 use crate::store::{ErrorKind, NewObject, ObjectOptions, StoreError};
-use crate::verify::How;
 
 /// How the engine runs.
 #[derive(Debug, Clone)]

@@ -26,9 +26,9 @@ use crate::faults;
 use crate::journal::{Record, UploadRow};
 use crate::limits::PartLayout;
 use crate::progress::Phase;
+use crate::stages::verify::{How, Local, object_metadata, source_metadata};
 use crate::store::{BodyChecksum, DonePart, ObjectStore};
 use crate::types::{Crc64Nvme, UploadId};
-use crate::verify::{How, Local, object_metadata, source_metadata};
 
 pub(super) async fn put_multipart<S: ObjectStore>(
     ctx: &Arc<Ctx<S>>,

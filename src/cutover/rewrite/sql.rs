@@ -868,8 +868,8 @@ fn copy_escape(value: &[u8], out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rewrite::find::Finder;
-    use crate::rewrite::refs::tests::table;
+    use crate::cutover::rewrite::find::Finder;
+    use crate::cutover::rewrite::refs::tests::table;
 
     fn run(dump: &str, dialect: Dialect) -> (String, DumpStats) {
         let t = table();

@@ -12,9 +12,9 @@ use crate::cancel::Stop;
 use crate::digest::Digests;
 use crate::journal::{FileState, Record, Recorder};
 use crate::progress::Transfer;
+use crate::stages::verify::How;
 use crate::store::{BodyChecksum, ObjectStore};
 use crate::types::UploadId;
-use crate::verify::How;
 
 /// Small-file read buffers: allocated with at least this capacity (most
 /// shop images fit), and kept for reuse up to `SMALL_BUFFER_MAX`, one per

@@ -8,8 +8,8 @@ use super::job::{Job, JobError, Uploaded};
 use super::read::{read_small, same_digests, unchanged};
 use crate::checksum;
 use crate::faults;
+use crate::stages::verify::{Local, object_metadata};
 use crate::store::{BodyChecksum, ErrorKind, ObjectStore};
-use crate::verify::{Local, object_metadata};
 
 /// Uploads a file below the multipart threshold; `_slot` and `_memory`
 /// (a request slot and room for its bytes) are held until it is proven.

@@ -22,8 +22,8 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use crate::dedup::partial_hash;
-use crate::scan::SourceFile;
+use crate::stages::dedup::partial_hash;
+use crate::stages::scan::SourceFile;
 
 /// Shards at most (a sanity bound for the flag).
 pub const MAX_SHARDS: u32 = 10_000;

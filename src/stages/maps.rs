@@ -22,8 +22,8 @@ use std::path::{Path, PathBuf};
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use serde::{Deserialize, Serialize};
 
-use crate::shard::Shard;
 use crate::staged::Staged;
+use crate::stages::shard::Shard;
 use crate::urls;
 
 /// One row: one source file.

@@ -7,8 +7,8 @@
 
 use serde::Serialize;
 
-use crate::dedup::Grouping;
-use crate::scan::SourceFile;
+use crate::stages::dedup::Grouping;
+use crate::stages::scan::SourceFile;
 use crate::types::ObjectKey;
 
 /// How objects are named.

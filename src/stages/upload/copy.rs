@@ -24,9 +24,9 @@ use crate::checksum::{self, Algorithm};
 use crate::digest::Digests;
 use crate::journal::{Record, UploadRow};
 use crate::limits::{PartLayout, copy_layout};
+use crate::stages::verify::{self, How, Local, Proof, object_metadata};
 use crate::store::{BodyChecksum, DonePart, ErrorKind, NewObject, ObjectStore, StoreError};
 use crate::types::UploadId;
-use crate::verify::{self, How, Local, Proof, object_metadata};
 
 /// Whether a store error on a copy means "upload it instead": the server
 /// cannot or will not copy (not implemented, refused, the source gone),

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::journal::{FileRow, FileState};
-use crate::maps::{atomic_write, csv_field};
+use crate::stages::maps::{atomic_write, csv_field};
 
 /// What happened to one file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

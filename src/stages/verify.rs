@@ -27,7 +27,9 @@ use serde::Serialize;
 use crate::checksum::Algorithm;
 use crate::digest::Digests;
 use crate::limits::PartLayout;
-use crate::store::{BodyChecksum, ChecksumType, Checksums, RemoteObject, Visit, Written};
+use crate::store::{
+    BodyChecksum, ChecksumType, Checksums, ObjectStore, RemoteObject, StoreError, Visit, Written,
+};
 use crate::types::Sha256Digest;
 
 /// The user metadata key holding the file's hex SHA-256.
@@ -542,6 +544,32 @@ fn comparable<'e>(c: &'e Checksums, local: &Local<'_>) -> Vec<(&'static str, &'e
         out.push(("CRC32C", v, ours));
     }
     out
+}
+
+/// The proof now that the object `key` holds a file of `size` bytes with
+/// `digests`: HeadObject, then with `deep` its bytes. `checksum` is the
+/// whole checksum that proved it at upload, as the journal records it.
+pub async fn prove_now<S: ObjectStore>(
+    store: &S,
+    key: &str,
+    size: u64,
+    digests: Option<Digests>,
+    checksum: Option<&str>,
+    deep: bool,
+) -> std::result::Result<Proof, StoreError> {
+    // The whole checksum that proved it at upload decides where the
+    // digests cannot (CRC32C, composite SHA-256).
+    let recorded = checksum.and_then(BodyChecksum::from_record);
+    let local = Local::file(size, digests).with_checksum(recorded.as_ref());
+    let head = store.head(key).await?;
+    let proof = prove(head.as_ref(), &local);
+    if !deep || matches!(proof, Proof::Different { .. } | Proof::Missing) {
+        return Ok(proof);
+    }
+    Ok(match store.download(key, |_| Ok(())).await? {
+        None => Proof::Missing,
+        Some((len, sha)) => prove_download(len, sha, &local),
+    })
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::digest::{DigestTable, Digests, hash_file};
 use crate::progress::Phase;
-use crate::scan::SourceFile;
+use crate::stages::scan::SourceFile;
 
 /// Bytes read from each end of a file for the partial hash.
 pub const PARTIAL_BYTES: u64 = 16 * 1024;
@@ -386,8 +386,8 @@ fn resolve(files: &[SourceFile], links: &Links, g: &mut Grouping) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scan::{ScanOptions, scan};
-    use crate::select::Selector;
+    use crate::stages::scan::{ScanOptions, scan};
+    use crate::stages::select::Selector;
     use std::fs;
 
     fn setup(files: &[(&str, &[u8])]) -> (tempfile::TempDir, Vec<SourceFile>) {

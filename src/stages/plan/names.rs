@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Serialize;
 
 use super::keys::LongKey;
-use crate::scan::{SkipLog, SkipReason, SourceFile};
+use crate::stages::scan::{SkipLog, SkipReason, SourceFile};
 
 /// Names that will cause trouble even though they upload.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

@@ -7,11 +7,11 @@ use serde::Serialize;
 
 use super::keys::{KeyLayout, Keys};
 use super::names::{NameProblems, name_problems};
-use crate::dedup::Grouping;
 use crate::limits::{PartLayout, copy_layout};
-use crate::scan::{SkipLog, SourceFile};
+use crate::stages::dedup::Grouping;
+use crate::stages::scan::{SkipLog, SourceFile};
+use crate::stages::verify::{How, Proof};
 use crate::types::ByteSize;
-use crate::verify::{How, Proof};
 
 /// List prices used for the cost estimate, in USD.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -372,7 +372,7 @@ fn round_cents(usd: f64) -> f64 {
 mod tests {
     use super::*;
     use crate::digest::Digests;
-    use crate::plan::keys::assign_keys;
+    use crate::stages::plan::keys::assign_keys;
 
     const MIB: u64 = ByteSize::MIB;
 
