@@ -4,13 +4,13 @@
 //! metadata and the whole-object checksum), `journal` (the hash cache) and
 //! `verify` (what an object must match).
 
-use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::path::Path;
 
 use sha2::{Digest as _, Sha256};
 
 use crate::checksum::{self, Algorithm, Summer};
+use crate::input::InputFile;
 use crate::limits::PartLayout;
 use crate::progress::Phase;
 use crate::types::{Crc64Nvme, Sha256Digest};
@@ -178,20 +178,12 @@ impl Default for Sha256Stream {
 /// Reads a whole file and returns its digests. Fails if the file is not
 /// `expected_size` bytes long (it changed since the walk).
 pub fn hash_file(path: &Path, expected_size: u64, progress: &Phase) -> io::Result<Digests> {
-    let mut file = File::open(path)?;
-    let mut buf = vec![0u8; READ_BUF];
     let mut h = Hasher::new();
-    let mut total = 0u64;
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        crate::faults::read_error(path, total, n as u64)?;
-        h.update(&buf[..n]);
-        total += n as u64;
-        progress.inc(n as u64);
-    }
+    let total = InputFile::open(path)?.each_piece(READ_BUF, |piece| {
+        h.update(piece);
+        progress.inc(piece.len() as u64);
+        Ok(())
+    })?;
     if total != expected_size {
         return Err(io::Error::other(format!(
             "file changed while being read: {expected_size} bytes at the walk, {total} now"
@@ -209,7 +201,7 @@ pub fn whole_checksum(
     algorithm: Algorithm,
     layout: Option<PartLayout>,
 ) -> io::Result<String> {
-    let mut file = File::open(path)?;
+    let mut file = InputFile::open(path)?;
     let mut buf = vec![0u8; READ_BUF];
     let composite = layout.filter(|_| !algorithm.full_object());
     let part_size = composite.map_or(u64::MAX, |l| l.part_size);

@@ -25,6 +25,7 @@ mod cutover;
 mod digest;
 mod error;
 mod faults;
+mod input;
 mod journal;
 mod limits;
 mod priority;

@@ -388,7 +388,7 @@ fn offload_files(
                 source,
             }),
         };
-        crate::faults::crash_point("offload-moved");
+        crate::faults::crash_point(crate::faults::CrashPoint::OffloadMoved);
         match moved {
             Ok(()) => {
                 rec.record(Record::Offloaded {

@@ -4,7 +4,6 @@
 //! be read or written is recorded and the others carry on.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
 
@@ -16,6 +15,7 @@ use crate::cutover::rewrite::sql::{self, Dialect};
 use crate::cutover::rewrite::text;
 use crate::cutover::rewrite::{MapError, Table};
 use crate::error::Result;
+use crate::input::InputFile;
 use crate::settings::RewriteJob;
 
 /// What happened to one INPUT.
@@ -102,8 +102,8 @@ fn one(
 ) -> std::result::Result<(), String> {
     let input = &job.input;
     let shown = input.display().to_string();
-    let file = File::open(input).map_err(|e| format!("cannot read {shown}: {e}"))?;
-    let mut reader = ReadAhead::spawn(file, input);
+    let file = InputFile::open(input).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    let mut reader = ReadAhead::spawn(file);
     // The first bytes say whether it is a dump.
     let mut head = Vec::new();
     text::fill(&mut reader, &mut head, 64 * 1024)

@@ -13,13 +13,14 @@
 //! Nothing here knows the journal or the store; the commands do.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use sha2::{Digest as _, Sha256};
 
+use crate::input::InputFile;
 use crate::types::Sha256Digest;
 
 /// What the file system says about a file now.
@@ -104,19 +105,12 @@ pub fn compare(
 
 /// The size and SHA-256 of a file's bytes.
 pub fn sha256_of(path: &Path) -> io::Result<(u64, Sha256Digest)> {
-    let mut f = File::open(path)?;
     let mut sha = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut size = 0u64;
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            return Ok((size, Sha256Digest(sha.finalize().into())));
-        }
-        crate::faults::read_error(path, size, n as u64)?;
-        sha.update(&buf[..n]);
-        size += n as u64;
-    }
+    let size = InputFile::open(path)?.each_piece(1 << 20, |piece| {
+        sha.update(piece);
+        Ok(())
+    })?;
+    Ok((size, Sha256Digest(sha.finalize().into())))
 }
 
 /// Why a move did not happen; the file is where it was.
@@ -282,17 +276,14 @@ fn copy_checked(
     facts: &Facts,
     place: Place,
 ) -> Result<(), MoveError> {
-    let mut from = File::open(src).map_err(io_at(src))?;
+    let mut from = InputFile::open(src).map_err(io_at(src))?;
     let mut to = NewFile::create(dst)?;
     let mut buf = vec![0u8; 1 << 20];
-    let mut at = 0u64;
     loop {
         let n = from.read(&mut buf).map_err(io_at(src))?;
         if n == 0 {
             break;
         }
-        crate::faults::read_error(src, at, n as u64).map_err(io_at(src))?;
-        at += n as u64;
         to.write(&buf[..n])?;
     }
     to.finish(sha256, facts, place)

@@ -193,7 +193,7 @@ fn apply(conn: &mut Connection, records: &[Record]) -> rusqlite::Result<()> {
     if records.is_empty() {
         return Ok(());
     }
-    crate::faults::crash_point("journal-batch");
+    crate::faults::crash_point(crate::faults::CrashPoint::JournalBatch);
     let tx = conn.transaction()?;
     {
         let now = now();
@@ -333,6 +333,6 @@ fn apply(conn: &mut Connection, records: &[Record]) -> rusqlite::Result<()> {
             }
         }
     }
-    crate::faults::crash_point("journal-before-commit");
+    crate::faults::crash_point(crate::faults::CrashPoint::JournalBeforeCommit);
     tx.commit()
 }

@@ -12,8 +12,7 @@
 //! runtime. A file that cannot be read is reported, not dropped.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io;
 use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -21,6 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use sha2::{Digest as _, Sha256};
 
 use crate::digest::{DigestTable, Digests, hash_file};
+use crate::input::InputFile;
 use crate::progress::Phase;
 use crate::stages::scan::SourceFile;
 
@@ -31,17 +31,16 @@ const HASH_CHUNK: usize = 16 * 1024;
 
 /// A hash of the first and last [`PARTIAL_BYTES`] of a file.
 pub fn partial_hash(path: &Path, size: u64) -> io::Result<[u8; 32]> {
-    let mut file = File::open(path)?;
+    let file = InputFile::open(path)?;
     let mut sha = Sha256::new();
     let head = size.min(PARTIAL_BYTES) as usize;
     let mut buf = vec![0u8; head];
-    file.read_exact(&mut buf)?;
+    file.read_exact_at(&mut buf, 0)?;
     sha.update(&buf);
     if size > PARTIAL_BYTES {
         let tail = (size - PARTIAL_BYTES).min(PARTIAL_BYTES);
-        file.seek(SeekFrom::Start(size - tail))?;
         buf.resize(tail as usize, 0);
-        file.read_exact(&mut buf)?;
+        file.read_exact_at(&mut buf, size - tail)?;
         sha.update(&buf);
     }
     Ok(sha.finalize().into())

@@ -4,12 +4,11 @@
 //! only scans. (Hashing both streams is a third of the work: the rollback
 //! record names the input and the output by their SHA-256.)
 
-use std::fs::File;
 use std::io::{self, Read, Write};
-use std::path::Path;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
+use crate::input::InputFile;
 use sha2::{Digest, Sha256};
 
 pub const CHUNK: usize = 1 << 20;
@@ -54,25 +53,10 @@ pub struct ReadAhead {
     thread: Option<JoinHandle<(String, u64)>>,
 }
 
-/// Reads until `buf` is full or the file ends; how much was read.
-fn read_full(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match file.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
-}
-
 impl ReadAhead {
-    pub fn spawn(mut file: File, path: &Path) -> Self {
+    pub fn spawn(mut file: InputFile) -> Self {
         let (tx, rx) = sync_channel(DEPTH);
         let (back, returned) = sync_channel::<Vec<u8>>(POOL);
-        let path = path.to_path_buf();
         let thread = std::thread::spawn(move || {
             let mut sha = Sha256::new();
             let mut size = 0u64;
@@ -81,8 +65,7 @@ impl ReadAhead {
             while let Some(mut buf) = pool.next() {
                 // Zeroed once per buffer: a recycled one keeps its length.
                 buf.resize(CHUNK, 0);
-                let read = read_full(&mut file, &mut buf)
-                    .and_then(|n| crate::faults::read_error(&path, size, n as u64).map(|()| n));
+                let read = file.read_full(&mut buf);
                 match read {
                     Ok(n) => {
                         buf.truncate(n);
@@ -245,7 +228,7 @@ mod tests {
             .map(|i| (i * 7 % 251) as u8)
             .collect();
         std::fs::write(&p, &data).unwrap();
-        let mut r = ReadAhead::spawn(File::open(&p).unwrap(), &p);
+        let mut r = ReadAhead::spawn(InputFile::open(&p).unwrap());
         let mut got = Vec::new();
         r.read_to_end(&mut got).unwrap();
         assert_eq!(got, data);

@@ -18,6 +18,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use serde::{Deserialize, Serialize};
 
 use super::pipe::{ReadAhead, WriteBehind};
+use crate::input::InputFile;
 use crate::staged::Staged;
 
 const MAGIC: &str = "mediashift-rollback 1";
@@ -195,14 +196,14 @@ pub fn undo(record: &Path, output: &Path, to: &Path) -> Result<Header, UndoError
         output: output.display().to_string(),
         record: rec_shown.clone(),
     };
-    let file = File::open(output).map_err(io_err(output))?;
+    let file = InputFile::open(output).map_err(io_err(output))?;
     if file.metadata().map_err(io_err(output))?.len() != header.output_size {
         return Err(changed());
     }
     // One pass: the output is hashed as it is read, the restored file as
     // it is written (each on its own thread); neither is kept unless both
     // hashes are the recorded ones.
-    let mut from = ReadAhead::spawn(file, output);
+    let mut from = ReadAhead::spawn(file);
     let mut dest = WriteBehind::spawn(Staged::create(to).map_err(io_err(to))?);
     let mut buf = vec![0u8; 64 * 1024];
     let mut at = 0u64;

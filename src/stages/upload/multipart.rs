@@ -99,7 +99,7 @@ pub(super) async fn put_multipart<S: ObjectStore>(
     };
     let etag = || whole.etag.clone();
     let local = Local::written(job.size, digests, &sent_checksum, &etag);
-    faults::crash_point("before-complete");
+    faults::crash_point(crate::faults::CrashPoint::BeforeComplete);
     let written = ctx
         .permits
         .send(ctx.store.complete_multipart(
@@ -132,7 +132,7 @@ pub(super) async fn put_multipart<S: ObjectStore>(
             None => return Err(give_up(ctx, job, &upload, e).await),
         },
     };
-    faults::crash_point("after-complete");
+    faults::crash_point(crate::faults::CrashPoint::AfterComplete);
     let how = confirm(ctx, job, &written, &local).await;
     // Completed: the upload id is spent whatever the check says.
     ctx.upload_ended(&upload);
@@ -195,7 +195,7 @@ async fn create<S: ObjectStore>(
         .permits
         .send(ctx.store.create_multipart(&obj, ctx.settings.algorithm))
         .await?;
-    faults::crash_point("after-create");
+    faults::crash_point(crate::faults::CrashPoint::AfterCreate);
     ctx.record(Record::UploadStarted(UploadRow {
         key: job.key.clone(),
         path: job.rel.to_string(),
@@ -423,7 +423,7 @@ async fn send_part<S: ObjectStore>(ctx: &Ctx<S>, part: &Part) -> Result<SentPart
             md5 = Some(digest);
         }
     }
-    faults::crash_point("part-acked");
+    faults::crash_point(crate::faults::CrashPoint::PartAcked);
     let sent = SentPart {
         done: DonePart {
             number,

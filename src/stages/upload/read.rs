@@ -8,8 +8,7 @@
 //! [`JobError::Changed`]: never recorded as uploaded, retried once at the
 //! end of the run, then reported.
 
-use std::io::Read as _;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -20,7 +19,7 @@ use super::context::Ctx;
 use super::job::{Job, JobError};
 use crate::checksum::{self, Algorithm, Summer};
 use crate::digest::{Digests, Hasher, hash_file};
-use crate::faults;
+use crate::input::InputFile;
 use crate::store::ObjectStore;
 
 fn unreadable(e: std::io::Error) -> JobError {
@@ -73,9 +72,8 @@ pub(super) fn read_small(
     pool: &Arc<BufferPool>,
 ) -> Result<(Bytes, Digests, checksum::Value), JobError> {
     let mut buf = pool.take_empty(size as usize + 1);
-    std::fs::File::open(path)
-        .and_then(|f| f.take(size + 1).read_to_end(buf.as_mut_vec()))
-        .and_then(|n| faults::read_error(path, 0, n as u64))
+    InputFile::open(path)
+        .and_then(|mut f| f.read_to_end_limited(buf.as_mut_vec(), size + 1))
         .map_err(unreadable)?;
     let data = buf.as_ref();
     let got = data.len() as u64;
@@ -113,18 +111,16 @@ pub(super) fn read_part(
     algorithm: Algorithm,
     pool: &Arc<BufferPool>,
 ) -> Result<ReadPart, JobError> {
-    let file = std::fs::File::open(path).map_err(unreadable)?;
+    let file = InputFile::open(path).map_err(unreadable)?;
     let mut pooled = pool.take(len as usize);
     let buf = pooled.as_mut_slice();
-    file.read_exact_at(buf, start)
-        .and_then(|()| faults::read_error(path, start, len))
-        .map_err(|e| {
-            if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                JobError::Changed("the file became shorter while being uploaded".into())
-            } else {
-                unreadable(e)
-            }
-        })?;
+    file.read_exact_at(buf, start).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            JobError::Changed("the file became shorter while being uploaded".into())
+        } else {
+            unreadable(e)
+        }
+    })?;
     let crc64 = Summer::of(Algorithm::Crc64nvme, buf);
     let sum = if algorithm == Algorithm::Crc64nvme {
         crc64
