@@ -771,3 +771,11 @@ pub struct RunArgs {
     )]
     pub progress_interval: String,
 }
+
+/// The command a command line names, for the unit tests that run commands
+/// (nothing but `cli` and `settings` may know clap).
+#[cfg(test)]
+pub fn command_of<I: IntoIterator<Item = String>>(args: I) -> Result<Command, clap::Error> {
+    use clap::Parser as _;
+    Cli::try_parse_from(args).map(|c| c.command)
+}

@@ -1058,7 +1058,8 @@ pub enum RestoreFrom {
     Quarantine(PathBuf),
     Bucket {
         destination: Destination,
-        connection: ConnectionSettings,
+        /// Boxed: the variants are kept near one size.
+        connection: Box<ConnectionSettings>,
     },
 }
 
@@ -1086,7 +1087,7 @@ impl RestoreSettings {
                 connection.ceiling = concurrency;
                 RestoreFrom::Bucket {
                     destination: d.parse().map_err(|e| bad(format!("--from: {e}")))?,
-                    connection,
+                    connection: Box::new(connection),
                 }
             }
             _ => {

@@ -54,23 +54,24 @@ pub struct Collected {
 }
 
 pub async fn run(settings: &GcSettings) -> Result<Collected> {
-    let store = S3::open(
-        &settings.connection,
-        &settings.destination.bucket,
-        &crate::progress::Progress::none(),
-    )
-    .await?;
-    run_on(settings, &store).await
+    let none = crate::progress::Progress::none();
+    let connect =
+        async || S3::open(&settings.connection, &settings.destination.bucket, &none).await;
+    run_on(settings, connect).await
 }
 
-/// `gc` against `store`.
-pub async fn run_on<S: ObjectStore>(settings: &GcSettings, store: &S) -> Result<Collected> {
+/// `gc` against the store `connect` opens (once the journal is read).
+pub async fn run_on<S: ObjectStore>(
+    settings: &GcSettings,
+    connect: impl AsyncFnOnce() -> std::result::Result<S, crate::store::StoreError>,
+) -> Result<Collected> {
     // Uploads a migration will resume, from its journal if there is one.
     let resumable = if journal::exists(&settings.state_dir) {
         Reader::open(&settings.state_dir)?.resumable()?
     } else {
         HashSet::new()
     };
+    let store = &connect().await?;
     let now = journal::now();
     let min_age = settings.older_than.as_secs() as i64;
     let mut done = Collected {

@@ -26,8 +26,7 @@ use crate::stages::select;
 use crate::stages::survey::{Earlier, Planned, survey};
 use crate::stages::upload::{self, CopyFrom, Failed, Job, Uploaded};
 use crate::stages::verify::{How, Proof};
-use crate::store::PaceStats;
-use crate::store::S3;
+use crate::store::{ObjectStore, PaceStats, S3};
 
 /// Everything a migration did, for the report.
 pub struct Migrated {
@@ -66,6 +65,19 @@ pub fn identity(settings: &MigrateSettings) -> Identity {
 }
 
 pub async fn run(settings: &MigrateSettings, progress: &Progress, stop: Stop) -> Result<Migrated> {
+    let run = &settings.run;
+    let connect = async || S3::open(&run.connection, &run.destination.bucket, progress).await;
+    run_on(settings, progress, stop, connect).await
+}
+
+/// `migrate` into the store `connect` opens (once the map directory and
+/// the journal are known to take what the run writes).
+pub async fn run_on<S: ObjectStore>(
+    settings: &MigrateSettings,
+    progress: &Progress,
+    stop: Stop,
+    connect: impl AsyncFnOnce() -> std::result::Result<S, crate::store::StoreError>,
+) -> Result<Migrated> {
     let started = Instant::now();
     // Where the results go must take them before anything is uploaded (the
     // journal's directory is probed as it opens).
@@ -119,12 +131,7 @@ pub async fn run(settings: &MigrateSettings, progress: &Progress, stop: Stop) ->
     let uploads = journal.uploads()?;
     let intents = journal.upload_intents()?;
 
-    let store = S3::open(
-        &settings.run.connection,
-        &settings.run.destination.bucket,
-        progress,
-    )
-    .await?;
+    let store = connect().await?;
     let earlier = Earlier {
         journal: &journal,
         recheck: settings.recheck,

@@ -10,3 +10,6 @@ pub mod restore;
 pub mod rewrite;
 pub mod status;
 pub mod verify;
+
+#[cfg(test)]
+mod tests;

@@ -65,13 +65,8 @@ impl Reason {
     }
 }
 
-/// A file left where it is, and why (`R`: offload's reasons, or restore's).
-#[derive(Debug, Clone, Serialize)]
-pub struct Kept<R = Reason> {
-    pub path: String,
-    pub reason: R,
-    pub detail: String,
-}
+/// A file offload left where it is.
+pub type Kept = crate::cutover::offload::Kept<Reason>;
 
 /// A file offloaded (or, in a dry run, that would be).
 #[derive(Debug, Clone, Serialize)]
@@ -95,15 +90,17 @@ pub struct Offloaded {
 }
 
 pub async fn run(settings: &OffloadSettings, progress: &Progress) -> Result<Offloaded> {
-    let store = S3::open(&settings.connection, &settings.destination.bucket, progress).await?;
-    run_on(settings, &store, progress).await
+    let connect =
+        async || S3::open(&settings.connection, &settings.destination.bucket, progress).await;
+    run_on(settings, progress, connect).await
 }
 
-/// `offload` against `store`.
+/// `offload` against the store `connect` opens (once an interrupted run's
+/// moves are settled: they need no store).
 pub async fn run_on<S: ObjectStore>(
     settings: &OffloadSettings,
-    store: &S,
     progress: &Progress,
+    connect: impl AsyncFnOnce() -> std::result::Result<S, StoreError>,
 ) -> Result<Offloaded> {
     let (mut journal, identity) = Journal::open_existing(&settings.state_dir)?;
     identity.check_same(
@@ -147,6 +144,8 @@ pub async fn run_on<S: ObjectStore>(
 
     let known: HashSet<&str> = rows.iter().map(|r| r.path.as_str()).collect();
     doc.kept.extend(strangers(settings, &known));
+
+    let store = &connect().await?;
 
     doc.endpoint = store.endpoint().to_string();
 

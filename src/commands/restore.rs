@@ -53,7 +53,7 @@ impl Reason {
 }
 
 /// A file not put back, and why.
-pub type Kept = super::offload::Kept<Reason>;
+pub type Kept = crate::cutover::offload::Kept<Reason>;
 
 /// A file put back.
 #[derive(Debug, Clone, Serialize)]

@@ -95,15 +95,17 @@ fn journals(settings: &VerifySettings) -> Result<Vec<Reader>> {
 }
 
 pub async fn run(settings: &VerifySettings, progress: &Progress) -> Result<Checked> {
-    let store = S3::open(&settings.connection, &settings.destination.bucket, progress).await?;
-    run_on(settings, &store, progress).await
+    let connect =
+        async || S3::open(&settings.connection, &settings.destination.bucket, progress).await;
+    run_on(settings, progress, connect).await
 }
 
-/// `verify` against `store`.
+/// `verify` against the store `connect` opens (once the journals are
+/// read: a wrong `--state` fails first).
 pub async fn run_on<S: ObjectStore>(
     settings: &VerifySettings,
-    store: &S,
     progress: &Progress,
+    connect: impl AsyncFnOnce() -> std::result::Result<S, StoreError>,
 ) -> Result<Checked> {
     let mut expected = Vec::new();
     let mut known_keys = HashSet::new();
@@ -117,6 +119,7 @@ pub async fn run_on<S: ObjectStore>(
     // A file two overlapping shards both recorded is checked once.
     expected.sort_by(|a, b| (&a.key, &a.path).cmp(&(&b.key, &b.path)));
     expected.dedup_by(|a, b| a.key == b.key && a.path == b.path);
+    let store = &connect().await?;
 
     let wanted: HashMap<&str, &VerifiedObject> =
         expected.iter().map(|o| (o.key.as_str(), o)).collect();

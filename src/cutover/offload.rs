@@ -113,6 +113,14 @@ pub fn sha256_of(path: &Path) -> io::Result<(u64, Sha256Digest)> {
     Ok((size, Sha256Digest(sha.finalize().into())))
 }
 
+/// A file left where it is, and why (`R`: offload's reasons, or restore's).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Kept<R> {
+    pub path: String,
+    pub reason: R,
+    pub detail: String,
+}
+
 /// Why a move did not happen; the file is where it was.
 #[derive(Debug, thiserror::Error)]
 pub enum MoveError {

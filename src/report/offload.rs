@@ -7,6 +7,7 @@ use serde::Serialize;
 use super::format::thousands;
 use crate::commands::offload::{Kept, Moved, Offloaded};
 use crate::commands::restore::{self, Back, Restored};
+use crate::cutover::offload::Kept as KeptFile;
 use crate::settings::{OffloadSettings, OffloadTo};
 use crate::types::ByteSize;
 
@@ -98,7 +99,12 @@ pub fn offload_text(d: &OffloadDoc<'_>) -> String {
 }
 
 /// "TITLE (N):" and a line per file left where it is, with its reason.
-fn kept_lines<R: Copy>(o: &mut String, title: &str, kept: &[Kept<R>], name: fn(R) -> &'static str) {
+fn kept_lines<R: Copy>(
+    o: &mut String,
+    title: &str,
+    kept: &[KeptFile<R>],
+    name: fn(R) -> &'static str,
+) {
     if kept.is_empty() {
         return;
     }

@@ -9,6 +9,7 @@ use std::future::Future;
 use bytes::Bytes;
 
 use super::error::StoreError;
+use super::pace::PaceStats;
 use crate::checksum::Algorithm;
 use crate::types::{Sha256Digest, UploadId};
 
@@ -20,6 +21,11 @@ pub trait ObjectStore: Clone + Send + Sync + 'static {
     /// The URL at which the endpoint itself serves the bucket's objects
     /// (the default `--public-base-url`).
     fn bucket_url(&self) -> String;
+
+    /// How the store answered so far (throttling, timeouts, concurrency).
+    fn pace_stats(&self) -> PaceStats {
+        PaceStats::default()
+    }
 
     /// Calls `each(key, size)` for every object under `prefix`, in key
     /// order; how many there were.
@@ -197,7 +203,7 @@ impl Checksums {
     }
 
     /// A server's answer that holds one value of `algorithm`.
-    #[cfg(test)]
+    #[cfg(any(test, feature = "test-support"))]
     pub fn only(algorithm: Algorithm, value: String, kind: Option<ChecksumType>) -> Self {
         let mut c = Self {
             kind,

@@ -1,5 +1,6 @@
-//! An in-memory [`ObjectStore`] for the engine's unit tests (test builds
-//! only). It behaves as the servers the integration tests use do where the
+//! An in-memory [`ObjectStore`] for the stages' unit tests (test builds
+//! and the `test-support` feature only), held to the real server's
+//! behaviour by the `conformance` suite. It behaves as the servers the integration tests use do where the
 //! engine depends on it: bodies are checked against their checksum (400
 //! BadDigest), `If-None-Match: *` is honoured (412), ETags are MD5s (of the
 //! part MD5s, `-N`, for multipart objects), an aborted or completed upload
@@ -194,6 +195,23 @@ impl MemoryStore {
             etag: format!("\"{}\"", md5_hex(data)),
         };
         self.lock().objects.insert(key.to_string(), stored);
+    }
+
+    /// Deletes an object behind everyone's back.
+    pub fn remove(&self, key: &str) {
+        self.lock().objects.remove(key);
+    }
+
+    /// Every key, sorted.
+    pub fn keys(&self) -> Vec<String> {
+        let mut k: Vec<String> = self.lock().objects.keys().cloned().collect();
+        k.sort();
+        k
+    }
+
+    /// Forgets the calls logged so far.
+    pub fn clear_log(&self) {
+        self.lock().log.clear();
     }
 
     /// Ids of the uploads in progress.
@@ -746,5 +764,15 @@ mod tests {
             s.abort_multipart("v", &id).await.unwrap_err().kind(),
             ErrorKind::NotFound
         );
+    }
+
+    #[tokio::test]
+    async fn it_passes_the_store_conformance_suite() {
+        crate::store::conformance::suite(&MemoryStore::new(), "p/", true)
+            .await
+            .unwrap();
+        crate::store::conformance::suite(&MemoryStore::copying_as_seaweedfs(), "", false)
+            .await
+            .unwrap();
     }
 }

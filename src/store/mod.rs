@@ -13,17 +13,21 @@
 //! (`pace`: adaptive concurrency, the bandwidth and request-rate caps);
 //! uploads are timed by their progress (`watch`).
 //!
-//! The upload engine sees the store only through [`ObjectStore`], the
-//! narrow interface it needs, so its unit tests run against an in-memory
-//! store (`memory`, test builds only); everything else takes [`S3`].
+//! Every stage sees the store only through [`ObjectStore`], so their unit
+//! tests run against an in-memory store (`memory`), which one suite of
+//! store behaviour (`conformance`) holds to what the real server does;
+//! both are built for the tests only (`test` or the `test-support`
+//! feature). Only the commands open the [`S3`] one.
 //! Credentials are never logged or printed.
 
+#[cfg(any(test, feature = "test-support"))]
+pub mod conformance;
 mod connect;
 mod error;
 mod interface;
 mod list;
-#[cfg(test)]
-pub(crate) mod memory;
+#[cfg(any(test, feature = "test-support"))]
+pub mod memory;
 mod pace;
 mod public;
 mod read;

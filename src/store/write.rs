@@ -161,6 +161,10 @@ impl ObjectStore for S3 {
         S3::bucket_url(self)
     }
 
+    fn pace_stats(&self) -> crate::store::PaceStats {
+        S3::pace_stats(self)
+    }
+
     async fn list(
         &self,
         prefix: &str,

@@ -20,6 +20,7 @@ mod rewrite;
 mod rewrite_db;
 mod scripts;
 mod shards;
+mod store_conformance;
 mod support;
 mod tls;
 mod trust;
