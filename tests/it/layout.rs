@@ -1,7 +1,9 @@
-//! The layout check: the modules of `src/` form no import cycle, and the
+//! The layout check: the modules of `src/` form no import cycle, the
 //! crates with one home stay in it (aws-sdk-s3 in `store/`, indicatif in
 //! `ui`, clap in `cli`/`settings`/`main`, rusqlite in `journal/`,
-//! tracing-subscriber in `ui`).
+//! tracing-subscriber in `ui`), no command imports another (shared work is
+//! a stage's), and no stage names the concrete store (`S3`): stages run on
+//! any `ObjectStore`, only commands open the real one.
 //!
 //! Each file is a module (`x/mod.rs` is `x`); inline modules (`mod tests
 //! { ... }`) belong to their file. A module depends on another when it
@@ -438,6 +440,46 @@ fn problems(src: &Path) -> Vec<String> {
             ));
         }
     }
+    // Commands are adapters: none imports another (their unit tests, in
+    // `commands::tests`, run them all).
+    for (from, uses) in &g.edges {
+        if !from.starts_with("commands::") || from == "commands::tests" {
+            continue;
+        }
+        for (to, u) in uses {
+            if to.starts_with("commands::") && to != from {
+                out.push(format!(
+                    "the command {} imports the command {}: src/{}:{}: {}",
+                    name(from),
+                    name(to),
+                    u.file,
+                    u.line,
+                    u.text
+                ));
+            }
+        }
+    }
+    // Stages and the cutover's modules run on any store.
+    for (module, file) in modules(src) {
+        if !(module.starts_with("stages") || module.starts_with("cutover")) {
+            continue;
+        }
+        let code = strip(&std::fs::read_to_string(&file).expect("read source"));
+        for (n, line) in code.lines().enumerate() {
+            let named = line
+                .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .any(|w| w == "S3");
+            if named {
+                let rel = file.strip_prefix(src).expect("under src").display();
+                out.push(format!(
+                    "the stage {} names the concrete store S3 (take an ObjectStore): src/{rel}:{}: {}",
+                    name(&module),
+                    n + 1,
+                    line.trim()
+                ));
+            }
+        }
+    }
     // Cycles, one report per tangle (strongly connected set of modules):
     // its members, and the shortest cycle through its first member.
     let mut done: BTreeSet<String> = BTreeSet::new();
@@ -547,8 +589,21 @@ fn the_check_finds_cycles_and_crates_out_of_place_but_not_in_comments_or_strings
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, text).unwrap();
     };
-    write("lib.rs", "mod a;\nmod b;\nmod c;\nmod d;\nmod store;\n");
+    write(
+        "lib.rs",
+        "mod a;\nmod b;\nmod c;\nmod d;\nmod store;\nmod commands;\nmod stages;\n",
+    );
+    write("commands/mod.rs", "mod one;\nmod two;\n");
+    write("stages/mod.rs", "mod up;\n");
     write("a.rs", "use crate::b::f;\npub fn g() {}\n");
+    std::fs::create_dir_all(src.join("commands")).unwrap();
+    std::fs::create_dir_all(src.join("stages")).unwrap();
+    write("commands/one.rs", "use super::two::X;\n");
+    write("commands/two.rs", "pub struct X;\n");
+    write(
+        "stages/up.rs",
+        "// S3 in a comment is fine\nfn f(s: &crate::store::S3) {}\n",
+    );
     write("b.rs", "pub fn f() {\n    crate::a::g();\n}\n");
     write("c.rs", "use indicatif::ProgressBar;\n");
     write(
@@ -577,7 +632,15 @@ fn the_check_finds_cycles_and_crates_out_of_place_but_not_in_comments_or_strings
         !text.contains("aws_sdk_s3"),
         "store/ may use the SDK: {text}"
     );
-    assert_eq!(found.len(), 3, "{text}");
+    assert!(
+        text.contains("the command commands::one imports the command commands::two: src/commands/one.rs:1: use super::two::X;"),
+        "{text}"
+    );
+    assert!(
+        text.contains("the stage stages::up names the concrete store S3 (take an ObjectStore): src/stages/up.rs:2:"),
+        "{text}"
+    );
+    assert_eq!(found.len(), 5, "{text}");
     assert!(
         !graph(src).edges.contains_key("d"),
         "comments and strings name nothing"
