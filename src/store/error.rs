@@ -6,6 +6,7 @@
 
 use std::error::Error as StdError;
 
+use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 
@@ -98,9 +99,8 @@ where
     };
     let code = err.code().map(str::to_string);
     let kind = kind_of(&err, status, code.as_deref());
-    let text = chain(&err);
     let message = match kind {
-        _ if let Some((why, cause, what_to_do)) = certificate_rejected(&text) => format!(
+        _ if let Some((why, cause, what_to_do)) = certificate_rejected(&err) => format!(
             "the S3 endpoint {endpoint} presented a TLS certificate that {why} ({operation}: {cause}); {what_to_do}"
         ),
         ErrorKind::Timeout => format!(
@@ -133,25 +133,64 @@ where
     }
 }
 
-/// Why a TLS handshake refused the server's certificate, rustls's words
-/// for it, and what to do, when the error chain says so (rustls: "invalid
-/// peer certificate: ...").
-fn certificate_rejected(chain: &str) -> Option<(&'static str, &str, &'static str)> {
-    let cause = &chain[chain.find("invalid peer certificate")?..];
+/// The first error of type `T` in `err`'s chain. An `io::Error` wrapping
+/// another is looked into too: its `source()` skips the error it wraps
+/// (hyper-rustls nests rustls's error in two of them).
+fn find<'e, T: StdError + 'static>(err: &'e (dyn StdError + 'static)) -> Option<&'e T> {
+    let mut cur = Some(err);
+    while let Some(e) = cur {
+        if let Some(t) = e.downcast_ref::<T>() {
+            return Some(t);
+        }
+        if let Some(inner) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            let inner: &(dyn StdError + 'static) = inner;
+            if let Some(t) = find::<T>(inner) {
+                return Some(t);
+            }
+        }
+        cur = e.source();
+    }
+    None
+}
+
+/// Why a TLS handshake refused the server's certificate (rustls's error,
+/// found by its type), rustls's words for it, and what to do.
+fn certificate_rejected(
+    err: &(dyn StdError + 'static),
+) -> Option<(&'static str, String, &'static str)> {
+    use rustls::CertificateError as C;
+    let rustls::Error::InvalidCertificate(cause) = find::<rustls::Error>(err)? else {
+        return None;
+    };
     let trust = "give the CA certificate(s) that signed it with --ca-bundle FILE or AWS_CA_BUNDLE \
                  (or ca_bundle in the profile), or skip the check with --no-verify-ssl";
     let check =
         "check --endpoint-url and the server's certificate, or skip the check with --no-verify-ssl";
-    let (why, what_to_do) = if cause.contains("UnknownIssuer") {
-        ("is not signed by a CA this run trusts", trust)
-    } else if cause.contains("NotValidForName") || cause.contains("not valid for name") {
-        ("is not for the host name in the endpoint URL", check)
-    } else if cause.contains("xpired") || cause.contains("NotValidYet") {
-        ("has expired or is not valid yet", check)
-    } else {
-        ("was rejected", trust)
+    let (why, what_to_do) = match cause {
+        C::UnknownIssuer => ("is not signed by a CA this run trusts", trust),
+        C::NotValidForName | C::NotValidForNameContext { .. } => {
+            ("is not for the host name in the endpoint URL", check)
+        }
+        C::Expired | C::ExpiredContext { .. } | C::NotValidYet | C::NotValidYetContext { .. } => {
+            ("has expired or is not valid yet", check)
+        }
+        _ => ("was rejected", trust),
     };
-    Some((why, cause, what_to_do))
+    Some((
+        why,
+        format!("invalid peer certificate: {cause}"),
+        what_to_do,
+    ))
+}
+
+/// Whether the SDK cut off a body that stopped moving (its stalled-stream
+/// protection). Its error type is private to aws-smithy-runtime, so this
+/// one is known by its words, in this one place (the test below pins them).
+fn stalled_stream(err: &(dyn StdError + 'static)) -> bool {
+    chain(err).contains("minimum throughput")
 }
 
 fn kind_of<E>(err: &SdkError<E, HttpResponse>, status: Option<u16>, code: Option<&str>) -> ErrorKind
@@ -161,7 +200,7 @@ where
     match (err, status, code) {
         (SdkError::TimeoutError(_), _, _) => ErrorKind::Timeout,
         // Trying again will not change the certificate.
-        (SdkError::DispatchFailure(_), _, _) if certificate_rejected(&chain(err)).is_some() => {
+        (SdkError::DispatchFailure(_), _, _) if certificate_rejected(err).is_some() => {
             ErrorKind::Fatal
         }
         (SdkError::DispatchFailure(d), _, _) => {
@@ -175,9 +214,9 @@ where
         }
         // A stalled body (the SDK's stalled-stream protection) is a
         // dispatch or response failure whose cause says so.
-        (_, _, _) if chain(err).contains("minimum throughput") => ErrorKind::Timeout,
+        (_, _, _) if stalled_stream(err) => ErrorKind::Timeout,
         (SdkError::ConstructionFailure(_), _, _) => {
-            if chain(err).contains("credentials") {
+            if find::<CredentialsError>(err).is_some() {
                 ErrorKind::AccessDenied
             } else {
                 ErrorKind::Fatal
@@ -342,14 +381,18 @@ mod tests {
     #[test]
     fn a_rejected_certificate_is_fatal_and_says_what_to_do() {
         /// As hyper-rustls nests rustls's error in two `io::Error`s.
-        fn rejected(why: &str) -> SdkError<PutObjectError, HttpResponse> {
+        fn rejected(why: rustls::CertificateError) -> SdkError<PutObjectError, HttpResponse> {
             let tls = std::io::Error::other(std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
-                format!("invalid peer certificate: {why}"),
+                rustls::Error::InvalidCertificate(why),
             ));
             SdkError::dispatch_failure(ConnectorError::io(tls.into()))
         }
-        let e = classify("HeadBucket media", AT, rejected("UnknownIssuer"));
+        let e = classify(
+            "HeadBucket media",
+            AT,
+            rejected(rustls::CertificateError::UnknownIssuer),
+        );
         assert_eq!(e.kind(), ErrorKind::Fatal);
         let msg = e.to_string();
         assert!(
@@ -367,20 +410,42 @@ mod tests {
             assert!(msg.contains(hint), "{hint}: {msg}");
         }
         assert!(!msg.contains('\n'), "one line: {msg}");
-        let e = classify("PutObject k", AT, rejected("NotValidForName"));
+        let e = classify(
+            "PutObject k",
+            AT,
+            rejected(rustls::CertificateError::NotValidForName),
+        );
         assert_eq!(e.kind(), ErrorKind::Fatal);
         assert!(e.to_string().contains("not for the host name"), "{e}");
         assert!(e.to_string().contains("--no-verify-ssl"), "{e}");
     }
 
     #[test]
+    fn a_rejected_certificate_is_known_by_its_type_not_its_words() {
+        // Words alone, with no rustls error behind them, are not a
+        // certificate problem.
+        let tls = std::io::Error::other("invalid peer certificate: UnknownIssuer");
+        let err = SdkError::<PutObjectError, HttpResponse>::dispatch_failure(ConnectorError::io(
+            tls.into(),
+        ));
+        let e = classify("HeadBucket media", AT, err);
+        assert_eq!(e.kind(), ErrorKind::Unreachable, "{e}");
+    }
+
+    #[test]
     fn a_missing_credential_is_access_denied_and_a_bad_body_is_transient() {
         let err = SdkError::<PutObjectError, HttpResponse>::construction_failure(
-            "failed to load credentials from the chain",
+            CredentialsError::not_loaded("no credentials in the chain"),
         );
         let e = classify("PutObject k", AT, err);
         assert_eq!(e.kind(), ErrorKind::AccessDenied);
         assert!(e.to_string().contains("AWS_ACCESS_KEY_ID"), "{e}");
+        // Another construction failure that merely mentions credentials is
+        // not a credentials problem.
+        let other = SdkError::<PutObjectError, HttpResponse>::construction_failure(
+            "the request could not be built (credentials scope)",
+        );
+        assert_eq!(kind(other), ErrorKind::Fatal);
         let bad = SdkError::<PutObjectError, HttpResponse>::response_error(
             "unexpected end of XML",
             response(200),
