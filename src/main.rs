@@ -17,7 +17,7 @@ fn main() -> ExitCode {
         Err(err) => {
             eprintln!(
                 "mediashift: error: {}",
-                mediashift::terminal_safe(&err.to_string())
+                mediashift::terminal_safe(&err.text())
             );
             ExitCode::from(err.exit_code())
         }

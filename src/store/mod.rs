@@ -37,7 +37,7 @@ mod watch;
 mod write;
 
 pub use connect::{ConnectionSettings, S3};
-pub use error::{ErrorKind, StoreError};
+pub use error::{ErrorKind, StoreError, chain};
 pub use interface::{
     BodyChecksum, ChecksumType, Checksums, DonePart, ListedPart, NewObject, ObjectOptions,
     ObjectStore, RemoteObject, Written,
