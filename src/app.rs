@@ -20,8 +20,8 @@ use crate::report::{
     restore_text, rewrite_text, status_text, undo_text, verify_text, visited_text,
 };
 use crate::settings::{
-    GcSettings, JOB_INDEX_VAR, MergeSettings, MigrateSettings, OffloadSettings, RestoreSettings,
-    RewriteSettings, RunSettings, StatusSettings, VerifySettings,
+    GcSettings, MergeSettings, MigrateSettings, OffloadSettings, RestoreSettings, RewriteSettings,
+    RunSettings, StatusSettings, VerifySettings,
 };
 use crate::{priority, ui};
 
@@ -74,34 +74,25 @@ enum Resolved {
 fn resolve(cli: &Cli) -> Result<Resolved> {
     Ok(match &cli.command {
         Command::Plan(args) => {
-            let mut run = MigrateSettings::from_args(args)?.run;
-            run.output.quiet = cli.quiet;
-            Resolved::Plan(run)
+            Resolved::Plan(MigrateSettings::from_args(args, cli.quiet, false)?.run)
         }
         Command::Migrate(args) => {
-            let mut settings = MigrateSettings::from_args(args)?;
-            settings.run.output.quiet = cli.quiet;
-            let index = std::env::var(JOB_INDEX_VAR).ok();
-            settings.run.sharding = settings.run.sharding.for_one_run(index.as_deref())?;
+            let settings = MigrateSettings::from_args(args, cli.quiet, true)?;
             if settings.dry_run {
                 Resolved::Plan(settings.run)
             } else {
                 Resolved::Migrate(settings)
             }
         }
-        Command::Status(args) => Resolved::Status(StatusSettings::from_args(args)?),
-        Command::Verify(args) => {
-            let mut settings = VerifySettings::from_args(args)?;
-            settings.output.quiet = cli.quiet;
-            Resolved::Verify(settings)
-        }
-        Command::Gc(args) => Resolved::Gc(GcSettings::from_args(args)?),
-        Command::Rewrite(args) => Resolved::Rewrite(RewriteSettings::from_args(args)?),
-        Command::Offload(args) => Resolved::Offload(OffloadSettings::from_args(args)?),
-        Command::Restore(args) => Resolved::Restore(RestoreSettings::from_args(args)?),
+        Command::Status(args) => Resolved::Status(StatusSettings::from_args(args, cli.quiet)?),
+        Command::Verify(args) => Resolved::Verify(VerifySettings::from_args(args, cli.quiet)?),
+        Command::Gc(args) => Resolved::Gc(GcSettings::from_args(args, cli.quiet)?),
+        Command::Rewrite(args) => Resolved::Rewrite(RewriteSettings::from_args(args, cli.quiet)?),
+        Command::Offload(args) => Resolved::Offload(OffloadSettings::from_args(args, cli.quiet)?),
+        Command::Restore(args) => Resolved::Restore(RestoreSettings::from_args(args, cli.quiet)?),
         Command::Maps {
             command: MapsCommand::Merge(args),
-        } => Resolved::MergeMaps(MergeSettings::from_args(args)?),
+        } => Resolved::MergeMaps(MergeSettings::from_args(args, cli.quiet)?),
         Command::Completions { shell } => Resolved::Completions(*shell),
         Command::Man { command } => Resolved::Man(command.clone()),
     })
@@ -135,7 +126,7 @@ fn dispatch(runtime: &tokio::runtime::Runtime, command: &Resolved, quiet: bool) 
         Resolved::Status(settings) => {
             let status = commands::status::run(&settings.state_dir)?;
             let doc = StatusDoc::new(&status);
-            out.print(settings.json, &doc, status_text)?;
+            out.print(settings.output.json, &doc, status_text)?;
             Ok(Exit::of(doc.is_clean()))
         }
         Resolved::Verify(settings) => {
@@ -157,7 +148,7 @@ fn dispatch(runtime: &tokio::runtime::Runtime, command: &Resolved, quiet: bool) 
         Resolved::Gc(settings) => {
             let collected = runtime.block_on(commands::gc::run(settings))?;
             let doc = GcDoc::new(&collected, settings);
-            out.print(settings.json, &doc, gc_text)?;
+            out.print(settings.output.json, &doc, gc_text)?;
             Ok(Exit::of(doc.is_clean()))
         }
         Resolved::Rewrite(RewriteSettings::Rewrite {
@@ -168,32 +159,34 @@ fn dispatch(runtime: &tokio::runtime::Runtime, command: &Resolved, quiet: bool) 
             include_guid,
             dry_run,
             strict,
-            json,
+            output,
         }) => {
             // Files are streamed on this thread: no runtime needed.
             let done = commands::rewrite::run(map, bases, jobs, *reverse, *include_guid, *dry_run)?;
             let doc = RewriteDoc::new(&done, *strict);
-            out.print(*json, &doc, rewrite_text)?;
+            out.print(output.json, &doc, rewrite_text)?;
             Ok(Exit::of(doc.is_clean()))
         }
         Resolved::Offload(settings) => {
-            let progress = out.progress(!settings.json, std::time::Duration::from_secs(10));
+            let progress =
+                out.progress(settings.output.progress, settings.output.progress_interval);
             let done = runtime.block_on(commands::offload::run(settings, &progress))?;
             let doc = OffloadDoc::new(&done, settings);
-            out.print(settings.json, &doc, offload_text)?;
+            out.print(settings.output.json, &doc, offload_text)?;
             Ok(Exit::of(doc.is_clean()))
         }
         Resolved::Restore(settings) => {
-            let progress = out.progress(!settings.json, std::time::Duration::from_secs(10));
+            let progress =
+                out.progress(settings.output.progress, settings.output.progress_interval);
             let done = runtime.block_on(commands::restore::run(settings, &progress))?;
             let doc = RestoreDoc::new(&done);
-            out.print(settings.json, &doc, restore_text)?;
+            out.print(settings.output.json, &doc, restore_text)?;
             Ok(Exit::of(doc.is_clean()))
         }
         Resolved::MergeMaps(settings) => {
             let merged = commands::maps::run(settings)?;
             let doc = MergeDoc::new(&merged, settings);
-            out.print(settings.json, &doc, merge_text)?;
+            out.print(settings.out.json, &doc, merge_text)?;
             Ok(Exit::of(doc.is_clean()))
         }
         Resolved::Completions(shell) => {
@@ -217,10 +210,10 @@ fn dispatch(runtime: &tokio::runtime::Runtime, command: &Resolved, quiet: bool) 
             record,
             output,
             to,
-            json,
+            report,
         }) => {
             let header = commands::rewrite::undo(record, output, to)?;
-            out.print(*json, &UndoDoc::new(&header, to), undo_text)?;
+            out.print(report.json, &UndoDoc::new(&header, to), undo_text)?;
             Ok(Exit::Clean)
         }
     };

@@ -3,8 +3,12 @@
 //! typed settings, and everything downstream takes those.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::types::{ByteSize, Destination};
+use crate::values;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -88,6 +92,29 @@ pub enum Command {
     },
 }
 
+/// The output flags every command takes (`-q` is global, on [`Cli`]).
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Print one JSON document on stdout instead of the text report.
+    #[arg(long, help_heading = "Output")]
+    pub json: bool,
+
+    /// No progress on stderr (bars on a terminal, a status line otherwise).
+    #[arg(long, help_heading = "Output")]
+    pub no_progress: bool,
+
+    /// When stderr is not a terminal (cron, systemd), a one-line status
+    /// every this long, e.g. 10s or 1m.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "10s",
+        value_parser = values::positive_duration,
+        help_heading = "Output"
+    )]
+    pub progress_interval: Duration,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum MapsCommand {
     /// Join the maps of shards (each shard's --map-dir) into one set: one
@@ -107,9 +134,8 @@ pub struct MergeArgs {
     #[arg(short = 'o', long = "output", value_name = "MAP_DIR")]
     pub output: PathBuf,
 
-    /// Print one JSON document on stdout.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub out: OutputArgs,
 }
 
 /// A shell `completions` writes for.
@@ -150,7 +176,7 @@ pub struct OffloadArgs {
 
     /// Where it was migrated: s3://BUCKET or s3://BUCKET/PREFIX.
     #[arg(value_name = "s3://BUCKET[/PREFIX]")]
-    pub destination: String,
+    pub destination: Destination,
 
     #[command(flatten)]
     pub connection: ConnectionArgs,
@@ -185,9 +211,8 @@ pub struct OffloadArgs {
     #[arg(long, value_name = "N", default_value_t = 16)]
     pub concurrency: usize,
 
-    /// Print one JSON document on stdout.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub out: OutputArgs,
 }
 
 #[derive(Debug, Args)]
@@ -210,7 +235,7 @@ pub struct RestoreArgs {
 
     /// Download them from where they were migrated: s3://BUCKET[/PREFIX].
     #[arg(long, value_name = "s3://BUCKET[/PREFIX]")]
-    pub from: Option<String>,
+    pub from: Option<Destination>,
 
     /// Only files whose relative path matches (repeatable; `*` stays
     /// within a directory, `**` crosses them).
@@ -221,9 +246,8 @@ pub struct RestoreArgs {
     #[arg(long, value_name = "N", default_value_t = 8)]
     pub concurrency: usize,
 
-    /// Print one JSON document on stdout.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub out: OutputArgs,
 }
 
 #[derive(Debug, Args)]
@@ -293,9 +317,34 @@ pub struct RewriteArgs {
     #[arg(long, value_name = "ROLLBACK", conflicts_with_all = ["map", "bases", "output_dir", "in_place", "dry_run", "strict"])]
     pub undo: Option<PathBuf>,
 
-    /// Print one JSON document on stdout.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+/// `--retry-mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RetryModeArg {
+    Standard,
+    Adaptive,
+}
+
+/// `--sse`: server-side encryption.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SseArg {
+    #[value(name = "AES256")]
+    Aes256,
+    #[value(name = "aws:kms")]
+    AwsKms,
+}
+
+impl SseArg {
+    /// As S3's `x-amz-server-side-encryption` spells it.
+    pub fn header(self) -> &'static str {
+        match self {
+            Self::Aes256 => "AES256",
+            Self::AwsKms => "aws:kms",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -355,7 +404,7 @@ pub struct MigrateArgs {
         default_value = "128MiB",
         help_heading = "Transfer"
     )]
-    pub max_memory: String,
+    pub max_memory: ByteSize,
 
     /// Large files uploading at once (their parts share --concurrency).
     #[arg(long, value_name = "N", default_value_t = 4, help_heading = "Transfer")]
@@ -396,8 +445,13 @@ pub struct MigrateArgs {
     pub acl: Option<String>,
 
     /// Server-side encryption: AES256 or aws:kms.
-    #[arg(long, value_name = "MODE", value_parser = ["AES256", "aws:kms"], help_heading = "Object settings")]
-    pub sse: Option<String>,
+    #[arg(
+        long,
+        value_name = "MODE",
+        value_enum,
+        help_heading = "Object settings"
+    )]
+    pub sse: Option<SseArg>,
 
     /// KMS key for --sse aws:kms.
     #[arg(
@@ -415,13 +469,14 @@ pub struct MigrateArgs {
         long,
         value_name = "DURATION",
         default_value = "10s",
+        value_parser = values::duration,
         help_heading = "Transfer"
     )]
-    pub stop_timeout: String,
+    pub stop_timeout: Duration,
 
     /// At most this many bytes of file data per second, e.g. 20MiB/s.
-    #[arg(long, value_name = "RATE", help_heading = "Gentle on the server")]
-    pub max_bandwidth: Option<String>,
+    #[arg(long, value_name = "RATE", value_parser = values::rate, help_heading = "Gentle on the server")]
+    pub max_bandwidth: Option<u64>,
 
     /// At most this many requests per second.
     #[arg(long, value_name = "N", help_heading = "Gentle on the server")]
@@ -439,7 +494,7 @@ pub struct ConnectionArgs {
     /// S3 endpoint, e.g. http://127.0.0.1:8333 for a local server. Default:
     /// AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, the profile, then AWS itself.
     /// A custom endpoint uses path-style addressing.
-    #[arg(long, value_name = "URL", help_heading = "Connection")]
+    #[arg(long, value_name = "URL", value_parser = values::http_url, help_heading = "Connection")]
     pub endpoint_url: Option<String>,
 
     /// AWS region (default: AWS_REGION, the profile, then us-east-1).
@@ -456,8 +511,8 @@ pub struct ConnectionArgs {
     /// connections); standard keeps --concurrency. Either way a throttled
     /// request waits and is retried without spending its attempts.
     /// Default: AWS_RETRY_MODE, the profile, then adaptive.
-    #[arg(long, value_name = "MODE", value_parser = ["standard", "adaptive"], help_heading = "Connection")]
-    pub retry_mode: Option<String>,
+    #[arg(long, value_name = "MODE", value_enum, help_heading = "Connection")]
+    pub retry_mode: Option<RetryModeArg>,
 
     /// Attempts per request, first one included, for errors that may pass
     /// (5xx, dropped connections, timeouts); throttling and an unreachable
@@ -481,9 +536,10 @@ pub struct ConnectionArgs {
         long,
         value_name = "DURATION",
         default_value = "60s",
+        value_parser = values::positive_duration,
         help_heading = "Connection"
     )]
-    pub request_timeout: String,
+    pub request_timeout: Duration,
 
     /// How long requests keep trying while the store throttles them or
     /// cannot be reached (work pauses and the endpoint is probed), e.g. 3m.
@@ -491,9 +547,10 @@ pub struct ConnectionArgs {
         long,
         value_name = "DURATION",
         default_value = "3m",
+        value_parser = values::duration,
         help_heading = "Connection"
     )]
-    pub unreachable_timeout: String,
+    pub unreachable_timeout: Duration,
 
     /// A PEM file of the CA certificates to check the endpoint's TLS
     /// certificate against, instead of the system's (as the AWS CLI does):
@@ -515,9 +572,8 @@ pub struct StatusArgs {
     #[arg(long, value_name = "DIR", default_value = ".mediashift")]
     pub state: PathBuf,
 
-    /// Print one JSON document on stdout.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub out: OutputArgs,
 }
 
 #[derive(Debug, Args)]
@@ -528,7 +584,7 @@ pub struct VerifyArgs {
 
     /// Where it was migrated: s3://BUCKET or s3://BUCKET/PREFIX.
     #[arg(value_name = "s3://BUCKET[/PREFIX]")]
-    pub destination: String,
+    pub destination: Destination,
 
     #[command(flatten)]
     pub connection: ConnectionArgs,
@@ -557,27 +613,22 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "N", default_value_t = 32)]
     pub concurrency: usize,
 
-    /// Print one JSON document on stdout.
-    #[arg(long)]
-    pub json: bool,
-
-    /// No progress bars.
-    #[arg(long)]
-    pub no_progress: bool,
+    #[command(flatten)]
+    pub out: OutputArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct GcArgs {
     /// Where to look: s3://BUCKET or s3://BUCKET/PREFIX.
     #[arg(value_name = "s3://BUCKET[/PREFIX]")]
-    pub destination: String,
+    pub destination: Destination,
 
     #[command(flatten)]
     pub connection: ConnectionArgs,
 
     /// Only uploads started longer ago than this (e.g. 30m, 24h, 7d; 0 for all).
-    #[arg(long, value_name = "AGE", default_value = "24h")]
-    pub older_than: String,
+    #[arg(long, value_name = "AGE", default_value = "24h", value_parser = values::duration)]
+    pub older_than: Duration,
 
     /// A migration's state directory: uploads its journal will resume are kept.
     #[arg(long, value_name = "DIR", default_value = ".mediashift")]
@@ -591,9 +642,8 @@ pub struct GcArgs {
     #[arg(long, short = 'n', visible_alias = "dryrun")]
     pub dry_run: bool,
 
-    /// Print one JSON document on stdout.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub out: OutputArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -613,7 +663,7 @@ pub struct RunArgs {
 
     /// Where objects go: s3://BUCKET or s3://BUCKET/PREFIX.
     #[arg(value_name = "s3://BUCKET[/PREFIX]")]
-    pub destination: String,
+    pub destination: Destination,
 
     #[command(flatten)]
     pub connection: ConnectionArgs,
@@ -674,12 +724,13 @@ pub struct RunArgs {
         long,
         value_name = "URL",
         default_value = "/",
+        value_parser = values::path_or_url,
         help_heading = "Keys and URLs"
     )]
     pub source_base_url: String,
 
     /// Where objects will be served (a CDN, say). Default: the endpoint's URL for the bucket.
-    #[arg(long, value_name = "URL", help_heading = "Keys and URLs")]
+    #[arg(long, value_name = "URL", value_parser = values::http_url, help_heading = "Keys and URLs")]
     pub public_base_url: Option<String>,
 
     /// Replace objects that hold different content under the same key.
@@ -698,7 +749,7 @@ pub struct RunArgs {
         default_value = "16MiB",
         help_heading = "Transfer"
     )]
-    pub multipart_threshold: String,
+    pub multipart_threshold: ByteSize,
 
     // Parts of 5, 8, 16 and 32 MiB on the mixed corpus were within the noise
     // (larger parts cost the server slightly less CPU). 8 MiB, the AWS CLI's
@@ -710,7 +761,7 @@ pub struct RunArgs {
         default_value = "8MiB",
         help_heading = "Transfer"
     )]
-    pub part_size: String,
+    pub part_size: ByteSize,
 
     // On the small corpus 8 requests in flight were ~15% slower than 16 or
     // more. Over 9 interleaved runs each, 64 beat 32 by ~5% in wall time and
@@ -752,24 +803,8 @@ pub struct RunArgs {
     )]
     pub price_gb_month: f64,
 
-    // Output.
-    /// Print one JSON document on stdout instead of the text report.
-    #[arg(long, help_heading = "Output")]
-    pub json: bool,
-
-    /// No progress on stderr (bars on a terminal, a status line otherwise).
-    #[arg(long, help_heading = "Output")]
-    pub no_progress: bool,
-
-    /// When stderr is not a terminal (cron, systemd), a one-line status
-    /// every this long, e.g. 10s or 1m.
-    #[arg(
-        long,
-        value_name = "DURATION",
-        default_value = "10s",
-        help_heading = "Output"
-    )]
-    pub progress_interval: String,
+    #[command(flatten)]
+    pub out: OutputArgs,
 }
 
 /// The command a command line names, for the unit tests that run commands

@@ -43,6 +43,7 @@ mod store;
 mod types;
 mod ui;
 mod urls;
+mod values;
 
 pub use app::{Exit, run};
 pub use error::{Error, Result};

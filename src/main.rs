@@ -6,10 +6,14 @@
 use std::process::ExitCode;
 
 use clap::Parser as _;
+use clap::error::ErrorKind;
 use mediashift::cli::Cli;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     mediashift::init_logging(cli.verbose, cli.quiet);
     match mediashift::run(&cli) {
         Ok(exit) => ExitCode::from(exit.code()),
@@ -22,4 +26,33 @@ fn main() -> ExitCode {
             ExitCode::from(err.exit_code())
         }
     }
+}
+
+/// A command line clap refused, in one line naming the flag and the
+/// reason, exit code 2 (help and the version are printed as clap prints
+/// them, exit code 0).
+fn usage_error(e: clap::Error) -> ExitCode {
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        e.exit();
+    }
+    // clap's message, up to its usage and tips, joined into one line
+    // ("the following required arguments were not provided: --quarantine
+    // <DIR>|--delete").
+    let text = e.render().to_string();
+    let said: Vec<&str> = text
+        .lines()
+        .take_while(|l| !l.trim().is_empty() && !l.starts_with("Usage:"))
+        .map(str::trim)
+        .collect();
+    let line = said.join(" ");
+    eprintln!(
+        "mediashift: error: {}",
+        line.strip_prefix("error: ").unwrap_or(&line)
+    );
+    ExitCode::from(2)
 }

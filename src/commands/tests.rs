@@ -61,7 +61,7 @@ impl Shop {
         let Command::Migrate(args) = self.cli("migrate", &all) else {
             unreachable!()
         };
-        let settings = MigrateSettings::from_args(&args).unwrap();
+        let settings = MigrateSettings::from_args(&args, true, true).unwrap();
         let s = store.clone();
         super::migrate::run_on(&settings, &Progress::none(), Stop::default(), async || {
             Ok::<_, StoreError>(s)
@@ -75,7 +75,7 @@ impl Shop {
         let Command::Offload(args) = self.cli("offload", &["--quarantine", &q]) else {
             unreachable!()
         };
-        let settings = OffloadSettings::from_args(&args).unwrap();
+        let settings = OffloadSettings::from_args(&args, true).unwrap();
         let s = store.clone();
         super::offload::run_on(&settings, &Progress::none(), async || {
             Ok::<_, StoreError>(s)
@@ -88,7 +88,7 @@ impl Shop {
         let Command::Restore(args) = self.cli("restore", &["--from", "s3://bucket/p/"]) else {
             unreachable!()
         };
-        let settings = RestoreSettings::from_args(&args).unwrap();
+        let settings = RestoreSettings::from_args(&args, true).unwrap();
         let from = super::restore::Source::Bucket {
             store,
             bucket: "bucket",

@@ -31,7 +31,7 @@ const HOMES: &[(&str, &[&str])] = &[
     ("aho_corasick", &["cutover/rewrite/"]),
     ("indicatif", &["ui.rs"]),
     ("tracing_subscriber", &["ui.rs"]),
-    ("clap", &["cli.rs", "settings.rs", "main.rs"]),
+    ("clap", &["cli.rs", "settings/", "main.rs"]),
     ("rusqlite", &["journal/"]),
 ];
 
