@@ -743,14 +743,24 @@ fn two_runs_of_one_shard_at_once_both_succeed() {
         spawn_mediashift(args, &[])
     };
     let a = run(&maps[0]);
+    // B starts once A's completion is held and A's small objects are in
+    // place (on a loaded machine the first can come before the second).
+    let small_ones = unique - 1;
     let start = std::time::Instant::now();
-    while proxy.stats().faults.is_empty() && start.elapsed() < Duration::from_secs(60) {
+    while (proxy.stats().faults.is_empty() || t.objects().len() < small_ones)
+        && start.elapsed() < Duration::from_secs(60)
+    {
         std::thread::sleep(Duration::from_millis(10));
     }
     assert_eq!(
         proxy.stats().faults.len(),
         1,
         "run A reached CompleteMultipartUpload"
+    );
+    assert!(
+        t.objects().len() >= small_ones,
+        "run A's small objects are in place: {:?}",
+        t.objects()
     );
     let b = run(&maps[1]);
     let (_, vb) = finished_clean("run B of shard 0/3", b);
