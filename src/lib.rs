@@ -4,17 +4,17 @@
 //! every object, and writes the URL maps the application needs to switch
 //! over.
 //!
-//! The modules follow the life of a file: found (`scan`, with `select`
-//! deciding which files and `shard` which of them one of N processes
-//! takes), grouped (`dedup`), planned (`plan`, pure), sent
-//! (`upload`, through `store`, the only code that knows aws-sdk-s3), proven
-//! (`verify`, the one home of the proof rules), remembered (`journal`, the
-//! one home of SQL), mapped (`maps`) and reported (`report`). Shared
-//! vocabulary sits in leaves: `types`, `digest`, `checksum`, `limits`,
-//! `urls`, `progress` (how stages report, drawn by `ui`, the only code that
-//! knows indicatif) and `cancel` (the stop signal). `commands` runs each
-//! subcommand; `cli` and `settings` are the only code that knows clap; `app`
-//! ties them together for `main`.
+//! The modules follow the pipeline: `stages` holds it in order (select,
+//! scan, shard, dedup, plan, bucket, survey, upload, verify, maps), each
+//! stage running on any `store::ObjectStore`; `cutover` what comes after
+//! (rewrite, offload); `store` is the only code that knows aws-sdk-s3,
+//! `journal` the only SQL. `commands` are adapters (settings, stages on a
+//! store, a document); `report` renders the documents; `cli` and
+//! `settings` are the only code that knows clap; `app` ties them together
+//! for `main`. Shared vocabulary sits in leaves: `types`, `digest`,
+//! `checksum`, `limits`, `urls`, `input`, `values`, `progress` (drawn by
+//! `ui`, the only code that knows indicatif) and `cancel` (the stop
+//! signal).
 
 // The migrate command's future (a survey, an upload engine and a store
 // chosen by the caller, all generic) is deeper than the default limit lets
