@@ -48,6 +48,18 @@ fn url_decoded(key: &str) -> Option<String> {
         .map(|k| k.into_owned())
 }
 
+/// One page of a listing, the request retried by the run's policy.
+macro_rules! page_of {
+    ($store:expr, $req:expr, $operation:expr) => {
+        $store
+            .call(0, || {
+                let req = $req.clone();
+                async move { req.send().await.map_err(|e| $store.err($operation, e)) }
+            })
+            .await
+    };
+}
+
 impl S3 {
     /// Calls `f(key, size)` for every object under `prefix`; returns how
     /// many there were.
@@ -69,12 +81,7 @@ impl S3 {
                     .set_continuation_token(token);
                 let operation = &operation;
                 async move {
-                    let page = self
-                        .call(0, || {
-                            let req = req.clone();
-                            async move { req.send().await.map_err(|e| self.err(operation, e)) }
-                        })
-                        .await?;
+                    let page = page_of!(self, req, operation)?;
                     // Keys come URL-encoded where the server says so (not
                     // every server does): control characters survive XML.
                     let encoded = page.encoding_type() == Some(&EncodingType::Url);
@@ -126,12 +133,7 @@ impl S3 {
                     .set_part_number_marker(marker);
                 let operation = &operation;
                 async move {
-                    let page = self
-                        .call(0, || {
-                            let req = req.clone();
-                            async move { req.send().await.map_err(|e| self.err(operation, e)) }
-                        })
-                        .await?;
+                    let page = page_of!(self, req, operation)?;
                     let items = page
                         .parts()
                         .iter()
@@ -180,12 +182,7 @@ impl S3 {
                     .set_upload_id_marker(id_marker);
                 let operation = &operation;
                 async move {
-                    let page = self
-                        .call(0, || {
-                            let req = req.clone();
-                            async move { req.send().await.map_err(|e| self.err(operation, e)) }
-                        })
-                        .await?;
+                    let page = page_of!(self, req, operation)?;
                     let items: Vec<ListedUpload> = page
                         .uploads()
                         .iter()

@@ -199,6 +199,20 @@ impl<'c, S: ObjectStore> Tasks<'c, S> {
         self.jobs.insert(id, job);
     }
 
+    /// Spawns `task`, which holds `slot` until it ends.
+    fn spawn_holding(
+        &mut self,
+        job: Arc<Job>,
+        slot: OwnedSemaphorePermit,
+        task: impl Future<Output = Result<Uploaded, JobError>> + Send + 'static,
+    ) {
+        self.spawn(job, async move {
+            let r = task.await;
+            drop(slot);
+            r
+        });
+    }
+
     fn take(&mut self, joined: Result<(Id, Result<Uploaded, JobError>), JoinError>) {
         let (id, result) = match joined {
             Ok((id, r)) => (id, r),
@@ -361,11 +375,11 @@ async fn large_side<S: ObjectStore>(
         };
         let (c, job) = (ctx.clone(), Arc::new(job));
         let j = job.clone();
-        tasks.spawn(job, async move {
-            let r = multipart::put_multipart(&c, &j).await;
-            drop(slot);
-            r
-        });
+        tasks.spawn_holding(
+            job,
+            slot,
+            async move { multipart::put_multipart(&c, &j).await },
+        );
         tasks.reap();
     }
     tasks.finish(left).await
@@ -402,11 +416,7 @@ async fn copy_side<S: ObjectStore>(
         };
         let (c, job) = (ctx.clone(), Arc::new(job));
         let j = job.clone();
-        tasks.spawn(job, async move {
-            let r = copy::copy(&c, &j, &from).await;
-            drop(slot);
-            r
-        });
+        tasks.spawn_holding(job, slot, async move { copy::copy(&c, &j, &from).await });
         tasks.reap();
     }
     tasks.finish(left).await
