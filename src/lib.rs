@@ -7,8 +7,9 @@
 //! The modules follow the pipeline: `stages` holds it in order (select,
 //! scan, shard, dedup, plan, bucket, survey, upload, verify, maps), each
 //! stage running on any `store::ObjectStore`; `cutover` what comes after
-//! (rewrite, offload); `store` is the only code that knows aws-sdk-s3,
-//! `journal` the only SQL. `commands` are adapters (settings, stages on a
+//! (rewrite, offload); `store` holds the interface and its stores (only
+//! `store::s3` knows aws-sdk-s3; retries and pace are a layer around any
+//! store), `journal` the only SQL. `commands` are adapters (settings, stages on a
 //! store, a document); `report` renders the documents; `cli` and
 //! `settings` are the only code that knows clap; `app` ties them together
 //! for `main`. Shared vocabulary sits in leaves: `types`, `digest`,

@@ -8,7 +8,7 @@ use std::future::Future;
 
 use bytes::Bytes;
 
-use super::error::StoreError;
+use super::error::{StoreError, absent};
 use super::pace::PaceStats;
 use crate::checksum::Algorithm;
 use crate::types::{Sha256Digest, UploadId};
@@ -27,13 +27,51 @@ pub trait ObjectStore: Clone + Send + Sync + 'static {
         PaceStats::default()
     }
 
+    /// One page of ListObjectsV2 under `prefix`: (key, size) in key
+    /// order, from where `from` (a page's `next`) says, `None` for the
+    /// first page.
+    fn list_page(
+        &self,
+        prefix: &str,
+        from: Option<String>,
+    ) -> impl Future<Output = Result<Page<(String, u64), String>, StoreError>> + Send;
+
+    /// One page of ListParts; a `NotFound` error when the server no
+    /// longer knows the upload.
+    fn parts_page(
+        &self,
+        key: &str,
+        upload: &UploadId,
+        from: Option<String>,
+    ) -> impl Future<Output = Result<Page<ListedPart, String>, StoreError>> + Send;
+
+    /// One page of ListMultipartUploads under `prefix`.
+    fn uploads_page(
+        &self,
+        prefix: &str,
+        from: Option<UploadsMarker>,
+    ) -> impl Future<Output = Result<Page<ListedUpload, UploadsMarker>, StoreError>> + Send;
+
     /// Calls `each(key, size)` for every object under `prefix`, in key
     /// order; how many there were.
     fn list(
         &self,
         prefix: &str,
-        each: impl FnMut(&str, u64) + Send,
-    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+        mut each: impl FnMut(&str, u64) + Send,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        async move {
+            let mut n = 0;
+            each_page(
+                |from| self.list_page(prefix, from),
+                |(key, size): (String, u64)| {
+                    each(&key, size);
+                    n += 1;
+                },
+            )
+            .await?;
+            Ok(n)
+        }
+    }
 
     /// GetObject, handing each piece to `sink` as it arrives and hashing
     /// it: (size, SHA-256), or `None` when there is no such object. An
@@ -44,11 +82,26 @@ pub trait ObjectStore: Clone + Send + Sync + 'static {
         sink: impl FnMut(&[u8]) -> std::io::Result<()> + Send,
     ) -> impl Future<Output = Result<Option<(u64, Sha256Digest)>, StoreError>> + Send;
 
-    /// Every multipart upload in progress under `prefix`.
+    /// Every multipart upload in progress under `prefix`, each once (a
+    /// server whose markers lag may list one on two pages).
     fn list_uploads(
         &self,
         prefix: &str,
-    ) -> impl Future<Output = Result<Vec<ListedUpload>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<ListedUpload>, StoreError>> + Send {
+        async move {
+            let mut out: Vec<ListedUpload> = Vec::new();
+            each_page(
+                |from| self.uploads_page(prefix, from),
+                |u| {
+                    if !out.iter().any(|o| o.upload_id == u.upload_id) {
+                        out.push(u);
+                    }
+                },
+            )
+            .await?;
+            Ok(out)
+        }
+    }
 
     /// HeadObject with checksums; `None` when there is no such object.
     fn head(
@@ -108,14 +161,32 @@ pub trait ObjectStore: Clone + Send + Sync + 'static {
         &self,
         key: &str,
         upload: &UploadId,
-    ) -> impl Future<Output = Result<Option<Vec<ListedPart>>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Option<Vec<ListedPart>>, StoreError>> + Send {
+        async move {
+            let mut out = Vec::new();
+            match each_page(|from| self.parts_page(key, upload, from), |p| out.push(p)).await {
+                Ok(()) => Ok(Some(out)),
+                Err(e) => absent(e),
+            }
+        }
+    }
 
     /// The multipart uploads in progress for exactly this key
     /// (ListMultipartUploads with the key as prefix).
     fn uploads_of(
         &self,
         key: &str,
-    ) -> impl Future<Output = Result<Vec<UploadId>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<UploadId>, StoreError>> + Send {
+        async move {
+            Ok(self
+                .list_uploads(key)
+                .await?
+                .into_iter()
+                .filter(|u| u.key == key)
+                .map(|u| u.upload_id)
+                .collect())
+        }
+    }
 
     /// CopyObject within the bucket: `obj` gets the bytes of the object
     /// `from`, with `obj`'s own content type and metadata (the metadata
@@ -285,4 +356,88 @@ pub struct ListedUpload {
     pub upload_id: UploadId,
     /// Seconds since the epoch.
     pub initiated: Option<i64>,
+}
+
+/// One page of a listing: its items and where the next page starts
+/// (`None`: this was the last).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T, M> {
+    pub items: Vec<T>,
+    pub next: Option<M>,
+}
+
+/// Where the next page of ListMultipartUploads starts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UploadsMarker {
+    pub key: Option<String>,
+    pub upload_id: Option<String>,
+}
+
+/// Fetches pages from `None` on, handing every item to `each`, until a page
+/// is empty, has no next marker, or names the marker it was fetched with
+/// (servers whose markers are missing or repeat: SeaweedFS omits
+/// NextKeyMarker, Garage NextUploadIdMarker; asking again would loop).
+async fn each_page<T, M, F, Fut>(mut fetch: F, mut each: impl FnMut(T)) -> Result<(), StoreError>
+where
+    M: Clone + PartialEq,
+    F: FnMut(Option<M>) -> Fut,
+    Fut: Future<Output = Result<Page<T, M>, StoreError>>,
+{
+    let mut marker: Option<M> = None;
+    loop {
+        let page = fetch(marker.clone()).await?;
+        let empty = page.items.is_empty();
+        page.items.into_iter().for_each(&mut each);
+        match page.next {
+            Some(next) if !empty && marker.as_ref() != Some(&next) => marker = Some(next),
+            _ => return Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Pages of a fake listing: page i holds `pages[i]`, its next marker is
+    /// `markers[i]`.
+    async fn run(pages: Vec<Vec<u32>>, markers: Vec<Option<usize>>) -> (Vec<u32>, usize) {
+        let mut fetched = 0;
+        let mut got = Vec::new();
+        each_page(
+            |m: Option<usize>| {
+                let i = m.unwrap_or(0);
+                fetched += 1;
+                let page = Page {
+                    items: pages.get(i).cloned().unwrap_or_default(),
+                    next: markers.get(i).copied().flatten(),
+                };
+                async move { Ok::<_, StoreError>(page) }
+            },
+            |x| got.push(x),
+        )
+        .await
+        .unwrap();
+        (got, fetched)
+    }
+
+    #[tokio::test]
+    async fn pages_are_followed_to_the_end() {
+        let (got, fetched) = run(
+            vec![vec![1, 2], vec![3], vec![4]],
+            vec![Some(1), Some(2), None],
+        )
+        .await;
+        assert_eq!((got, fetched), (vec![1, 2, 3, 4], 3));
+    }
+
+    #[tokio::test]
+    async fn a_repeated_marker_or_an_empty_page_ends_the_listing() {
+        // The second page names itself as the next: a server that ignores
+        // the marker would otherwise be asked for ever.
+        let (got, fetched) = run(vec![vec![1], vec![2]], vec![Some(1), Some(1)]).await;
+        assert_eq!((got, fetched), (vec![1, 2], 2));
+        let (got, fetched) = run(vec![vec![1], vec![]], vec![Some(1), Some(2)]).await;
+        assert_eq!((got, fetched), (vec![1], 2));
+    }
 }

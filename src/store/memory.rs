@@ -15,7 +15,7 @@ use bytes::Bytes;
 use super::error::{ErrorKind, StoreError};
 use super::interface::{
     BodyChecksum, ChecksumType, Checksums, DonePart, ListedPart, ListedUpload, NewObject,
-    ObjectStore, RemoteObject, Written,
+    ObjectStore, Page, RemoteObject, UploadsMarker, Written,
 };
 use crate::checksum::{self, Algorithm, Summer};
 use crate::types::{Sha256Digest, UploadId};
@@ -49,6 +49,9 @@ pub enum Fault {
     /// Store other bytes than were sent (the first byte flipped) and
     /// report their checksum, as a faulty server would.
     Garble,
+    /// Hand out the first piece of a body, then fail with this kind: a
+    /// download cut off midway.
+    Cut(ErrorKind),
     /// Panic inside the call.
     Panic,
 }
@@ -235,6 +238,18 @@ impl MemoryStore {
     }
 }
 
+/// The most items a listing page holds, as on S3.
+const PAGE: usize = 1000;
+
+/// The first `size` of `items` (sorted), and the marker of the last one
+/// when more follow.
+fn page<T, M>(mut items: Vec<T>, size: usize, marker: impl Fn(&T) -> M) -> Page<T, M> {
+    let more = items.len() > size;
+    items.truncate(size);
+    let next = if more { items.last().map(marker) } else { None };
+    Page { items, next }
+}
+
 fn check(body: &[u8], c: &BodyChecksum, operation: &str) -> Result<(), StoreError> {
     if Summer::of(c.algorithm, body).value.to_base64() == c.value {
         Ok(())
@@ -252,14 +267,16 @@ impl ObjectStore for MemoryStore {
         "memory://bucket".into()
     }
 
-    async fn list(
+    async fn list_page(
         &self,
         prefix: &str,
-        mut each: impl FnMut(&str, u64) + Send,
-    ) -> Result<u64, StoreError> {
+        from: Option<String>,
+    ) -> Result<Page<(String, u64), String>, StoreError> {
         let operation = format!("ListObjectsV2 {prefix}");
+        // A page after the first is faulted by the key it starts after.
+        let at = from.as_deref().unwrap_or(prefix);
         if let Some(Fault::Fail(kind) | Fault::StoreThenFail(kind)) =
-            self.call(Op::List, prefix, operation.clone())
+            self.call(Op::List, at, operation.clone())
         {
             return Err(error(kind, operation));
         }
@@ -267,14 +284,11 @@ impl ObjectStore for MemoryStore {
             .lock()
             .objects
             .iter()
-            .filter(|(k, _)| k.starts_with(prefix))
+            .filter(|(k, _)| k.starts_with(prefix) && from.as_ref().is_none_or(|f| *k > f))
             .map(|(k, o)| (k.clone(), o.data.len() as u64))
             .collect();
         listed.sort();
-        for (k, size) in &listed {
-            each(k, *size);
-        }
-        Ok(listed.len() as u64)
+        Ok(page(listed, PAGE, |(k, _)| k.clone()))
     }
 
     async fn download(
@@ -283,9 +297,8 @@ impl ObjectStore for MemoryStore {
         mut sink: impl FnMut(&[u8]) -> std::io::Result<()> + Send,
     ) -> Result<Option<(u64, Sha256Digest)>, StoreError> {
         let operation = format!("GetObject {key}");
-        if let Some(Fault::Fail(kind) | Fault::StoreThenFail(kind)) =
-            self.call(Op::Get, key, operation.clone())
-        {
+        let fault = self.call(Op::Get, key, operation.clone());
+        if let Some(Fault::Fail(kind) | Fault::StoreThenFail(kind)) = fault {
             return Err(error(kind, operation));
         }
         let Some(data) = self.object(key) else {
@@ -294,18 +307,26 @@ impl ObjectStore for MemoryStore {
         // In pieces, as a body arrives.
         for piece in data.chunks(64 * 1024) {
             sink(piece).map_err(|e| error(ErrorKind::Fatal, format!("{operation}: {e}")))?;
+            if let Some(Fault::Cut(kind)) = fault {
+                return Err(error(kind, format!("{operation}: reading the body")));
+            }
         }
         let d = crate::digest::Digests::of_bytes(&data);
         Ok(Some((data.len() as u64, d.sha256)))
     }
 
-    async fn list_uploads(&self, prefix: &str) -> Result<Vec<ListedUpload>, StoreError> {
+    async fn uploads_page(
+        &self,
+        prefix: &str,
+        from: Option<UploadsMarker>,
+    ) -> Result<Page<ListedUpload, UploadsMarker>, StoreError> {
         let operation = format!("ListMultipartUploads {prefix}");
         if let Some(Fault::Fail(kind) | Fault::StoreThenFail(kind)) =
             self.call(Op::ListUploads, prefix, operation.clone())
         {
             return Err(error(kind, operation));
         }
+        let after = from.map(|m| (m.key.unwrap_or_default(), m.upload_id.unwrap_or_default()));
         let mut out: Vec<ListedUpload> = self
             .lock()
             .uploads
@@ -316,10 +337,19 @@ impl ObjectStore for MemoryStore {
                 upload_id: UploadId(id.clone()),
                 initiated: Some(u.initiated),
             })
+            .filter(|u| {
+                after
+                    .as_ref()
+                    .is_none_or(|(k, id)| (&u.key, &u.upload_id.0) > (k, id))
+            })
             .collect();
         out.sort_by(|a, b| (&a.key, &a.upload_id.0).cmp(&(&b.key, &b.upload_id.0)));
-        Ok(out)
+        Ok(page(out, PAGE, |u| UploadsMarker {
+            key: Some(u.key.clone()),
+            upload_id: Some(u.upload_id.0.clone()),
+        }))
     }
+
     async fn head(&self, key: &str) -> Result<Option<RemoteObject>, StoreError> {
         if let Some(Fault::Fail(kind) | Fault::StoreThenFail(kind)) =
             self.call(Op::Head, key, format!("HeadObject {key}"))
@@ -530,24 +560,6 @@ impl ObjectStore for MemoryStore {
         }
     }
 
-    async fn uploads_of(&self, key: &str) -> Result<Vec<UploadId>, StoreError> {
-        let operation = format!("ListMultipartUploads {key}");
-        if let Some(Fault::Fail(kind) | Fault::StoreThenFail(kind)) =
-            self.call(Op::ListUploads, key, operation.clone())
-        {
-            return Err(error(kind, operation));
-        }
-        let mut ids: Vec<UploadId> = self
-            .lock()
-            .uploads
-            .iter()
-            .filter(|(_, u)| u.key == key)
-            .map(|(id, _)| UploadId(id.clone()))
-            .collect();
-        ids.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(ids)
-    }
-
     async fn copy_object(
         &self,
         obj: &NewObject<'_>,
@@ -646,32 +658,42 @@ impl ObjectStore for MemoryStore {
         Ok(self.answer(answered, etag))
     }
 
-    async fn list_parts(
+    async fn parts_page(
         &self,
         key: &str,
         upload: &UploadId,
-    ) -> Result<Option<Vec<ListedPart>>, StoreError> {
+        from: Option<String>,
+    ) -> Result<Page<ListedPart, String>, StoreError> {
         let operation = format!("ListParts {key}");
         if let Some(Fault::Fail(kind) | Fault::StoreThenFail(kind)) =
             self.call(Op::ListParts, key, operation.clone())
         {
             return Err(error(kind, operation));
         }
-        Ok(self
-            .lock()
-            .uploads
-            .get(&upload.0)
-            .filter(|u| u.key == key)
-            .map(|u| {
-                u.parts
-                    .iter()
-                    .map(|(n, body, etag)| ListedPart {
-                        number: *n,
-                        etag: etag.clone(),
-                        size: body.len() as u64,
-                    })
-                    .collect()
-            }))
+        // The marker is how many parts came before (the listing may repeat
+        // a part number, so a number cannot say where to go on).
+        let skip: usize = from.and_then(|f| f.parse().ok()).unwrap_or(0);
+        let s = self.lock();
+        let Some(u) = s.uploads.get(&upload.0).filter(|u| u.key == key) else {
+            return Err(error(
+                ErrorKind::NotFound,
+                format!("{operation} NoSuchUpload"),
+            ));
+        };
+        let parts: Vec<ListedPart> = u
+            .parts
+            .iter()
+            .skip(skip)
+            .map(|(n, body, etag)| ListedPart {
+                number: *n,
+                etag: etag.clone(),
+                size: body.len() as u64,
+            })
+            .collect();
+        let more = parts.len() > PAGE;
+        let items: Vec<ListedPart> = parts.into_iter().take(PAGE).collect();
+        let next = more.then(|| (skip + items.len()).to_string());
+        Ok(Page { items, next })
     }
 }
 

@@ -4,27 +4,24 @@
 use aws_sdk_s3::types::ChecksumMode;
 use sha2::{Digest as _, Sha256};
 
-use super::connect::S3;
-use super::error::{ErrorKind, StoreError, absent};
-use super::interface::{Checksums, RemoteObject};
+use super::Sdk;
 use super::write::{checksum_type, checksums};
+use crate::store::error::{ErrorKind, StoreError, absent};
+use crate::store::interface::{Checksums, RemoteObject};
 use crate::types::Sha256Digest;
 
-impl S3 {
+impl Sdk {
     pub(super) async fn head_object(&self, key: &str) -> Result<Option<RemoteObject>, StoreError> {
         let operation = format!("HeadObject {key}");
         let result = self
-            .call(0, || {
-                let req = self
-                    .client()
-                    .head_object()
-                    .bucket(self.bucket())
-                    .key(key)
-                    .checksum_mode(ChecksumMode::Enabled);
-                let operation = &operation;
-                async move { req.send().await.map_err(|e| self.err(operation, e)) }
-            })
-            .await;
+            .client()
+            .head_object()
+            .bucket(self.bucket())
+            .key(key)
+            .checksum_mode(ChecksumMode::Enabled)
+            .send()
+            .await
+            .map_err(|e| self.err(&operation, e));
         match result {
             Ok(o) => Ok(Some(RemoteObject {
                 size: o.content_length().unwrap_or(0).max(0) as u64,
@@ -54,12 +51,13 @@ impl S3 {
     ) -> Result<Option<(u64, Sha256Digest)>, StoreError> {
         let operation = format!("GetObject {key}");
         let out = match self
-            .call(0, || {
-                let req = self.client().get_object().bucket(self.bucket()).key(key);
-                let operation = &operation;
-                async move { req.send().await.map_err(|e| self.err(operation, e)) }
-            })
+            .client()
+            .get_object()
+            .bucket(self.bucket())
+            .key(key)
+            .send()
             .await
+            .map_err(|e| self.err(&operation, e))
         {
             Ok(o) => o,
             Err(e) => return absent(e),

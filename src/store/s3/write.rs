@@ -13,14 +13,14 @@ use aws_sdk_s3::types::{
 };
 use bytes::Bytes;
 
-use super::connect::S3;
-use super::error::{ErrorKind, StoreError};
-use super::interface::{
-    BodyChecksum, ChecksumType, Checksums, DonePart, ListedPart, ListedUpload, NewObject,
-    ObjectStore, RemoteObject, Written,
-};
+use super::Sdk;
 use super::watch::Watch;
 use crate::checksum::Algorithm;
+use crate::store::error::{ErrorKind, StoreError};
+use crate::store::interface::{
+    BodyChecksum, ChecksumType, Checksums, DonePart, ListedPart, ListedUpload, NewObject,
+    ObjectStore, Page, RemoteObject, UploadsMarker, Written,
+};
 use crate::types::UploadId;
 
 fn sdk_algorithm(a: Algorithm) -> ChecksumAlgorithm {
@@ -143,7 +143,7 @@ macro_rules! with_object {
 /// copy a large object before it answers.
 const COPY_WORK: u64 = 64 << 20;
 
-impl S3 {
+impl Sdk {
     /// `x-amz-copy-source` for `key` in this bucket: URL-encoded, as S3
     /// requires (each segment the strict way, so `+`, `%`, `?`, `#`, spaces
     /// and non-ASCII names name the right object).
@@ -152,25 +152,38 @@ impl S3 {
     }
 }
 
-impl ObjectStore for S3 {
+impl ObjectStore for Sdk {
     fn endpoint(&self) -> &str {
-        S3::endpoint(self)
+        Sdk::endpoint(self)
     }
 
     fn bucket_url(&self) -> String {
-        S3::bucket_url(self)
+        Sdk::bucket_url(self)
     }
 
-    fn pace_stats(&self) -> crate::store::PaceStats {
-        S3::pace_stats(self)
-    }
-
-    async fn list(
+    async fn list_page(
         &self,
         prefix: &str,
-        each: impl FnMut(&str, u64) + Send,
-    ) -> Result<u64, StoreError> {
-        self.list_keys(prefix, each).await
+        from: Option<String>,
+    ) -> Result<Page<(String, u64), String>, StoreError> {
+        self.objects_page(prefix, from).await
+    }
+
+    async fn parts_page(
+        &self,
+        key: &str,
+        upload: &UploadId,
+        from: Option<String>,
+    ) -> Result<Page<ListedPart, String>, StoreError> {
+        self.parts_of(key, upload, from).await
+    }
+
+    async fn uploads_page(
+        &self,
+        prefix: &str,
+        from: Option<UploadsMarker>,
+    ) -> Result<Page<ListedUpload, UploadsMarker>, StoreError> {
+        self.uploads_under(prefix, from).await
     }
 
     async fn download(
@@ -181,9 +194,6 @@ impl ObjectStore for S3 {
         self.get_object(key, sink).await
     }
 
-    async fn list_uploads(&self, prefix: &str) -> Result<Vec<ListedUpload>, StoreError> {
-        self.uploads_under(prefix).await
-    }
     async fn put_object(
         &self,
         obj: &NewObject<'_>,
@@ -193,26 +203,19 @@ impl ObjectStore for S3 {
     ) -> Result<Written, StoreError> {
         let len = body.len() as u64;
         let operation = format!("PutObject {}", obj.key);
-        let out = self
-            .call(len, || {
-                let mut req = with_object!(self.client().put_object().bucket(self.bucket()), obj)
-                    .content_length(len as i64)
-                    .body(ByteStream::from(body.clone()));
-                if must_not_exist {
-                    req = req.if_none_match("*");
-                }
-                let req = with_checksum!(req, checksum.algorithm, &checksum.value);
-                let operation = &operation;
-                async move {
-                    let watch = Watch::new();
-                    let send = signing!(self, req)
-                        .interceptor(watch.interceptor())
-                        .config_override(self.timeout_for(len))
-                        .send();
-                    self.watched(&watch, operation, send).await
-                }
-            })
-            .await?;
+        let mut req = with_object!(self.client().put_object().bucket(self.bucket()), obj)
+            .content_length(len as i64)
+            .body(ByteStream::from(body));
+        if must_not_exist {
+            req = req.if_none_match("*");
+        }
+        let req = with_checksum!(req, checksum.algorithm, &checksum.value);
+        let watch = Watch::new();
+        let send = signing!(self, req)
+            .interceptor(watch.interceptor())
+            .config_override(self.timeout_for(len))
+            .send();
+        let out = self.watched(&watch, &operation, send).await?;
         Ok(Written {
             etag: out.e_tag().map(str::to_string),
             checksums: checksums!(out, checksum_type(out.checksum_type())),
@@ -230,20 +233,17 @@ impl ObjectStore for S3 {
             SdkChecksumType::Composite
         };
         let operation = format!("CreateMultipartUpload {}", obj.key);
-        let out = self
-            .call(0, || {
-                let req = with_object!(
-                    self.client()
-                        .create_multipart_upload()
-                        .bucket(self.bucket()),
-                    obj
-                )
-                .checksum_algorithm(sdk_algorithm(algorithm))
-                .checksum_type(kind.clone());
-                let operation = &operation;
-                async move { req.send().await.map_err(|e| self.err(operation, e)) }
-            })
-            .await?;
+        let out = with_object!(
+            self.client()
+                .create_multipart_upload()
+                .bucket(self.bucket()),
+            obj
+        )
+        .checksum_algorithm(sdk_algorithm(algorithm))
+        .checksum_type(kind)
+        .send()
+        .await
+        .map_err(|e| self.err(&operation, e))?;
         out.upload_id()
             .map(|id| UploadId(id.to_string()))
             .ok_or_else(|| {
@@ -265,29 +265,22 @@ impl ObjectStore for S3 {
     ) -> Result<Written, StoreError> {
         let len = body.len() as u64;
         let operation = format!("UploadPart {key} #{number}");
-        let out = self
-            .call(len, || {
-                let req = self
-                    .client()
-                    .upload_part()
-                    .bucket(self.bucket())
-                    .key(key)
-                    .upload_id(&upload.0)
-                    .part_number(number as i32)
-                    .content_length(len as i64)
-                    .body(ByteStream::from(body.clone()));
-                let req = with_checksum!(req, checksum.algorithm, &checksum.value);
-                let operation = &operation;
-                async move {
-                    let watch = Watch::new();
-                    let send = signing!(self, req)
-                        .interceptor(watch.interceptor())
-                        .config_override(self.timeout_for(len))
-                        .send();
-                    self.watched(&watch, operation, send).await
-                }
-            })
-            .await?;
+        let req = self
+            .client()
+            .upload_part()
+            .bucket(self.bucket())
+            .key(key)
+            .upload_id(&upload.0)
+            .part_number(number as i32)
+            .content_length(len as i64)
+            .body(ByteStream::from(body));
+        let req = with_checksum!(req, checksum.algorithm, &checksum.value);
+        let watch = Watch::new();
+        let send = signing!(self, req)
+            .interceptor(watch.interceptor())
+            .config_override(self.timeout_for(len))
+            .send();
+        let out = self.watched(&watch, &operation, send).await?;
         Ok(Written {
             etag: out.e_tag().map(str::to_string),
             checksums: checksums!(out, None),
@@ -320,30 +313,24 @@ impl ObjectStore for S3 {
         // S3 may take a while to assemble many parts: the request timeout
         // plus a second per part (the backstop rate is 8 KiB/s).
         let work = parts.len() as u64 * 8 * 1024;
-        let out = self
-            .call(0, || {
-                let mut req = self
-                    .client()
-                    .complete_multipart_upload()
-                    .bucket(self.bucket())
-                    .key(key)
-                    .upload_id(&upload.0)
-                    .multipart_upload(
-                        CompletedMultipartUpload::builder()
-                            .set_parts(Some(completed.clone()))
-                            .build(),
-                    );
-                if let Some(full) = full_object {
-                    req = with_checksum!(req, algorithm, full)
-                        .checksum_type(SdkChecksumType::FullObject);
-                }
-                if must_not_exist {
-                    req = req.if_none_match("*");
-                }
-                let operation = &operation;
-                async move { send_within!(self, req, work, operation) }
-            })
-            .await?;
+        let mut req = self
+            .client()
+            .complete_multipart_upload()
+            .bucket(self.bucket())
+            .key(key)
+            .upload_id(&upload.0)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(completed))
+                    .build(),
+            );
+        if let Some(full) = full_object {
+            req = with_checksum!(req, algorithm, full).checksum_type(SdkChecksumType::FullObject);
+        }
+        if must_not_exist {
+            req = req.if_none_match("*");
+        }
+        let out = send_within!(self, req, work, &operation)?;
         Ok(Written {
             etag: out.e_tag().map(str::to_string),
             checksums: checksums!(out, checksum_type(out.checksum_type())),
@@ -352,30 +339,19 @@ impl ObjectStore for S3 {
 
     async fn abort_multipart(&self, key: &str, upload: &UploadId) -> Result<(), StoreError> {
         let operation = format!("AbortMultipartUpload {key}");
-        self.call(0, || {
-            let req = self
-                .client()
-                .abort_multipart_upload()
-                .bucket(self.bucket())
-                .key(key)
-                .upload_id(&upload.0);
-            let operation = &operation;
-            async move { req.send().await.map_err(|e| self.err(operation, e)) }
-        })
-        .await?;
+        self.client()
+            .abort_multipart_upload()
+            .bucket(self.bucket())
+            .key(key)
+            .upload_id(&upload.0)
+            .send()
+            .await
+            .map_err(|e| self.err(&operation, e))?;
         Ok(())
     }
 
     async fn head(&self, key: &str) -> Result<Option<RemoteObject>, StoreError> {
         self.head_object(key).await
-    }
-
-    async fn list_parts(
-        &self,
-        key: &str,
-        upload: &UploadId,
-    ) -> Result<Option<Vec<ListedPart>>, StoreError> {
-        self.parts(key, upload).await
     }
 
     async fn copy_object(
@@ -387,19 +363,14 @@ impl ObjectStore for S3 {
     ) -> Result<Written, StoreError> {
         let operation = format!("CopyObject {from} -> {}", obj.key);
         let source = self.copy_source(from);
-        let out = self
-            .call(0, || {
-                let mut req = with_object!(self.client().copy_object().bucket(self.bucket()), obj)
-                    .copy_source(&source)
-                    .metadata_directive(MetadataDirective::Replace)
-                    .checksum_algorithm(sdk_algorithm(algorithm));
-                if must_not_exist {
-                    req = req.if_none_match("*");
-                }
-                let operation = &operation;
-                async move { send_within!(self, req, COPY_WORK, operation) }
-            })
-            .await?;
+        let mut req = with_object!(self.client().copy_object().bucket(self.bucket()), obj)
+            .copy_source(&source)
+            .metadata_directive(MetadataDirective::Replace)
+            .checksum_algorithm(sdk_algorithm(algorithm));
+        if must_not_exist {
+            req = req.if_none_match("*");
+        }
+        let out = send_within!(self, req, COPY_WORK, &operation)?;
         let result = out.copy_object_result();
         Ok(Written {
             etag: result.and_then(|r| r.e_tag()).map(str::to_string),
@@ -420,34 +391,20 @@ impl ObjectStore for S3 {
         let operation = format!("UploadPartCopy {from} -> {key} #{number}");
         let source = self.copy_source(from);
         let bytes = format!("bytes={}-{}", range.0, range.1.saturating_sub(1));
-        let out = self
-            .call(0, || {
-                let req = self
-                    .client()
-                    .upload_part_copy()
-                    .bucket(self.bucket())
-                    .key(key)
-                    .upload_id(&upload.0)
-                    .part_number(number as i32)
-                    .copy_source(&source)
-                    .copy_source_range(&bytes);
-                let operation = &operation;
-                async move { send_within!(self, req, COPY_WORK, operation) }
-            })
-            .await?;
+        let req = self
+            .client()
+            .upload_part_copy()
+            .bucket(self.bucket())
+            .key(key)
+            .upload_id(&upload.0)
+            .part_number(number as i32)
+            .copy_source(&source)
+            .copy_source_range(&bytes);
+        let out = send_within!(self, req, COPY_WORK, &operation)?;
         let result = out.copy_part_result();
         Ok(Written {
             etag: result.and_then(|r| r.e_tag()).map(str::to_string),
             checksums: result.map(|r| checksums!(r, None)).unwrap_or_default(),
         })
-    }
-
-    async fn uploads_of(&self, key: &str) -> Result<Vec<UploadId>, StoreError> {
-        let listed = self.uploads_under(key).await?;
-        Ok(listed
-            .into_iter()
-            .filter(|u| u.key == key)
-            .map(|u| u.upload_id)
-            .collect())
     }
 }

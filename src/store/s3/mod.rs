@@ -1,8 +1,21 @@
-//! Building the S3 client from the standard AWS chain (environment,
+//! The store on S3 through aws-sdk-s3, the only code that knows the SDK:
+//! [`Sdk`] sends each request once (retries and pace are the
+//! [`Governed`] layer's, the same around any store), and [`S3`] is what
+//! the commands open: the SDK store, governed.
+//!
+//! Here: building the client from the standard AWS chain (environment,
 //! profile, `--endpoint-url`, `--region`), with path-style addressing for
 //! custom endpoints (MinIO, Garage, SeaweedFS), the certificates its TLS
 //! trusts (`tls`), and the first check that the bucket is there and may be
-//! used.
+//! used. Writes (`write`), listing pages (`list`) and reads (`read`) are
+//! split by what they do. Uploads are timed by their progress (`watch`):
+//! a body interceptor of the SDK's, so it stays inside this store.
+
+mod classify;
+mod list;
+mod read;
+mod watch;
+mod write;
 
 use std::borrow::Cow;
 use std::future::Future;
@@ -21,11 +34,13 @@ use aws_types::os_shim_internal::{Env, Fs};
 
 use aws_sdk_s3::config::StalledStreamProtectionConfig;
 
-use super::error::{ErrorKind, StoreError, classify};
-use super::pace::{Caps, Pace, PaceStats};
-use super::retry::{self, RetryPolicy};
+use self::classify::classify;
+use self::watch::{Stalled, Watch};
+use super::error::{ErrorKind, StoreError};
+use super::governed::Governed;
+use super::pace::{Caps, Pace};
+use super::retry::RetryPolicy;
 use super::tls::{self, CaBundle, Trust};
-use super::watch::{self, Stalled, Watch};
 
 /// How to reach the store, and how hard to push it; resolved from flags
 /// and environment by `settings`.
@@ -255,12 +270,10 @@ fn warn_unchecked() {
     });
 }
 
-/// An S3 client bound to one bucket.
+/// An S3 client bound to one bucket; each call is one request.
 #[derive(Clone)]
-pub struct S3 {
+pub struct Sdk {
     request_timeout: Duration,
-    policy: RetryPolicy,
-    pace: Arc<Pace>,
     client: Client,
     bucket: String,
     endpoint: String,
@@ -268,6 +281,10 @@ pub struct S3 {
     region: String,
     sign_payload: bool,
 }
+
+/// The store the commands use: S3 through the SDK, each request retried by
+/// the run's policy within the run's pace.
+pub type S3 = Governed<Sdk>;
 
 impl S3 {
     /// Builds the client. Fails at once (before any request) when no
@@ -362,7 +379,7 @@ impl S3 {
             .build();
         let sign_payload = conn.always_sign_payload || payload_signing_needed(&endpoint);
         tracing::debug!(sign_payload, "request bodies");
-        Ok(Self {
+        let sdk = Sdk {
             client: Client::from_conf(config),
             bucket: bucket.to_string(),
             endpoint: endpoint.trim_end_matches('/').to_string(),
@@ -370,40 +387,14 @@ impl S3 {
             region,
             sign_payload,
             request_timeout: t,
-            policy: RetryPolicy {
-                max_attempts,
-                patience: conn.patience,
-                ..RetryPolicy::default()
-            },
-            pace: Arc::new(Pace::new(conn.ceiling, adaptive, conn.caps)),
-        })
-    }
-
-    /// One store call, retried by the run's policy, each attempt in a
-    /// slot of the run's pace (`body_bytes` count against its caps).
-    pub(super) async fn call<T, F, Fut>(&self, body_bytes: u64, attempt: F) -> Result<T, StoreError>
-    where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T, StoreError>>,
-    {
-        retry::run(&self.pace, &self.policy, body_bytes, attempt).await
-    }
-
-    /// The attempt timeout of a call that sends `body_bytes` (or waits on
-    /// work proportional to them): the request timeout plus the body at
-    /// the slowest rate allowed.
-    pub(super) fn timeout_for(&self, body_bytes: u64) -> aws_sdk_s3::config::Builder {
-        let t = self.request_timeout + Duration::from_secs(body_bytes / SLOWEST_BODY);
-        aws_sdk_s3::config::Config::builder().timeout_config(
-            TimeoutConfig::builder()
-                .operation_attempt_timeout(t)
-                .build(),
-        )
-    }
-
-    /// What the pace saw so far (throttling, timeouts, concurrency).
-    pub fn pace_stats(&self) -> PaceStats {
-        self.pace.stats()
+        };
+        let policy = RetryPolicy {
+            max_attempts,
+            patience: conn.patience,
+            ..RetryPolicy::default()
+        };
+        let pace = Arc::new(Pace::new(conn.ceiling, adaptive, conn.caps));
+        Ok(Governed::new(sdk, policy, pace))
     }
 
     /// Connects to `bucket`, shows how the store answers in `progress`, and
@@ -415,16 +406,27 @@ impl S3 {
     ) -> Result<Self, StoreError> {
         let store = Self::connect(conn, bucket).await?;
         store.report_pace(progress);
-        store.head_bucket().await?;
-        tracing::debug!(endpoint = store.endpoint(), bucket, "bucket is reachable");
+        store.inner().head_bucket().await?;
+        tracing::debug!(
+            endpoint = store.inner().endpoint(),
+            bucket,
+            "bucket is reachable"
+        );
         Ok(store)
     }
+}
 
-    /// Puts how the store answers (concurrency, throttling, an outage) in
-    /// the progress status.
-    pub fn report_pace(&self, progress: &crate::progress::Progress) {
-        let pace = self.pace.clone();
-        progress.status(Box::new(move || pace.stats().status()));
+impl Sdk {
+    /// The attempt timeout of a call that sends `body_bytes` (or waits on
+    /// work proportional to them): the request timeout plus the body at
+    /// the slowest rate allowed.
+    pub(super) fn timeout_for(&self, body_bytes: u64) -> aws_sdk_s3::config::Builder {
+        let t = self.request_timeout + Duration::from_secs(body_bytes / SLOWEST_BODY);
+        aws_sdk_s3::config::Config::builder().timeout_config(
+            TimeoutConfig::builder()
+                .operation_attempt_timeout(t)
+                .build(),
+        )
     }
 
     pub fn endpoint(&self) -> &str {
