@@ -198,10 +198,13 @@ fn dispatch(runtime: &tokio::runtime::Runtime, command: &Resolved, quiet: bool) 
         Resolved::Man(command) => {
             let mut stdout = std::io::stdout().lock();
             if !crate::cli::man(command.as_deref(), &mut stdout).map_err(Error::Output)? {
-                return Err(Error::Settings(crate::settings::SettingsError(format!(
-                    "mediashift man {}: no such command (see mediashift --help)",
-                    command.as_deref().unwrap_or_default()
-                ))));
+                return Err(Error::Settings(crate::settings::SettingsError::new(
+                    "mediashift man",
+                    format!(
+                        "{}: no such command (see mediashift --help)",
+                        command.as_deref().unwrap_or_default()
+                    ),
+                )));
             }
             stdout.flush().map_err(Error::Output)?;
             Ok(Exit::Clean)

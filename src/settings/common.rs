@@ -7,13 +7,37 @@ use std::time::Duration;
 use crate::cli::{ConnectionArgs, OutputArgs, RetryModeArg};
 use crate::store::{CaBundle, CaBundleFrom, ConnectionSettings};
 
-/// A problem with the command line or configuration (exit code 2).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct SettingsError(pub String);
+/// A problem with the command line or configuration (exit code 2): the
+/// flag, argument or variable as the user gives it (`--concurrency`,
+/// `SOURCE_DIR`, `AWS_RETRY_MODE`), and what is wrong with it and what to
+/// do, which reads on from the flag ("must be between 1 and 1024").
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{flag} {reason}")]
+pub struct SettingsError {
+    pub flag: String,
+    pub reason: String,
+}
 
-pub(super) fn bad(msg: impl Into<String>) -> SettingsError {
-    SettingsError(msg.into())
+impl SettingsError {
+    pub fn new(flag: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            flag: flag.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+pub(super) fn bad(flag: impl Into<String>, reason: impl Into<String>) -> SettingsError {
+    SettingsError::new(flag, reason)
+}
+
+impl From<crate::stages::select::PatternError> for SettingsError {
+    fn from(e: crate::stages::select::PatternError) -> Self {
+        Self::new(
+            e.flag,
+            format!("'{}' is not a valid glob: {}", e.pattern, e.reason),
+        )
+    }
 }
 
 /// Output preferences.
@@ -56,7 +80,7 @@ pub fn connection(
     if let Some(n) = args.max_attempts
         && !(1..=100).contains(&n)
     {
-        return Err(bad("--max-attempts must be between 1 and 100"));
+        return Err(bad("--max-attempts", "must be between 1 and 100"));
     }
     // The SDK panics on a bad AWS_RETRY_MODE or AWS_MAX_ATTEMPTS: they are
     // read and checked here, and the SDK never reads them.
@@ -67,9 +91,12 @@ pub fn connection(
             Some(m) if m.eq_ignore_ascii_case("standard") => Some(false),
             Some(m) if m.eq_ignore_ascii_case("adaptive") => Some(true),
             Some(m) => {
-                return Err(bad(format!(
-                    "AWS_RETRY_MODE '{m}' is not a retry mode mediashift knows: set it to standard or adaptive, or unset it"
-                )));
+                return Err(bad(
+                    "AWS_RETRY_MODE",
+                    format!(
+                        "'{m}' is not a retry mode mediashift knows: set it to standard or adaptive, or unset it"
+                    ),
+                ));
             }
         },
     };
@@ -83,8 +110,8 @@ pub fn connection(
                     .ok()
                     .filter(|n| (1..=100).contains(n))
                     .ok_or_else(|| {
-                        bad(format!(
-                            "AWS_MAX_ATTEMPTS '{v}' is not a number of attempts: set it to a whole number from 1 to 100, or unset it"
+                        bad("AWS_MAX_ATTEMPTS", format!(
+                            "'{v}' is not a number of attempts: set it to a whole number from 1 to 100, or unset it"
                         ))
                     })?,
             ),
@@ -127,7 +154,7 @@ fn ca_bundle(flag: Option<&Path>) -> Option<Box<CaBundle>> {
 /// far as the path exists, `.` and `..` resolved in the rest, so that two
 /// names of one directory compare equal.
 pub(super) fn resolved(flag: &str, p: &Path) -> Result<PathBuf, SettingsError> {
-    let abs = std::path::absolute(p).map_err(|e| bad(format!("{flag} '{}': {e}", p.display())))?;
+    let abs = std::path::absolute(p).map_err(|e| bad(flag, format!("'{}': {e}", p.display())))?;
     let parts: Vec<std::path::Component<'_>> = abs.components().collect();
     for n in (1..=parts.len()).rev() {
         let head: PathBuf = parts[..n].iter().collect();
@@ -152,20 +179,22 @@ pub(super) fn resolve_source(p: &Path) -> Result<PathBuf, SettingsError> {
     match std::fs::metadata(p) {
         Ok(m) if m.is_dir() => p
             .canonicalize()
-            .map_err(|e| bad(format!("SOURCE_DIR '{shown}' cannot be resolved: {e}"))),
-        Ok(_) => Err(bad(format!(
-            "SOURCE_DIR '{shown}' is a file, not a directory: give the media directory"
-        ))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(bad(format!(
-            "SOURCE_DIR '{shown}' does not exist: check the path"
-        ))),
-        Err(e) => Err(bad(format!("SOURCE_DIR '{shown}' cannot be read: {e}"))),
+            .map_err(|e| bad("SOURCE_DIR", format!("'{shown}' cannot be resolved: {e}"))),
+        Ok(_) => Err(bad(
+            "SOURCE_DIR",
+            format!("'{shown}' is a file, not a directory: give the media directory"),
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(bad(
+            "SOURCE_DIR",
+            format!("'{shown}' does not exist: check the path"),
+        )),
+        Err(e) => Err(bad("SOURCE_DIR", format!("'{shown}' cannot be read: {e}"))),
     }
 }
 
 pub(super) fn concurrency_flag(n: usize) -> Result<usize, SettingsError> {
     if n == 0 || n > 1024 {
-        return Err(bad("--concurrency must be between 1 and 1024"));
+        return Err(bad("--concurrency", "must be between 1 and 1024"));
     }
     Ok(n)
 }

@@ -53,7 +53,8 @@ impl RewriteSettings {
         if let Some(record) = &args.undo {
             let ([output], Some(to)) = (&args.inputs[..], &args.output) else {
                 return Err(bad(
-                    "--undo takes the rewritten file and -o ORIGINAL: mediashift rewrite --undo OUTPUT.rollback OUTPUT -o ORIGINAL",
+                    "--undo",
+                    "takes the rewritten file and -o ORIGINAL: mediashift rewrite --undo OUTPUT.rollback OUTPUT -o ORIGINAL",
                 ));
             };
             return Ok(Self::Undo {
@@ -63,10 +64,12 @@ impl RewriteSettings {
                 report: OutputSettings::new(&args.out, quiet),
             });
         }
-        let map = args
-            .map
-            .clone()
-            .ok_or_else(|| bad("--map is needed: the map.json (or --map-dir) migrate wrote"))?;
+        let map = args.map.clone().ok_or_else(|| {
+            bad(
+                "--map",
+                "is needed: the map.json (or --map-dir) migrate wrote",
+            )
+        })?;
         let chosen = [
             args.output.is_some(),
             args.output_dir.is_some(),
@@ -77,40 +80,50 @@ impl RewriteSettings {
         .count();
         if chosen == 0 && !args.dry_run {
             return Err(bad(
-                "say where the rewritten files go: -o OUTPUT, --output-dir DIR or --in-place (or --dry-run to only report)",
+                "-o OUTPUT, --output-dir DIR or --in-place",
+                "is needed: say where the rewritten files go (or give --dry-run to only report)",
             ));
         }
         if args.output.is_some() && args.inputs.len() != 1 {
-            return Err(bad(format!(
-                "-o takes one INPUT, not {}: use --output-dir DIR for several",
-                args.inputs.len()
-            )));
+            return Err(bad(
+                "-o",
+                format!(
+                    "takes one INPUT, not {}: use --output-dir DIR for several",
+                    args.inputs.len()
+                ),
+            ));
         }
         if args.rollback.is_some() && args.inputs.len() != 1 {
-            return Err(bad("--rollback FILE takes one INPUT"));
+            return Err(bad("--rollback", "FILE takes one INPUT"));
         }
         let mut jobs = Vec::new();
         let mut names = std::collections::HashSet::new();
         for input in &args.inputs {
             if !input.is_file() {
-                return Err(bad(format!(
-                    "INPUT {}: not a file (give dumps and content files, not directories)",
-                    input.display()
-                )));
+                return Err(bad(
+                    "INPUT",
+                    format!(
+                        "{}: not a file (give dumps and content files, not directories)",
+                        input.display()
+                    ),
+                ));
             }
             let output = if args.dry_run {
                 None
             } else if let Some(o) = &args.output {
                 Some(o.clone())
             } else if let Some(dir) = &args.output_dir {
-                let name = input
-                    .file_name()
-                    .ok_or_else(|| bad(format!("INPUT {}: has no file name", input.display())))?;
+                let name = input.file_name().ok_or_else(|| {
+                    bad("INPUT", format!("{}: has no file name", input.display()))
+                })?;
                 if !names.insert(name.to_os_string()) {
-                    return Err(bad(format!(
-                        "--output-dir: two INPUTs are named {}: rewrite them into different directories",
-                        name.to_string_lossy()
-                    )));
+                    return Err(bad(
+                        "--output-dir",
+                        format!(
+                            "gets two INPUTs named {}: rewrite them into different directories",
+                            name.to_string_lossy()
+                        ),
+                    ));
                 }
                 Some(dir.join(name))
             } else {
@@ -120,20 +133,30 @@ impl RewriteSettings {
                 && !args.in_place
                 && std::path::absolute(o).ok() == std::path::absolute(input).ok()
             {
-                return Err(bad(format!(
-                    "{}: the output would overwrite its INPUT; use --in-place (which keeps a backup)",
-                    o.display()
-                )));
+                return Err(bad(
+                    if args.output.is_some() {
+                        "-o"
+                    } else {
+                        "--output-dir"
+                    },
+                    format!(
+                        "{}: the output would overwrite its INPUT; use --in-place (which keeps a backup)",
+                        o.display()
+                    ),
+                ));
             }
             let backup = (args.in_place && !args.no_backup && !args.dry_run)
                 .then(|| with_suffix(input, ".bak"));
             if let Some(b) = &backup
                 && b.exists()
             {
-                return Err(bad(format!(
-                    "--in-place: the backup {} exists already: move it away, or give --no-backup",
-                    b.display()
-                )));
+                return Err(bad(
+                    "--in-place",
+                    format!(
+                        "would overwrite the backup {}, which exists already: move it away, or give --no-backup",
+                        b.display()
+                    ),
+                ));
             }
             let rollback = match (&output, &args.rollback) {
                 (None, _) => None,
@@ -150,10 +173,10 @@ impl RewriteSettings {
         if let Some(dir) = &args.output_dir
             && !dir.is_dir()
         {
-            return Err(bad(format!(
-                "--output-dir {}: not a directory (create it first)",
-                dir.display()
-            )));
+            return Err(bad(
+                "--output-dir",
+                format!("{}: not a directory (create it first)", dir.display()),
+            ));
         }
         Ok(Self::Rewrite {
             map,
@@ -197,14 +220,17 @@ pub struct OffloadSettings {
 fn quarantine_flag(flag: &str, p: &Path, source: &Path) -> Result<PathBuf, SettingsError> {
     let q = resolved(flag, p)?;
     if q.starts_with(source) || source.starts_with(&q) {
-        return Err(bad(format!(
-            "{flag} {}: the quarantine must be outside SOURCE_DIR {} (and not hold it): give another directory",
-            p.display(),
-            source.display()
-        )));
+        return Err(bad(
+            flag,
+            format!(
+                "{}: the quarantine must be outside SOURCE_DIR {} (and not hold it): give another directory",
+                p.display(),
+                source.display()
+            ),
+        ));
     }
     if q.exists() && !q.is_dir() {
-        return Err(bad(format!("{flag} {}: not a directory", p.display())));
+        return Err(bad(flag, format!("{}: not a directory", p.display())));
     }
     Ok(q)
 }
@@ -220,7 +246,12 @@ impl OffloadSettings {
         let to = match (&args.quarantine, args.delete) {
             (Some(q), false) => OffloadTo::Quarantine(quarantine_flag("--quarantine", q, &source)?),
             (None, true) => OffloadTo::Delete,
-            _ => return Err(bad("give one of --quarantine DIR or --delete")),
+            _ => {
+                return Err(bad(
+                    "--quarantine DIR or --delete",
+                    "is needed: give one of them",
+                ));
+            }
         };
         let concurrency = concurrency_flag(args.concurrency)?;
         let connection = connection(&args.connection, concurrency)?;
@@ -234,10 +265,10 @@ impl OffloadSettings {
             exclude: if args.exclude.is_empty() {
                 None
             } else {
-                Some(
-                    crate::stages::select::Rules::new("--exclude", &args.exclude)
-                        .map_err(|e| bad(e.to_string()))?,
-                )
+                Some(crate::stages::select::Rules::new(
+                    "--exclude",
+                    &args.exclude,
+                )?)
             },
             dry_run: args.dry_run,
             concurrency,
@@ -282,17 +313,15 @@ impl RestoreSettings {
             },
             _ => {
                 return Err(bad(
-                    "give one of --quarantine DIR or --from s3://BUCKET[/PREFIX]",
+                    "--quarantine DIR or --from s3://BUCKET[/PREFIX]",
+                    "is needed: give one of them",
                 ));
             }
         };
         let only = if args.only.is_empty() {
             None
         } else {
-            Some(
-                crate::stages::select::Rules::paths("--only", &args.only)
-                    .map_err(|e| bad(e.to_string()))?,
-            )
+            Some(crate::stages::select::Rules::paths("--only", &args.only)?)
         };
         Ok(Self {
             source,

@@ -39,19 +39,28 @@ impl MergeSettings {
         for dir in &args.inputs {
             let d = resolved("MAP_DIR", dir)?;
             if !d.join("map.json").is_file() {
-                return Err(bad(format!(
-                    "MAP_DIR '{}' has no map.json: give the --map-dir of each shard",
-                    dir.display()
-                )));
+                return Err(bad(
+                    "MAP_DIR",
+                    format!(
+                        "'{}' has no map.json: give the --map-dir of each shard",
+                        dir.display()
+                    ),
+                ));
             }
             if d == output {
-                return Err(bad(format!(
-                    "--output '{}' is one of the inputs: merge into another directory",
-                    args.output.display()
-                )));
+                return Err(bad(
+                    "--output",
+                    format!(
+                        "'{}' is one of the inputs: merge into another directory",
+                        args.output.display()
+                    ),
+                ));
             }
             if inputs.contains(&d) {
-                return Err(bad(format!("MAP_DIR '{}' is given twice", dir.display())));
+                return Err(bad(
+                    "MAP_DIR",
+                    format!("'{}' is given twice", dir.display()),
+                ));
             }
             inputs.push(d);
         }

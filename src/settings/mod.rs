@@ -124,11 +124,31 @@ mod tests {
             unreachable!()
         };
         let e = MigrateSettings::from_args(&args, false, false).unwrap_err();
-        assert!(
-            e.to_string()
-                .contains("--sse-kms-key-id needs --sse aws:kms"),
-            "{e}"
+        // The flag and the reason, as data; the message reads them in turn.
+        assert_eq!(
+            e,
+            SettingsError::new("--sse-kms-key-id", "needs --sse aws:kms")
         );
+        assert_eq!(e.to_string(), "--sse-kms-key-id needs --sse aws:kms");
+        let Command::Offload(args) = line(&[
+            "offload",
+            &d,
+            "s3://bucket",
+            "--delete",
+            "--concurrency",
+            "0",
+        ]) else {
+            unreachable!()
+        };
+        let e = OffloadSettings::from_args(&args, false).unwrap_err();
+        assert_eq!(e.flag, "--concurrency", "{e}");
+        let Command::Migrate(args) = line(&["migrate", &d, "s3://bucket", "--exclude", "a/[b"])
+        else {
+            unreachable!()
+        };
+        let e = MigrateSettings::from_args(&args, false, false).unwrap_err();
+        assert_eq!(e.flag, "--exclude", "{e}");
+        assert!(e.reason.starts_with("'a/[b' is not a valid glob"), "{e}");
         let Command::Verify(args) = line(&["verify", &d, "s3://bucket", "--concurrency", "7"])
         else {
             unreachable!()

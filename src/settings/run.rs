@@ -59,21 +59,27 @@ impl Sharding {
         if let Some(n) = shards
             && !(1..=MAX_SHARDS).contains(&n)
         {
-            return Err(bad(format!(
-                "--shards {n}: give a number of shards from 1 to {MAX_SHARDS}"
-            )));
+            return Err(bad(
+                "--shards",
+                format!("{n}: give a number of shards from 1 to {MAX_SHARDS}"),
+            ));
         }
         Ok(match (shard, shards) {
             (None, None) => Self::Whole,
             (None, Some(n)) => Self::Split(n),
             (Some(s), n) => {
-                let shard: Shard = s.parse().map_err(|e| bad(format!("--shard {e}")))?;
+                let shard = s
+                    .parse::<Shard>()
+                    .map_err(|e| bad("--shard", e.to_string()))?;
                 if let Some(n) = n
                     && n != shard.count
                 {
-                    return Err(bad(format!(
-                        "--shard {s} and --shards {n} disagree on the number of shards: give one of them"
-                    )));
+                    return Err(bad(
+                        "--shard",
+                        format!(
+                            "{s} and --shards {n} disagree on the number of shards: give one of them"
+                        ),
+                    ));
                 }
                 Self::One(shard)
             }
@@ -87,19 +93,25 @@ impl Sharding {
             return Ok(self);
         };
         let Some(v) = index.map(str::trim).filter(|v| !v.is_empty()) else {
-            return Err(bad(format!(
-                "--shards {n} without --shard: give --shard I/{n}, or set {JOB_INDEX_VAR} (Kubernetes Indexed Jobs set it)"
-            )));
+            return Err(bad(
+                "--shards",
+                format!(
+                    "{n} without --shard: give --shard I/{n}, or set {JOB_INDEX_VAR} (Kubernetes Indexed Jobs set it)"
+                ),
+            ));
         };
         v.parse::<u32>()
             .ok()
             .and_then(|i| Shard::new(i, n))
             .map(Self::One)
             .ok_or_else(|| {
-                bad(format!(
-                    "{JOB_INDEX_VAR}={v} is not a shard of --shards {n}: it must be 0 to {}",
-                    n - 1
-                ))
+                bad(
+                    JOB_INDEX_VAR,
+                    format!(
+                        "'{v}' is not a shard of --shards {n}: it must be 0 to {}",
+                        n - 1
+                    ),
+                )
             })
     }
 }
@@ -110,40 +122,45 @@ impl RunSettings {
         let source = resolve_source(&args.source)?;
         let destination = args.destination.clone();
         if args.concurrency == 0 || args.concurrency > 1024 {
-            return Err(bad("--concurrency must be between 1 and 1024"));
+            return Err(bad("--concurrency", "must be between 1 and 1024"));
         }
         let connection = connection(&args.connection, args.concurrency)?;
 
         let multipart_threshold = args.multipart_threshold.get();
         if multipart_threshold > MAX_PUT_SIZE {
-            return Err(bad(format!(
-                "--multipart-threshold {} is above 5 GiB, the largest single PutObject S3 accepts",
-                args.multipart_threshold
-            )));
+            return Err(bad(
+                "--multipart-threshold",
+                format!(
+                    "{} is above 5 GiB, the largest single PutObject S3 accepts",
+                    args.multipart_threshold
+                ),
+            ));
         }
         let part_size = args.part_size.get();
         if !(MIN_PART_SIZE..=MAX_PART_SIZE).contains(&part_size) {
-            return Err(bad(format!(
-                "--part-size {} is outside S3's limits: use 5MiB to 5GiB",
-                args.part_size
-            )));
+            return Err(bad(
+                "--part-size",
+                format!(
+                    "{} is outside S3's limits: use 5MiB to 5GiB",
+                    args.part_size
+                ),
+            ));
         }
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let hash_threads = args.hash_threads.unwrap_or(cores);
         if hash_threads == 0 || hash_threads > 256 {
-            return Err(bad("--hash-threads must be between 1 and 256"));
+            return Err(bad("--hash-threads", "must be between 1 and 256"));
         }
         for (flag, v) in [
             ("--price-put-per-1000", args.price_put_per_1000),
             ("--price-gb-month", args.price_gb_month),
         ] {
             if !v.is_finite() || v < 0.0 {
-                return Err(bad(format!("{flag} must be a non-negative number of USD")));
+                return Err(bad(flag, "must be a non-negative number of USD"));
             }
         }
 
-        let selector = Selector::new(args.all_files, &args.include, &args.exclude)
-            .map_err(|e| bad(e.to_string()))?;
+        let selector = Selector::new(args.all_files, &args.include, &args.exclude)?;
         let state_dir = resolved("--state", &args.state)?;
         let prune = vec![state_dir.clone()];
 
@@ -178,8 +195,8 @@ impl RunSettings {
                     .as_deref()
                     .map(|u| {
                         if u.contains(['?', '#']) {
-                            return Err(bad(format!(
-                                "--public-base-url '{u}' has a query string or fragment: give the URL objects are served under; each object's URL is it plus the key"
+                            return Err(bad("--public-base-url", format!(
+                                "'{u}' has a query string or fragment: give the URL objects are served under; each object's URL is it plus the key"
                             )));
                         }
                         Ok(u.to_string())
@@ -218,10 +235,13 @@ pub struct MigrateSettings {
 /// A header value: not empty, no control characters.
 fn header_value(flag: &str, v: &str) -> Result<String, SettingsError> {
     if v.trim().is_empty() || v.chars().any(char::is_control) {
-        return Err(bad(format!(
-            "{flag} '{}' must be a non-empty header value without control characters",
-            v.escape_debug()
-        )));
+        return Err(bad(
+            flag,
+            format!(
+                "'{}' must be a non-empty header value without control characters",
+                v.escape_debug()
+            ),
+        ));
     }
     Ok(v.to_string())
 }
@@ -232,7 +252,7 @@ fn metadata_flags(items: &[String]) -> Result<Vec<(String, String)>, SettingsErr
     let mut out: Vec<(String, String)> = Vec::new();
     for item in items {
         let Some((k, v)) = item.split_once('=') else {
-            return Err(bad(format!("--metadata '{item}' must be KEY=VALUE")));
+            return Err(bad("--metadata", format!("'{item}' must be KEY=VALUE")));
         };
         let key = k.trim().to_ascii_lowercase();
         if key.is_empty()
@@ -240,19 +260,23 @@ fn metadata_flags(items: &[String]) -> Result<Vec<(String, String)>, SettingsErr
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         {
-            return Err(bad(format!(
-                "--metadata '{item}': the key must be letters, digits, '-' or '_'"
-            )));
+            return Err(bad(
+                "--metadata",
+                format!("'{item}': the key must be letters, digits, '-' or '_'"),
+            ));
         }
         if key == crate::stages::verify::SHA256_METADATA
             || key == crate::stages::verify::SOURCE_PATH_METADATA
         {
-            return Err(bad(format!(
-                "--metadata '{item}': '{key}' is mediashift's own (the file's proof and path); use another key"
-            )));
+            return Err(bad(
+                "--metadata",
+                format!(
+                    "'{item}': '{key}' is mediashift's own (the file's proof and path); use another key"
+                ),
+            ));
         }
         if out.iter().any(|(k, _)| *k == key) {
-            return Err(bad(format!("--metadata '{key}' is given twice")));
+            return Err(bad("--metadata", format!("'{key}' is given twice")));
         }
         out.push((key, header_value("--metadata", v)?));
     }
@@ -273,9 +297,10 @@ fn content_type_flags(
                 && !ty.chars().any(|c| c.is_control() || c.is_whitespace())
         });
         let Some((ext, ty)) = ok else {
-            return Err(bad(format!(
-                "--content-type '{item}' must be EXT=TYPE, e.g. heic=image/heif"
-            )));
+            return Err(bad(
+                "--content-type",
+                format!("'{item}' must be EXT=TYPE, e.g. heic=image/heif"),
+            ));
         };
         out.set(ext, ty);
     }
@@ -320,47 +345,51 @@ impl MigrateSettings {
         }
         let max_memory = args.max_memory.get();
         if max_memory < 16 * ByteSize::MIB {
-            return Err(bad(format!(
-                "--max-memory {} is too small: give at least 16MiB",
-                args.max_memory
-            )));
+            return Err(bad(
+                "--max-memory",
+                format!("{} is too small: give at least 16MiB", args.max_memory),
+            ));
         }
         if args.large_files == 0 || args.large_files > 256 {
-            return Err(bad("--large-files must be between 1 and 256"));
+            return Err(bad("--large-files", "must be between 1 and 256"));
         }
         if let Some(c) = &args.storage_class
             && !STORAGE_CLASSES.contains(&c.as_str())
         {
-            return Err(bad(format!(
-                "--storage-class '{c}' is not one of {}",
-                STORAGE_CLASSES.join(", ")
-            )));
+            return Err(bad(
+                "--storage-class",
+                format!("'{c}' is not one of {}", STORAGE_CLASSES.join(", ")),
+            ));
         }
         if let Some(a) = &args.acl
             && !ACLS.contains(&a.as_str())
         {
-            return Err(bad(format!(
-                "--acl '{a}' is not one of {}",
-                ACLS.join(", ")
-            )));
+            return Err(bad(
+                "--acl",
+                format!("'{a}' is not one of {}", ACLS.join(", ")),
+            ));
         }
         if args.sse_kms_key_id.is_some() && args.sse != Some(SseArg::AwsKms) {
-            return Err(bad("--sse-kms-key-id needs --sse aws:kms"));
+            return Err(bad("--sse-kms-key-id", "needs --sse aws:kms"));
         }
         if let Some(cc) = &args.cache_control
             && (cc.trim().is_empty() || cc.chars().any(char::is_control))
         {
             return Err(bad(
-                "--cache-control must be a non-empty header value without control characters",
+                "--cache-control",
+                "must be a non-empty header value without control characters",
             ));
         }
         let map_dir = resolved("--map-dir", &args.map_dir)?;
         if map_dir.starts_with(&run.scan.root) {
-            return Err(bad(format!(
-                "--map-dir '{}' is inside SOURCE_DIR ({}): put the maps elsewhere so they are not taken for media",
-                args.map_dir.display(),
-                map_dir.display()
-            )));
+            return Err(bad(
+                "--map-dir",
+                format!(
+                    "'{}' is inside SOURCE_DIR ({}): put the maps elsewhere so they are not taken for media",
+                    args.map_dir.display(),
+                    map_dir.display()
+                ),
+            ));
         }
         run.scan.prune.push(map_dir.clone());
         let report = args
@@ -369,17 +398,20 @@ impl MigrateSettings {
             .map(|r| {
                 let abs = resolved("--report", r)?;
                 if abs.starts_with(&run.scan.root) {
-                    return Err(bad(format!(
-                        "--report '{}' is inside SOURCE_DIR ({}): put it elsewhere",
-                        r.display(),
-                        run.scan.root.display()
-                    )));
+                    return Err(bad(
+                        "--report",
+                        format!(
+                            "'{}' is inside SOURCE_DIR ({}): put it elsewhere",
+                            r.display(),
+                            run.scan.root.display()
+                        ),
+                    ));
                 }
                 if abs.is_dir() {
-                    return Err(bad(format!(
-                        "--report '{}' is a directory: give a file name",
-                        r.display()
-                    )));
+                    return Err(bad(
+                        "--report",
+                        format!("'{}' is a directory: give a file name", r.display()),
+                    ));
                 }
                 Ok(abs)
             })
@@ -415,7 +447,8 @@ impl MigrateSettings {
             && !(r.is_finite() && r > 0.0)
         {
             return Err(bad(
-                "--max-rps must be a number of requests per second above 0",
+                "--max-rps",
+                "must be a number of requests per second above 0",
             ));
         }
         run.connection.caps = Caps {

@@ -50,9 +50,12 @@ impl VerifySettings {
 /// ending with `/` (added if missing).
 fn via_url(base: &str) -> Result<String, SettingsError> {
     let bad_url = |why: &str| {
-        bad(format!(
-            "--via-url {base}: {why}: give the URL the application will use for the media, such as https://cdn.example/media/"
-        ))
+        bad(
+            "--via-url",
+            format!(
+                "{base}: {why}: give the URL the application will use for the media, such as https://cdn.example/media/"
+            ),
+        )
     };
     let Some((scheme, rest)) = base.split_once("://") else {
         return Err(bad_url("not a URL"));

@@ -232,7 +232,7 @@ fn in_place_keeps_a_backup_reverse_goes_back_and_dry_run_writes_nothing() {
     ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        stderr(&out).contains("page.html.bak exists already"),
+        stderr(&out).contains("page.html.bak, which exists already"),
         "{}",
         stderr(&out)
     );

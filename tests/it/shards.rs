@@ -680,7 +680,7 @@ fn a_shard_refuses_another_shards_state_and_map_dir_and_takes_its_index_from_the
         "state-j",
         &[("JOB_COMPLETION_INDEX", "3")],
     );
-    refused(&out, &["JOB_COMPLETION_INDEX=3", "0 to 2"]);
+    refused(&out, &["JOB_COMPLETION_INDEX '3' is not a shard", "0 to 2"]);
     assert_eq!(t.objects(), after_0, "nothing uploaded");
 
     let out = run(
