@@ -65,6 +65,19 @@ struct Stored {
     etag: String,
 }
 
+impl Stored {
+    /// `obj` as written, with these bytes.
+    fn of(obj: &NewObject<'_>, data: Bytes, checksums: Checksums, etag: &str) -> Self {
+        Self {
+            data,
+            content_type: obj.content_type.to_string(),
+            metadata: metadata(obj),
+            checksums,
+            etag: etag.to_string(),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Upload {
     key: String,
@@ -224,6 +237,30 @@ impl MemoryStore {
             .keys()
             .map(|k| UploadId(k.clone()))
             .collect()
+    }
+
+    /// A part received: kept beside an earlier one of its number where the
+    /// store keeps re-sent parts (SeaweedFS), in its place otherwise.
+    fn add_part(&self, u: &mut Upload, number: u32, body: Bytes, etag: &str) {
+        if !self.keeps_resent_parts {
+            u.parts.retain(|(n, _, _)| *n != number);
+        }
+        u.parts.push((number, body, etag.to_string()));
+    }
+
+    /// The answer to a write that was done, unless the fault says the
+    /// answer was lost.
+    fn answered(
+        &self,
+        fault: Option<Fault>,
+        operation: String,
+        checksums: Checksums,
+        etag: String,
+    ) -> Result<Written, StoreError> {
+        if let Some(Fault::StoreThenFail(kind)) = fault {
+            return Err(error(kind, operation));
+        }
+        Ok(self.answer(checksums, etag))
     }
 
     fn answer(&self, checksums: Checksums, etag: String) -> Written {
@@ -399,19 +436,10 @@ impl ObjectStore for MemoryStore {
         let etag = format!("\"{}\"", md5_hex(&body));
         s.objects.insert(
             obj.key.to_string(),
-            Stored {
-                data: body,
-                content_type: obj.content_type.to_string(),
-                metadata: metadata(obj),
-                checksums: checksums.clone(),
-                etag: etag.clone(),
-            },
+            Stored::of(obj, body, checksums.clone(), &etag),
         );
         drop(s);
-        if let Some(Fault::StoreThenFail(kind)) = fault {
-            return Err(error(kind, operation));
-        }
-        Ok(self.answer(checksums, etag))
+        self.answered(fault, operation, checksums, etag)
     }
 
     async fn create_multipart(
@@ -461,18 +489,10 @@ impl ObjectStore for MemoryStore {
         let Some(u) = s.uploads.get_mut(&upload.0).filter(|u| u.key == key) else {
             return Err(error(ErrorKind::NotFound, operation));
         };
-        if !self.keeps_resent_parts {
-            u.parts.retain(|(n, _, _)| *n != number);
-        }
-        u.parts.push((number, body, etag.clone()));
+        self.add_part(u, number, body, &etag);
         drop(s);
-        if let Some(Fault::StoreThenFail(kind)) = fault {
-            return Err(error(kind, operation));
-        }
-        Ok(self.answer(
-            Checksums::only(checksum.algorithm, checksum.value.clone(), None),
-            etag,
-        ))
+        let answered = Checksums::only(checksum.algorithm, checksum.value.clone(), None);
+        self.answered(fault, operation, answered, etag)
     }
 
     async fn complete_multipart(
@@ -537,10 +557,7 @@ impl ObjectStore for MemoryStore {
             },
         );
         drop(s);
-        if let Some(Fault::StoreThenFail(kind)) = fault {
-            return Err(error(kind, operation));
-        }
-        Ok(self.answer(checksums, etag))
+        self.answered(fault, operation, checksums, etag)
     }
 
     async fn abort_multipart(&self, key: &str, upload: &UploadId) -> Result<(), StoreError> {
@@ -599,21 +616,10 @@ impl ObjectStore for MemoryStore {
         } else {
             source.etag.clone()
         };
-        s.objects.insert(
-            obj.key.to_string(),
-            Stored {
-                data,
-                content_type: obj.content_type.to_string(),
-                metadata: metadata(obj),
-                checksums,
-                etag: etag.clone(),
-            },
-        );
+        s.objects
+            .insert(obj.key.to_string(), Stored::of(obj, data, checksums, &etag));
         drop(s);
-        if let Some(Fault::StoreThenFail(kind)) = fault {
-            return Err(error(kind, operation));
-        }
-        Ok(self.answer(answered, etag))
+        self.answered(fault, operation, answered, etag)
     }
 
     async fn upload_part_copy(
@@ -642,20 +648,14 @@ impl ObjectStore for MemoryStore {
         };
         let value = Summer::of(u.algorithm, &body).value.to_base64();
         let algorithm = u.algorithm;
-        if !self.keeps_resent_parts {
-            u.parts.retain(|(n, _, _)| *n != number);
-        }
-        u.parts.push((number, body, etag.clone()));
+        self.add_part(u, number, body, &etag);
         drop(s);
-        if let Some(Fault::StoreThenFail(kind)) = fault {
-            return Err(error(kind, operation));
-        }
         let answered = if self.copies_keep_checksums {
             Checksums::default()
         } else {
             Checksums::only(algorithm, value, None)
         };
-        Ok(self.answer(answered, etag))
+        self.answered(fault, operation, answered, etag)
     }
 
     async fn parts_page(

@@ -742,14 +742,7 @@ pub fn unescape_backslash(inner: &[u8], quote: u8, dialect: Dialect) -> Vec<u8> 
             (Dialect::MySql, b'%' | b'_') => out.extend_from_slice(&[b'\\', e]),
             (Dialect::Postgres, b'f') => out.push(12),
             (Dialect::Postgres, b'0'..=b'7') => {
-                let mut v = u32::from(e - b'0');
-                let mut n = 1;
-                while n < 3 && inner.get(i).is_some_and(|c| (b'0'..=b'7').contains(c)) {
-                    v = v * 8 + u32::from(inner[i] - b'0');
-                    i += 1;
-                    n += 1;
-                }
-                out.push(v as u8);
+                out.push(octal(e, inner, &mut i));
             }
             (_, other) => out.push(other),
         }
@@ -821,14 +814,7 @@ fn copy_unescape(field: &[u8]) -> Vec<u8> {
             b't' => out.push(b'\t'),
             b'v' => out.push(11),
             b'0'..=b'7' => {
-                let mut v = u32::from(e - b'0');
-                let mut n = 1;
-                while n < 3 && field.get(i).is_some_and(|c| (b'0'..=b'7').contains(c)) {
-                    v = v * 8 + u32::from(field[i] - b'0');
-                    i += 1;
-                    n += 1;
-                }
-                out.push(v as u8);
+                out.push(octal(e, field, &mut i));
             }
             b'x' => {
                 let hex = field
@@ -863,6 +849,20 @@ fn copy_escape(value: &[u8], out: &mut Vec<u8>) {
             _ => out.push(b),
         }
     }
+}
+
+/// An octal escape (`\1` to `\377`) whose first digit is `first` and
+/// whose other digits, up to two, follow at `*i` in `bytes`; `*i` moves
+/// past them.
+fn octal(first: u8, bytes: &[u8], i: &mut usize) -> u8 {
+    let mut v = u32::from(first - b'0');
+    let mut n = 1;
+    while n < 3 && bytes.get(*i).is_some_and(|c| (b'0'..=b'7').contains(c)) {
+        v = v * 8 + u32::from(bytes[*i] - b'0');
+        *i += 1;
+        n += 1;
+    }
+    v as u8
 }
 
 #[cfg(test)]

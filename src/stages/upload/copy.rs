@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use super::context::Ctx;
 use super::job::{CopyFrom, Job, JobError, Uploaded};
-use super::multipart::sweep;
+use super::multipart::intend;
 use super::read::{hash, unchanged};
 use crate::checksum::{self, Algorithm};
 use crate::digest::Digests;
@@ -188,14 +188,7 @@ async fn in_parts<S: ObjectStore>(
     layout: PartLayout,
 ) -> Result<(How, Option<BodyChecksum>), JobError> {
     let algorithm = ctx.settings.algorithm;
-    if job.stray_upload {
-        sweep(ctx, job).await;
-    }
-    ctx.record_committed(Record::UploadIntent {
-        key: job.key.clone(),
-        path: job.rel.to_string(),
-    })
-    .await?;
+    intend(ctx, job).await?;
     let upload = match ctx
         .permits
         .send(ctx.store.create_multipart(obj, algorithm))

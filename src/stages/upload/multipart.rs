@@ -163,16 +163,12 @@ fn done<S>(ctx: &Ctx<S>, job: &Job, how: How, whole: Option<&BodyChecksum>) -> U
     ctx.proven(job, how, whole, 0, false)
 }
 
-/// Starts a new multipart upload and records it for resume. The intent is
-/// committed to the journal before the request is sent, so that a kill
-/// before its answer is recorded still leaves a trace: the next run then
-/// aborts what the server holds for the key (see [`sweep`]).
-async fn create<S: ObjectStore>(
-    ctx: &Ctx<S>,
-    job: &Job,
-    digests: Option<&Digests>,
-    layout: PartLayout,
-) -> Result<UploadId, JobError> {
+/// What comes before CreateMultipartUpload (of parts sent or copied): a
+/// stray upload a killed run left for the key is aborted, and the intent
+/// is committed to the journal, so that a kill before the answer is
+/// recorded still leaves a trace: the next run then aborts what the
+/// server holds for the key (see [`sweep`]).
+pub(super) async fn intend<S: ObjectStore>(ctx: &Ctx<S>, job: &Job) -> Result<(), JobError> {
     if job.stray_upload {
         sweep(ctx, job).await;
     }
@@ -180,7 +176,17 @@ async fn create<S: ObjectStore>(
         key: job.key.clone(),
         path: job.rel.to_string(),
     })
-    .await?;
+    .await
+}
+
+/// Starts a new multipart upload and records it for resume.
+async fn create<S: ObjectStore>(
+    ctx: &Ctx<S>,
+    job: &Job,
+    digests: Option<&Digests>,
+    layout: PartLayout,
+) -> Result<UploadId, JobError> {
+    intend(ctx, job).await?;
     let with_sha;
     let without = [source_metadata(&job.rel)];
     let meta: &[(&str, String)] = match digests {
@@ -216,7 +222,7 @@ async fn create<S: ObjectStore>(
 /// key is this migration's, and this job is about to start the only
 /// upload of it that counts. A failure is only a warning (`mediashift gc`
 /// cleans up).
-pub(super) async fn sweep<S: ObjectStore>(ctx: &Ctx<S>, job: &Job) {
+async fn sweep<S: ObjectStore>(ctx: &Ctx<S>, job: &Job) {
     let listed = ctx.permits.send(ctx.store.uploads_of(&job.key)).await;
     let stray = match listed {
         Ok(ids) => ids,

@@ -63,6 +63,20 @@ macro_rules! signing {
     }};
 }
 
+/// Sends PutObject or UploadPart with a body of `len` bytes, timed by its
+/// progress (`watch`): cut off when no byte of it is taken for the request
+/// timeout.
+macro_rules! send_watched {
+    ($store:expr, $req:expr, $len:expr, $operation:expr) => {{
+        let watch = Watch::new();
+        let send = signing!($store, $req)
+            .interceptor(watch.interceptor())
+            .config_override($store.timeout_for($len))
+            .send();
+        $store.watched(&watch, $operation, send).await
+    }};
+}
+
 /// Sends a request built on any operation's builder with the time it may
 /// take, as for a body of `work` bytes (`S3::timeout_for`), naming the
 /// operation in its error.
@@ -210,12 +224,7 @@ impl ObjectStore for Sdk {
             req = req.if_none_match("*");
         }
         let req = with_checksum!(req, checksum.algorithm, &checksum.value);
-        let watch = Watch::new();
-        let send = signing!(self, req)
-            .interceptor(watch.interceptor())
-            .config_override(self.timeout_for(len))
-            .send();
-        let out = self.watched(&watch, &operation, send).await?;
+        let out = send_watched!(self, req, len, &operation)?;
         Ok(Written {
             etag: out.e_tag().map(str::to_string),
             checksums: checksums!(out, checksum_type(out.checksum_type())),
@@ -275,12 +284,7 @@ impl ObjectStore for Sdk {
             .content_length(len as i64)
             .body(ByteStream::from(body));
         let req = with_checksum!(req, checksum.algorithm, &checksum.value);
-        let watch = Watch::new();
-        let send = signing!(self, req)
-            .interceptor(watch.interceptor())
-            .config_override(self.timeout_for(len))
-            .send();
-        let out = self.watched(&watch, &operation, send).await?;
+        let out = send_watched!(self, req, len, &operation)?;
         Ok(Written {
             etag: out.e_tag().map(str::to_string),
             checksums: checksums!(out, None),
