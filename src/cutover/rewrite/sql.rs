@@ -887,6 +887,17 @@ mod tests {
     }
 
     #[test]
+    fn octal_escapes_take_up_to_three_digits() {
+        // E'...' strings and COPY fields: \101 is 'A', \0 a NUL, and a
+        // fourth digit is a digit.
+        assert_eq!(
+            unescape_backslash(br"\101\0x\1012", b'\'', Dialect::Postgres),
+            b"A\0xA2"
+        );
+        assert_eq!(copy_unescape(br"\101\7\1012"), b"A\x07A2");
+    }
+
+    #[test]
     fn mysqldump_escapes_around_serialized_and_json_values() {
         let inner = r#"a:1:{s:3:"img";s:32:"https://shop.example/media/a.jpg";}"#;
         let dump = format!(
