@@ -22,6 +22,11 @@ use std::path::{Path, PathBuf};
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use serde::{Deserialize, Serialize};
 
+use super::plan::KeyLayout;
+use super::select::ContentTypes;
+use crate::error::{Error, Result};
+use crate::journal::{Journal, PlacedFile};
+use crate::settings::Sharding;
 use crate::staged::Staged;
 use crate::stages::shard::Shard;
 use crate::urls;
@@ -130,6 +135,77 @@ pub fn claim(dir: &Path, shard: &str) -> io::Result<Result<(), String>> {
         }
         Err(e) => Err(e),
     }
+}
+
+/// Makes sure `dir` takes the maps of this run before anything is
+/// uploaded: it can be written, and no other shard's (or the unsharded
+/// run's) maps are there (shards write their own map directories, never
+/// one another's).
+pub fn take_dir(dir: &Path, sharding: Sharding) -> Result<()> {
+    let dir_error = |source| Error::MapDir {
+        dir: dir.display().to_string(),
+        source,
+    };
+    probe(dir).map_err(dir_error)?;
+    let this = match sharding {
+        Sharding::One(s) => s.to_string(),
+        Sharding::Whole | Sharding::Split(_) => "whole".to_string(),
+    };
+    if let Err(holder) = claim(dir, &this).map_err(dir_error)? {
+        let name = |s: &str| {
+            if s == "whole" {
+                "the unsharded migration".to_string()
+            } else {
+                format!("shard {s}")
+            }
+        };
+        return Err(Error::MapDirOfShard {
+            dir: dir.display().to_string(),
+            theirs: name(&holder),
+            ours: name(&this),
+        });
+    }
+    Ok(())
+}
+
+/// The four URL maps in `dir`, a row for every file of the migration
+/// whose object is in place (verified in the journal, whatever this run
+/// selected: a rerun with another selection, a stop, or a file that fails
+/// this time never takes a working redirect out of the maps), streamed
+/// from the journal in path order. Their paths and row count.
+pub fn write_placed(
+    journal: &Journal,
+    dir: &Path,
+    meta: &MapMeta,
+    layout: KeyLayout,
+    types: &ContentTypes,
+) -> Result<(Vec<PathBuf>, usize)> {
+    let source_base = &meta.source_base_url;
+    let facts = journal.placed_facts()?;
+    let mut w = MapWriter::create(dir, meta, source_base, facts.longest_path, facts.case_twins)
+        .map_err(Error::Maps)?;
+    journal.each_placed(|r: PlacedFile| -> Result<()> {
+        let (old_url, new_url) = urls_for(source_base, &meta.public_base_url, &r.path, &r.key);
+        // The object's own file gives the content type: under `content`
+        // the first of the files sharing it (byte order, as dedup chooses).
+        let own = match layout {
+            KeyLayout::Preserve => None,
+            KeyLayout::Content => r.first.as_deref(),
+        };
+        let entry = Entry {
+            old_url,
+            new_url,
+            content_type: types.of(own.unwrap_or(&r.path)),
+            duplicate_of: r.first.unwrap_or_default(),
+            key: r.key,
+            sha256: r.sha256.to_hex(),
+            size: r.size,
+            rel: r.path,
+        };
+        w.push(&entry).map_err(Error::Maps)
+    })?;
+    let rows = w.rows();
+    Ok((w.finish().map_err(Error::Maps)?, rows))
 }
 
 /// Reads the `map.json` in `dir`.

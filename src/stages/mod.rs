@@ -8,14 +8,18 @@
 //! 4. `bucket` asks the bucket what is already there (and what the
 //!    journal of earlier runs proves); `survey` runs 1 to 4 for `plan`
 //!    and `migrate`.
-//! 5. `upload` puts, copies and proves the objects.
+//! 5. `record` brings the journal in step with the plan (each file's row,
+//!    earlier runs' uploads continued or spent); `upload` puts, copies and
+//!    proves the objects (`survey`'s plan hands it its jobs); `record`
+//!    then leaves out files whose object has gone.
 //! 6. `verify` holds the proof rules every stage and command judges by.
-//! 7. `maps` writes the URL maps of what is in place.
+//! 7. `maps` writes the URL maps of what is in place (from the journal).
 
 pub mod bucket;
 pub mod dedup;
 pub mod maps;
 pub mod plan;
+pub mod record;
 pub mod scan;
 pub mod select;
 pub mod shard;

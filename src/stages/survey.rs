@@ -12,11 +12,13 @@ use std::sync::Arc;
 
 use super::bucket::{BucketCheck, Known, blocking};
 use super::dedup::{self, Grouping};
-use super::plan::{self, Existence, KeyLayout, Plan};
+use super::plan::{self, Action, Existence, KeyLayout, Plan};
 use super::scan::{self, ScanResult, SkipReason};
+use super::select;
 use super::shard::{self, ShardPlan, Share};
+use super::upload::{CopyFrom, Job};
 use crate::error::{Error, Result};
-use crate::journal::Journal;
+use crate::journal::{Journal, UploadRow};
 use crate::progress::{Progress, phase_done};
 use crate::settings::{RunSettings, Sharding};
 use crate::store::ObjectStore;
@@ -50,6 +52,54 @@ impl Planned {
             .keys
             .key(o, &self.scan.files, &self.grouping)
             .into_string()
+    }
+
+    /// The objects to upload or copy, one job each, made as the engine
+    /// reaches them (a million jobs are never held at once). Each carries the
+    /// multipart upload an earlier run began for its key, to continue, and
+    /// whether a killed run may have left one unrecorded; a copy, the object
+    /// it copies.
+    pub fn jobs<'a>(
+        &'a self,
+        types: &'a select::ContentTypes,
+        uploads: &'a HashMap<String, UploadRow>,
+        intents: &'a HashMap<String, String>,
+    ) -> impl Iterator<Item = Job> + Clone + 'a {
+        let p = self;
+        let files = &p.scan.files;
+        let keys = &p.plan.keys;
+        let actions = &p.plan.actions;
+        actions
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| matches!(a, Action::Upload | Action::Copy))
+            .map(move |(o, action)| {
+                let o = o as u32;
+                let i = keys.file(o);
+                let f = &files[i as usize];
+                let key = p.key(o);
+                let copy = (*action == Action::Copy)
+                    .then(|| keys.source(o, &p.grouping))
+                    .flatten()
+                    .map(|src| CopyFrom {
+                        object: src,
+                        key: p.key(src),
+                        uploaded_now: actions[src as usize] == Action::Upload,
+                    });
+                Job {
+                    object: o,
+                    rel: Arc::from(&*f.rel),
+                    content_type: types.of(&f.rel),
+                    size: f.size,
+                    mtime_ns: f.mtime_ns,
+                    digests: p.grouping.digests_of(i),
+                    must_not_exist: !p.existing.found.contains_key(&o),
+                    resume: uploads.get(&key).cloned(),
+                    stray_upload: intents.contains_key(&key),
+                    copy,
+                    key,
+                }
+            })
     }
 }
 
