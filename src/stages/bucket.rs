@@ -12,9 +12,6 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
-
 use super::dedup::Grouping;
 use super::plan::{self, Existence, Existing};
 use super::scan::SourceFile;
@@ -26,7 +23,7 @@ use crate::journal::{FileRow, FileState, Journal};
 use crate::limits::PartLayout;
 use crate::progress::Progress;
 use crate::settings::RunSettings;
-use crate::store::{BodyChecksum, ObjectStore, RemoteObject, StoreError};
+use crate::store::{BodyChecksum, ObjectStore, RemoteObject};
 
 /// Runs `f` on the blocking pool (the walk and dedup read the disk).
 pub(super) async fn blocking<T: Send + 'static>(
@@ -389,26 +386,25 @@ async fn heads<S: ObjectStore, T: Send + 'static>(
     concurrency: usize,
     mut done: impl FnMut(),
 ) -> Result<Vec<(String, T, Option<RemoteObject>)>> {
-    let limit = Arc::new(Semaphore::new(concurrency));
-    type Head = std::result::Result<Option<RemoteObject>, StoreError>;
-    let mut tasks: JoinSet<(String, T, Head)> = JoinSet::new();
-    for (key, with) in keys {
-        let (store, limit) = (store.clone(), limit.clone());
-        tasks.spawn(async move {
-            let _permit = limit.acquire_owned().await;
-            let r = store.head(&key).await;
-            (key, with, r)
-        });
-    }
     let mut out = Vec::new();
-    while let Some(joined) = tasks.join_next().await {
-        let (key, with, r) = joined.map_err(|source| Error::Task {
-            what: "a HEAD task",
-            source,
-        })?;
-        done();
-        out.push((key, with, r?));
-    }
+    super::fan::at_most(
+        concurrency,
+        "a HEAD task",
+        keys,
+        |(key, with)| {
+            let store = store.clone();
+            async move {
+                let r = store.head(&key).await;
+                (key, with, r)
+            }
+        },
+        |(key, with, r)| {
+            done();
+            out.push((key, with, r?));
+            Ok(())
+        },
+    )
+    .await?;
     Ok(out)
 }
 

@@ -17,6 +17,7 @@
 
 pub mod bucket;
 pub mod dedup;
+pub mod fan;
 pub mod maps;
 pub mod plan;
 pub mod record;
