@@ -5,9 +5,10 @@
 //! over.
 //!
 //! The modules follow the pipeline: `stages` holds it in order (select,
-//! scan, shard, dedup, plan, bucket, survey, upload, verify, maps), each
-//! stage running on any `store::ObjectStore`; `cutover` what comes after
-//! (rewrite, offload); `store` holds the interface and its stores (only
+//! scan, shard, dedup, plan, bucket, survey, record, upload, verify, maps;
+//! then recheck and visit for `verify`, gc), each stage running on any
+//! `store::ObjectStore`; `cutover` what comes after (rewrite, offload,
+//! restore); `store` holds the interface and its stores (only
 //! `store::s3` knows aws-sdk-s3; retries and pace are a layer around any
 //! store), `journal` the only SQL. `commands` are adapters (settings, stages on a
 //! store, a document); `report` renders the documents; `cli` and

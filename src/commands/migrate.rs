@@ -6,17 +6,16 @@
 //! objects verified before are not asked about again, and multipart uploads
 //! continue from their last acknowledged part.
 
-use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::cancel::Stop;
-use crate::error::{Error, Result};
-use crate::journal::{Identity, Journal, ObjectSettingsRow};
+use crate::error::Result;
+use crate::journal::{Journal, ObjectSettingsRow};
 use crate::progress::{Progress, Transfer, phase_done};
 use crate::report::audit;
-use crate::settings::{MigrateSettings, Sharding};
-use crate::stages::maps::{self, MapMeta};
+use crate::settings::MigrateSettings;
+use crate::stages::maps;
 use crate::stages::record;
 use crate::stages::survey::{Earlier, Planned, survey};
 use crate::stages::upload::{self, Failed, Uploaded};
@@ -44,20 +43,6 @@ pub struct Migrated {
     pub bytes_read: u64,
 }
 
-/// The journal's identity for these settings.
-pub fn identity(settings: &MigrateSettings) -> Identity {
-    Identity {
-        source: settings.run.scan.root.display().to_string(),
-        destination: settings.run.destination.to_string(),
-        key_layout: settings.run.rules.key_layout.name().to_string(),
-        checksum: settings.upload.algorithm.name().to_lowercase(),
-        shard: match settings.run.sharding {
-            Sharding::One(s) => s.to_string(),
-            Sharding::Whole | Sharding::Split(_) => String::new(),
-        },
-    }
-}
-
 pub async fn run(settings: &MigrateSettings, progress: &Progress, stop: Stop) -> Result<Migrated> {
     let run = &settings.run;
     let connect = async || S3::open(&run.connection, &run.destination.bucket, progress).await;
@@ -76,18 +61,8 @@ pub async fn run_on<S: ObjectStore>(
     // Where the results go must take them before anything is uploaded (the
     // journal's directory is probed as it opens).
     maps::take_dir(&settings.map_dir, settings.run.sharding)?;
-    if let Some(dir) = settings.report.as_deref().and_then(std::path::Path::parent) {
-        maps::probe(dir).map_err(|source| Error::Report {
-            path: settings
-                .report
-                .as_deref()
-                .unwrap_or(dir)
-                .display()
-                .to_string(),
-            source,
-        })?;
-    }
-    let mut journal = Journal::open(&settings.run.state_dir, &identity(settings))?;
+    audit::probe(settings.report.as_deref())?;
+    let mut journal = Journal::open(&settings.run.state_dir, &record::identity(settings))?;
     // What a visitor should get with the objects (`verify --via-url`).
     journal.set_object_settings(&ObjectSettingsRow {
         cache_control: settings.upload.options.cache_control.clone(),
@@ -144,25 +119,17 @@ pub async fn run_on<S: ObjectStore>(
         maps::write_placed(
             &journal,
             &settings.map_dir,
-            &map_meta(&planned, settings),
+            &maps::meta(&planned, settings),
             settings.run.rules.key_layout,
             &settings.content_types,
         )
     })?;
     let files = if settings.report.is_some() {
-        let keys: Vec<(String, bool)> = outcome
-            .uploaded
-            .iter()
+        let made: Vec<(String, bool)> = (outcome.uploaded.iter())
             .map(|u| (planned.key(u.object), u.copied))
             .collect();
-        let made = |copied: bool| -> HashSet<&str> {
-            keys.iter()
-                .filter(|(_, c)| *c == copied)
-                .map(|(k, _)| k.as_str())
-                .collect()
-        };
         // The journal as this run leaves it.
-        audit::rows(&journal.files()?, &made(false), &made(true))
+        audit::of_run(&journal.files()?, &made)
     } else {
         Vec::new()
     };
@@ -202,23 +169,4 @@ fn resuming(p: &Planned, continued: usize) -> String {
         ));
     }
     line
-}
-
-/// What the maps say of the migration they come from.
-fn map_meta(p: &Planned, settings: &MigrateSettings) -> MapMeta {
-    MapMeta {
-        version: 1,
-        source: settings.run.scan.root.display().to_string(),
-        destination: settings.run.destination.to_string(),
-        source_base_url: settings.run.urls.source_base.clone(),
-        public_base_url: p.public_base.clone(),
-        shard: p.shard.as_ref().and_then(|s| {
-            let one = s.shard?;
-            Some(maps::MapShard {
-                index: one.index,
-                count: one.count,
-                fingerprint: s.fingerprint.clone(),
-            })
-        }),
-    }
 }

@@ -70,7 +70,7 @@ impl Shop {
         .unwrap()
     }
 
-    async fn offload(&self, store: &MemoryStore) -> super::offload::Offloaded {
+    async fn offload(&self, store: &MemoryStore) -> crate::cutover::offload::Offloaded {
         let q = self.path("quarantine");
         let Command::Offload(args) = self.cli("offload", &["--quarantine", &q]) else {
             unreachable!()
@@ -84,12 +84,12 @@ impl Shop {
         .unwrap()
     }
 
-    async fn restore_from(&self, store: &MemoryStore) -> super::restore::Restored {
+    async fn restore_from(&self, store: &MemoryStore) -> crate::cutover::restore::Restored {
         let Command::Restore(args) = self.cli("restore", &["--from", "s3://bucket/p/"]) else {
             unreachable!()
         };
         let settings = RestoreSettings::from_args(&args, true).unwrap();
-        let from = super::restore::Source::Bucket {
+        let from = crate::cutover::restore::Source::Bucket {
             store,
             bucket: "bucket",
         };

@@ -60,6 +60,31 @@ pub struct Row {
     pub error: Option<String>,
 }
 
+/// Makes sure `--report`'s directory takes a file, before anything is
+/// uploaded.
+pub fn probe(report: Option<&Path>) -> crate::error::Result<()> {
+    let Some(path) = report else { return Ok(()) };
+    let Some(dir) = path.parent() else {
+        return Ok(());
+    };
+    crate::stages::maps::probe(dir).map_err(|source| crate::error::Error::Report {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+/// The rows for the journal's files, given what this run made: each
+/// object's key, and whether it was copied (else uploaded).
+pub fn of_run(files: &[FileRow], made: &[(String, bool)]) -> Vec<Row> {
+    let made_by = |copied: bool| -> HashSet<&str> {
+        (made.iter())
+            .filter(|(_, c)| *c == copied)
+            .map(|(k, _)| k.as_str())
+            .collect()
+    };
+    rows(files, &made_by(false), &made_by(true))
+}
+
 /// The rows for the journal's files (in path order), given the keys this
 /// run uploaded and those it copied.
 pub fn rows(files: &[FileRow], uploaded: &HashSet<&str>, copied: &HashSet<&str>) -> Vec<Row> {

@@ -4,8 +4,8 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::commands::gc::Collected;
 use crate::settings::GcSettings;
+use crate::stages::gc::Collected;
 
 /// The `gc --json` document.
 #[derive(Debug, Serialize)]

@@ -5,9 +5,9 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::format::thousands;
-use crate::commands::offload::{Kept, Moved, Offloaded};
-use crate::commands::restore::{self, Back, Restored};
-use crate::cutover::offload::Kept as KeptFile;
+use crate::cutover::files::Kept as KeptFile;
+use crate::cutover::offload::{Kept, Moved, Offloaded};
+use crate::cutover::restore::{self, Back, Restored};
 use crate::settings::{OffloadSettings, OffloadTo};
 use crate::types::ByteSize;
 

@@ -8,7 +8,8 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::format::thousands;
-use crate::commands::rewrite::{FileResult, Rewritten};
+use crate::commands::rewrite::Rewritten;
+use crate::cutover::rewrite::file::FileResult;
 use crate::cutover::rewrite::rollback::Header;
 
 #[derive(Serialize)]

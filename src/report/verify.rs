@@ -5,8 +5,9 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::format::{proofs, thousands};
-use crate::commands::verify::{Checked, Visited};
 use crate::settings::VerifySettings;
+use crate::stages::recheck::Checked;
+use crate::stages::visit::Visited;
 
 /// The `verify --json` document.
 #[derive(Debug, Serialize)]

@@ -26,9 +26,10 @@ use super::plan::KeyLayout;
 use super::select::ContentTypes;
 use crate::error::{Error, Result};
 use crate::journal::{Journal, PlacedFile};
-use crate::settings::Sharding;
+use crate::settings::{MigrateSettings, Sharding};
 use crate::staged::Staged;
 use crate::stages::shard::Shard;
+use crate::stages::survey::Planned;
 use crate::urls;
 
 /// One row: one source file.
@@ -695,6 +696,25 @@ const BROWSER_PATH: &AsciiSet = &CONTROLS
     .add(b'{')
     .add(b'}')
     .add(b'%');
+
+/// What the maps say of the migration they come from.
+pub fn meta(p: &Planned, settings: &MigrateSettings) -> MapMeta {
+    MapMeta {
+        version: 1,
+        source: settings.run.scan.root.display().to_string(),
+        destination: settings.run.destination.to_string(),
+        source_base_url: settings.run.urls.source_base.clone(),
+        public_base_url: p.public_base.clone(),
+        shard: p.shard.as_ref().and_then(|s| {
+            let one = s.shard?;
+            Some(MapShard {
+                index: one.index,
+                count: one.count,
+                fingerprint: s.fingerprint.clone(),
+            })
+        }),
+    }
+}
 
 #[cfg(test)]
 mod tests {

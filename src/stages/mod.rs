@@ -14,12 +14,19 @@
 //!    then leaves out files whose object has gone.
 //! 6. `verify` holds the proof rules every stage and command judges by.
 //! 7. `maps` writes the URL maps of what is in place (from the journal).
+//!
+//! After a migration: `recheck` proves every recorded object again and
+//! `visit` fetches every file as a visitor will (both `verify`); `gc`
+//! aborts leftover multipart uploads. `fan` is how the stages that ask
+//! about many objects keep at most N in flight.
 
 pub mod bucket;
 pub mod dedup;
 pub mod fan;
+pub mod gc;
 pub mod maps;
 pub mod plan;
+pub mod recheck;
 pub mod record;
 pub mod scan;
 pub mod select;
@@ -27,3 +34,4 @@ pub mod shard;
 pub mod survey;
 pub mod upload;
 pub mod verify;
+pub mod visit;

@@ -12,7 +12,8 @@ use super::survey::Planned;
 use super::upload::{Failed, Uploaded};
 use super::verify::{How, Proof};
 use crate::error::Result;
-use crate::journal::{FileRow, FileState, Journal, Record, Recorder, UploadRow};
+use crate::journal::{FileRow, FileState, Identity, Journal, Record, Recorder, UploadRow};
+use crate::settings::{MigrateSettings, Sharding};
 
 /// The multipart uploads earlier runs began that this run continues (their
 /// objects are still to be sent or copied); those whose objects are in
@@ -227,4 +228,18 @@ pub fn leave_out_gone(
         Ok(())
     })?;
     Ok(gone)
+}
+
+/// The journal's identity for these settings.
+pub fn identity(settings: &MigrateSettings) -> Identity {
+    Identity {
+        source: settings.run.scan.root.display().to_string(),
+        destination: settings.run.destination.to_string(),
+        key_layout: settings.run.rules.key_layout.name().to_string(),
+        checksum: settings.upload.algorithm.name().to_lowercase(),
+        shard: match settings.run.sharding {
+            Sharding::One(s) => s.to_string(),
+            Sharding::Whole | Sharding::Split(_) => String::new(),
+        },
+    }
 }

@@ -23,10 +23,13 @@
 //!   across a buffer boundary is found.
 //! - `rollback`: the record of what was replaced (positions and original
 //!   bytes) and the undo.
+//! - `file`: one INPUT, its format told, streamed through the above into
+//!   its staged output with its record.
 //!
 //! Memory does not grow with the input: files are streamed in chunks and
 //! only one SQL string literal at a time is held whole.
 
+pub mod file;
 pub mod find;
 pub mod pipe;
 pub mod refs;
