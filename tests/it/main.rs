@@ -14,6 +14,7 @@ mod nginx;
 mod offload;
 mod package;
 mod plan;
+mod release;
 mod rerun;
 mod resume;
 mod rewrite;
